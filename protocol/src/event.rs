@@ -1,0 +1,168 @@
+//! Events: everything that happens in a thread, in the order of its log.
+//! Clients ignore types and fields they do not know, so adding either is a
+//! compatible change; renaming, removing or changing one is not.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::types::{AgentInfo, ClientInfo, TurnStatus};
+
+/// An event exactly as the server wrote it (its JSON text, unparsed), so that
+/// `--json` output and fan-out never re-serialize it.
+pub type RawEvent = Box<RawValue>;
+
+/// One entry of a thread's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub seq: u64,
+    pub ts: String,
+    pub thread_id: String,
+    #[serde(flatten)]
+    pub body: EventBody,
+    /// Set on events of turns imported with `thread/start {turns}` or `thread/append`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub imported: bool,
+    /// The imported turn's own time, when it was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_ts: Option<String>,
+}
+
+/// What happened; serialized as the event's `type` and its fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum EventBody {
+    #[serde(rename = "thread/started")]
+    ThreadStarted {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        shared: bool,
+    },
+    #[serde(rename = "thread/updated")]
+    ThreadUpdated {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        shared: bool,
+    },
+    #[serde(rename = "turn/started", rename_all = "camelCase")]
+    TurnStarted {
+        turn_id: String,
+        input: String,
+        client: ClientInfo,
+        agent: AgentInfo,
+    },
+    #[serde(rename = "item/started", rename_all = "camelCase")]
+    ItemStarted { turn_id: String, item: Item },
+    #[serde(rename = "item/agentMessage/delta", rename_all = "camelCase")]
+    AgentMessageDelta {
+        turn_id: String,
+        item_id: String,
+        delta: String,
+    },
+    #[serde(rename = "item/completed", rename_all = "camelCase")]
+    ItemCompleted { turn_id: String, item: Item },
+    #[serde(rename = "turn/completed", rename_all = "camelCase")]
+    TurnCompleted {
+        turn_id: String,
+        status: TurnStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A type this build does not know (a newer server's); ignore it.
+    #[serde(other)]
+    Unknown,
+}
+
+impl EventBody {
+    /// The turn this event belongs to, if any.
+    pub fn turn_id(&self) -> Option<&str> {
+        match self {
+            EventBody::TurnStarted { turn_id, .. }
+            | EventBody::ItemStarted { turn_id, .. }
+            | EventBody::AgentMessageDelta { turn_id, .. }
+            | EventBody::ItemCompleted { turn_id, .. }
+            | EventBody::TurnCompleted { turn_id, .. } => Some(turn_id),
+            _ => None,
+        }
+    }
+
+    /// The wire `type` string.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventBody::ThreadStarted { .. } => "thread/started",
+            EventBody::ThreadUpdated { .. } => "thread/updated",
+            EventBody::TurnStarted { .. } => "turn/started",
+            EventBody::ItemStarted { .. } => "item/started",
+            EventBody::AgentMessageDelta { .. } => "item/agentMessage/delta",
+            EventBody::ItemCompleted { .. } => "item/completed",
+            EventBody::TurnCompleted { .. } => "turn/completed",
+            EventBody::Unknown => "unknown",
+        }
+    }
+}
+
+/// A unit of a turn's output. An agent message is `{id, type:"agentMessage", text}`;
+/// other item types keep their fields in `extra`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub item_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Item {
+    /// The agent message item with the given text.
+    pub fn agent_message(id: impl Into<String>, text: impl Into<String>) -> Item {
+        Item {
+            id: id.into(),
+            item_type: "agentMessage".into(),
+            text: Some(text.into()),
+            extra: Default::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_has_the_documented_shape() {
+        let ev = Event {
+            seq: 42,
+            ts: "2026-11-22T11:03:04.123Z".into(),
+            thread_id: "t".into(),
+            body: EventBody::AgentMessageDelta {
+                turn_id: "u".into(),
+                item_id: "i".into(),
+                delta: "Hel".into(),
+            },
+            imported: false,
+            original_ts: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&ev).unwrap(),
+            r#"{"seq":42,"ts":"2026-11-22T11:03:04.123Z","threadId":"t","type":"item/agentMessage/delta","turnId":"u","itemId":"i","delta":"Hel"}"#
+        );
+        let back: Event = serde_json::from_str(&serde_json::to_string(&ev).unwrap()).unwrap();
+        assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn unknown_types_and_fields_are_tolerated() {
+        let ev: Event = serde_json::from_str(
+            r#"{"seq":1,"ts":"2026-11-22T11:03:04.123Z","threadId":"t","type":"item/reasoning","x":1}"#,
+        )
+        .unwrap();
+        assert_eq!(ev.body, EventBody::Unknown);
+        let ev: Event = serde_json::from_str(
+            r#"{"seq":2,"ts":"2026-11-22T11:03:04.123Z","threadId":"t","type":"turn/completed","turnId":"u","status":"completed","newField":[1]}"#,
+        )
+        .unwrap();
+        assert_eq!(ev.body.turn_id(), Some("u"));
+    }
+}

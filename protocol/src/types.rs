@@ -1,0 +1,119 @@
+//! The objects methods return: threads, turns, who posted, which agent answered.
+
+use serde::{Deserialize, Serialize};
+
+/// Who a connection (or a turn) says it is: `initialize`'s `clientInfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientInfo {
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+}
+
+impl ClientInfo {
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
+        ClientInfo {
+            name: name.into(),
+            version: version.into(),
+        }
+    }
+
+    /// What a connection that never sent `initialize` is called.
+    pub fn anonymous() -> Self {
+        ClientInfo::new("anonymous", "")
+    }
+}
+
+impl std::fmt::Display for ClientInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.version.is_empty() {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{} {}", self.name, self.version)
+        }
+    }
+}
+
+/// Which backend ran a turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// Whether a thread has a turn running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ThreadStatus {
+    Idle,
+    Running,
+}
+
+/// The turn a thread is running, and who started it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveTurn {
+    pub id: String,
+    pub client: ClientInfo,
+}
+
+/// A conversation thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Thread {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub shared: bool,
+    pub status: ThreadStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_turn: Option<ActiveTurn>,
+    pub last_seq: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// How a turn stands (`running` until its `turn/completed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TurnStatus {
+    Running,
+    Completed,
+    Interrupted,
+    Failed,
+}
+
+impl TurnStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnStatus::Running => "running",
+            TurnStatus::Completed => "completed",
+            TurnStatus::Interrupted => "interrupted",
+            TurnStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One turn: a prompt and the agent's run on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Turn {
+    pub id: String,
+    pub thread_id: String,
+    pub status: TurnStatus,
+    pub client: ClientInfo,
+    pub started_at: String,
+}
+
+/// An earlier turn to import into a thread without running the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImportedTurn {
+    pub input: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientInfo>,
+    pub response: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+}
