@@ -1,1 +1,22 @@
+//! The Tandem app-server: the engine that owns threads and runs turns, its
+//! durable event log, the fan-out to subscribers, the agent backends and the
+//! transports — plus the client side of the connection, which the CLI and the
+//! TUI share.
 
+pub mod agent;
+pub mod client;
+pub mod engine;
+pub mod lock;
+pub mod logging;
+pub mod paths;
+pub mod rpc;
+pub mod server;
+pub mod store;
+pub mod subscribe;
+pub mod thread;
+pub mod transport;
+mod turn;
+
+pub use engine::Engine;
+pub use paths::Home;
+pub use store::Durability;

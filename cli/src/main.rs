@@ -1,1 +1,222 @@
-fn main() {}
+//! `tandem`: the one binary. `tandem app-server …` runs or manages the server;
+//! `tandem share …` are the script-facing clients.
+
+mod app_server;
+mod exit;
+mod render;
+mod share;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tandem_app_server::client::Endpoint;
+use tandem_app_server::server::Listen;
+
+use crate::exit::Fail;
+
+#[derive(Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "Share one AI coding-agent conversation between people and programs.",
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the app-server in the foreground, or manage the background one.
+    AppServer(AppServerArgs),
+    /// Create, post to, follow and read shared threads (for scripts and people).
+    #[command(subcommand)]
+    Share(ShareCommand),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct AppServerArgs {
+    #[command(subcommand)]
+    action: Option<AppServerAction>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum AppServerAction {
+    /// Start the background app-server (does nothing if one is running).
+    Start(ServeArgs),
+    /// Stop the background app-server (running turns end `interrupted`).
+    Stop,
+    /// Stop, then start the background app-server.
+    Restart(ServeArgs),
+    /// Show whether the app-server runs: pid, socket, version, agent.
+    Status {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bridge stdin/stdout to a running app-server (e.g. `--server 'stdio:ssh HOST tandem app-server proxy'`).
+    Proxy(ConnArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+struct ServeArgs {
+    /// Transport to serve: unix (the default socket), unix:PATH, or stdio. Repeatable.
+    #[arg(long = "listen", value_name = "TRANSPORT")]
+    listen: Vec<Listen>,
+    /// Which agent answers turns.
+    #[arg(long, value_enum, env = "TANDEM_AGENT", default_value = "echo")]
+    agent: AgentKind,
+    /// echo agent: milliseconds to wait between words.
+    #[arg(
+        long,
+        value_name = "MS",
+        env = "TANDEM_ECHO_DELAY_MS",
+        default_value_t = 0
+    )]
+    echo_delay_ms: u64,
+    /// normal: survives a crash of the process; full: also a power loss (fsync per commit).
+    #[arg(long, value_enum, default_value = "normal")]
+    durability: DurabilityArg,
+    /// exec agent: the command to run per turn (after `--`).
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum AgentKind {
+    /// Streams the prompt's words back (built in, deterministic).
+    Echo,
+    /// Runs a command per turn: prompt on stdin, stdout streamed as the answer.
+    Exec,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum DurabilityArg {
+    Normal,
+    Full,
+}
+
+#[derive(Args, Clone, Debug)]
+struct ConnArgs {
+    /// App-server endpoint: unix:PATH, a socket path, or stdio:COMMAND. Default: the
+    /// local server of $TANDEM_HOME, started if it is not running.
+    #[arg(long, value_name = "ENDPOINT", env = "TANDEM_SERVER")]
+    server: Option<Endpoint>,
+}
+
+#[derive(Subcommand)]
+enum ShareCommand {
+    /// Create a thread; prints its id.
+    New {
+        #[arg(long)]
+        title: Option<String>,
+        /// Print the thread object as one JSON line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// List threads, newest first.
+    List {
+        /// One thread object per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Post a prompt to a thread and stream the answer.
+    Post {
+        #[arg(long, value_name = "ID")]
+        thread: String,
+        /// The prompt, or - to read it from stdin.
+        #[arg(long, value_name = "TEXT")]
+        prompt: String,
+        /// Wait for the answer and stream it (the default).
+        #[arg(long, overrides_with = "no_wait")]
+        wait: bool,
+        /// Print the turn id and return at once.
+        #[arg(long, overrides_with = "wait")]
+        no_wait: bool,
+        /// If the thread is busy, wait up to SECS (default 600) for it to be idle, then post.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, require_equals = true, default_missing_value = "600")]
+        wait_idle: Option<u64>,
+        /// Print the turn's events as JSON lines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Follow a thread live (from now, or from a seq or a time).
+    Tail {
+        #[arg(long, value_name = "ID")]
+        thread: String,
+        /// Start at this seq (>= 1) or RFC 3339 time. Default: new events only.
+        #[arg(long, value_name = "SEQ|RFC3339")]
+        from: Option<String>,
+        /// Print events as JSON lines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Print a thread's events (all of them, or a range).
+    Get {
+        #[arg(long, value_name = "ID")]
+        thread: String,
+        /// Start at this seq (>= 1) or RFC 3339 time. Default: 1.
+        #[arg(long, value_name = "SEQ|RFC3339")]
+        from: Option<String>,
+        /// At most this many events.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Print events as JSON lines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Interrupt the turn running on a thread.
+    Interrupt {
+        #[arg(long, value_name = "ID")]
+        thread: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tandem: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::AppServer(args) => app_server::run(args).await,
+            Command::Share(cmd) => share::run(cmd).await,
+        }
+    });
+    // Don't wait for background tasks (a stdin reader may be blocked forever).
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let (code, msg) = match e.downcast::<Fail>() {
+                Ok(fail) => (fail.code, fail.message),
+                Err(other) => (exit::FAILURE, format!("{other:#}")),
+            };
+            eprintln!("tandem: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}

@@ -86,13 +86,13 @@ pub fn parse_line(line: &[u8]) -> Option<Incoming> {
             "invalid request: \"jsonrpc\":\"2.0\" is required",
         ));
     }
-    if let Some(id) = &env.id {
-        if !(id.is_string() || id.is_number() || id.is_null()) {
-            return Some(invalid(
-                Value::Null,
-                "invalid request: id must be a string or a number",
-            ));
-        }
+    if let Some(id) = &env.id
+        && !(id.is_string() || id.is_number() || id.is_null())
+    {
+        return Some(invalid(
+            Value::Null,
+            "invalid request: id must be a string or a number",
+        ));
     }
     match (env.method, env.id) {
         (Some(Value::String(method)), Some(id)) => Some(Incoming::Request {

@@ -1,0 +1,248 @@
+//! `exec`: runs a command per turn. The prompt goes to its stdin (then stdin is
+//! closed), its stdout is streamed as the agent message, its exit status decides
+//! the turn's status, and an interrupt sends SIGTERM to its process group, then
+//! SIGKILL after a grace period. The child is always reaped.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tandem_protocol::AgentInfo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use super::{Agent, BoxFuture, Cancel, DeltaSink, Outcome, TurnInput};
+
+/// How much of the command's stderr a failed turn reports.
+const STDERR_TAIL: usize = 2048;
+
+/// Runs `program args…` for every turn.
+#[derive(Debug, Clone)]
+pub struct ExecAgent {
+    pub program: String,
+    pub args: Vec<String>,
+    /// Time between SIGTERM and SIGKILL on interrupt.
+    pub grace: Duration,
+}
+
+impl ExecAgent {
+    pub fn new(command: Vec<String>) -> Option<Self> {
+        let mut it = command.into_iter();
+        let program = it.next()?;
+        Some(ExecAgent {
+            program,
+            args: it.collect(),
+            grace: Duration::from_secs(3),
+        })
+    }
+
+    fn command_line(&self) -> String {
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl Agent for ExecAgent {
+    fn info(&self) -> AgentInfo {
+        AgentInfo {
+            kind: "exec".into(),
+            model: Some(self.command_line()),
+        }
+    }
+
+    fn run<'a>(
+        &'a self,
+        input: TurnInput,
+        out: &'a mut dyn DeltaSink,
+        cancel: Cancel,
+    ) -> BoxFuture<'a, Outcome> {
+        Box::pin(self.run_turn(input, out, cancel))
+    }
+}
+
+impl ExecAgent {
+    async fn run_turn(
+        &self,
+        input: TurnInput,
+        out: &mut dyn DeltaSink,
+        mut cancel: Cancel,
+    ) -> Outcome {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args)
+            .env("TANDEM_THREAD_ID", &input.thread_id)
+            .env("TANDEM_TURN_ID", &input.turn_id)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                return Outcome::Failed(format!("could not start `{}`: {e}", self.command_line()));
+            }
+        };
+        let pid = child.id();
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let prompt = input.input.into_bytes();
+        // A command that never reads its stdin must not stall the turn.
+        let feeder = tokio::spawn(async move {
+            let _ = stdin.write_all(&prompt).await;
+            let _ = stdin.shutdown().await;
+        });
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let stderr_task = tokio::spawn(async move {
+            let mut tail = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stderr.read(&mut buf).await {
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 2 * STDERR_TAIL {
+                    tail.drain(..tail.len() - STDERR_TAIL);
+                }
+            }
+            tail
+        });
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let mut text = Utf8Stream::default();
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut stdout_open = true;
+        let status = loop {
+            tokio::select! {
+                reason = cancel.cancelled() => {
+                    self.terminate(pid, &mut child).await;
+                    feeder.abort();
+                    return Outcome::Interrupted(reason);
+                }
+                read = stdout.read(&mut buf), if stdout_open => match read {
+                    Ok(0) | Err(_) => {
+                        stdout_open = false;
+                        if let Some(rest) = text.finish() {
+                            out.delta(&rest);
+                        }
+                    }
+                    Ok(n) => {
+                        if let Some(chunk) = text.push(&buf[..n]) {
+                            out.delta(&chunk);
+                        }
+                    }
+                },
+                status = child.wait(), if !stdout_open => break status,
+            }
+        };
+        feeder.abort();
+        let tail = stderr_task.await.unwrap_or_default();
+        let tail = String::from_utf8_lossy(&tail[tail.len().saturating_sub(STDERR_TAIL)..])
+            .trim()
+            .to_owned();
+        match status {
+            Ok(s) if s.success() => Outcome::Completed,
+            Ok(s) => {
+                use std::os::unix::process::ExitStatusExt;
+                let how = match (s.code(), s.signal()) {
+                    (Some(code), _) => format!("exited with status {code}"),
+                    (None, Some(sig)) => format!("was killed by signal {sig}"),
+                    _ => "failed".to_owned(),
+                };
+                let mut msg = format!("`{}` {how}", self.command_line());
+                if !tail.is_empty() {
+                    msg.push_str(": ");
+                    msg.push_str(&tail);
+                }
+                Outcome::Failed(msg)
+            }
+            Err(e) => Outcome::Failed(format!("could not wait for `{}`: {e}", self.command_line())),
+        }
+    }
+
+    /// SIGTERM to the whole process group, SIGKILL after the grace period; reaps.
+    async fn terminate(&self, pid: Option<u32>, child: &mut tokio::process::Child) {
+        if let Some(pid) = pid {
+            signal_group(pid, libc::SIGTERM);
+            if tokio::time::timeout(self.grace, child.wait()).await.is_ok() {
+                signal_group(pid, libc::SIGKILL); // stragglers in the group
+                return;
+            }
+            signal_group(pid, libc::SIGKILL);
+        }
+        let _ = child.kill().await;
+    }
+}
+
+fn signal_group(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with a negative pid signals the process group we created
+    // for the child (process_group(0) makes its pgid equal its pid).
+    unsafe {
+        libc::kill(-(pid as i32), sig);
+    }
+}
+
+/// Turns a byte stream into UTF-8 text without splitting characters between
+/// deltas; invalid bytes become U+FFFD.
+#[derive(Default)]
+struct Utf8Stream {
+    pending: Vec<u8>,
+}
+
+impl Utf8Stream {
+    fn push(&mut self, bytes: &[u8]) -> Option<String> {
+        self.pending.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(s) => {
+                    out.push_str(s);
+                    self.pending.clear();
+                    break;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    out.push_str(
+                        std::str::from_utf8(&self.pending[..valid]).expect("checked valid"),
+                    );
+                    match e.error_len() {
+                        Some(bad) => {
+                            out.push('\u{FFFD}');
+                            self.pending.drain(..valid + bad);
+                        }
+                        None => {
+                            // An incomplete character at the end: wait for the rest.
+                            self.pending.drain(..valid);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
+    fn finish(&mut self) -> Option<String> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let s = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        Some(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_stream_keeps_characters_whole() {
+        let mut s = Utf8Stream::default();
+        let bytes = "héllo €".as_bytes();
+        let mut out = String::new();
+        for b in bytes {
+            out.extend(s.push(std::slice::from_ref(b)));
+        }
+        assert_eq!(out, "héllo €");
+        assert_eq!(s.push(b"a\xffb").as_deref(), Some("a\u{FFFD}b"));
+        assert_eq!(s.push(b"\xe2\x82").as_deref(), None);
+        assert_eq!(s.finish().as_deref(), Some("\u{FFFD}"));
+    }
+}

@@ -1,0 +1,344 @@
+//! The client side of the wire, shared by the CLI and the TUI: endpoints,
+//! connecting (with autostart of the default server), typed calls and
+//! subscriptions over one NDJSON connection.
+
+mod autostart;
+mod endpoint;
+
+pub use autostart::{AUTOSTART_TIMEOUT, connect_or_start, start_background};
+pub use endpoint::Endpoint;
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde_json::value::RawValue;
+use tandem_protocol::framing::{Frame, LineDecoder};
+use tandem_protocol::message::{Incoming, parse_line, request_line};
+use tandem_protocol::methods::*;
+use tandem_protocol::{
+    ClientInfo, EVENT_NOTIFICATION, MAX_FRAME_BYTES, PROTOCOL_VERSION, RawEvent, RpcError,
+};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::{mpsc, oneshot};
+
+/// Events a subscription buffers before the connection waits for its reader.
+const SUBSCRIPTION_BUFFER: usize = 1024;
+
+/// What can go wrong talking to an app-server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the app-server at {endpoint}: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("lost the connection to the app-server at {endpoint}")]
+    Disconnected { endpoint: String },
+    #[error(
+        "the app-server at {endpoint} speaks protocol version {server}, this tandem speaks {client}; run `tandem app-server restart` to start a matching server"
+    )]
+    ProtocolMismatch {
+        endpoint: String,
+        server: u32,
+        client: u32,
+    },
+    #[error("{0}")]
+    Rpc(#[from] RpcError),
+    #[error("unexpected answer from the app-server: {0}")]
+    Decode(String),
+    #[error("could not start the app-server: {0}")]
+    Autostart(String),
+}
+
+impl ClientError {
+    /// Whether the server could not be reached (or was lost): a transport failure.
+    pub fn is_transport(&self) -> bool {
+        !matches!(self, ClientError::Rpc(_) | ClientError::Decode(_))
+    }
+}
+
+enum Pending {
+    Call(oneshot::Sender<Result<Box<RawValue>, ClientError>>),
+    Subscribe(oneshot::Sender<Result<Subscription, ClientError>>),
+}
+
+#[derive(Default)]
+struct Routes {
+    pending: HashMap<u64, Pending>,
+    subs: HashMap<u64, mpsc::Sender<RawEvent>>,
+    closed: bool,
+}
+
+struct Inner {
+    endpoint: String,
+    out: mpsc::UnboundedSender<String>,
+    routes: Mutex<Routes>,
+    next_id: AtomicU64,
+    server: OnceLock<InitializeResult>,
+    _child: Option<tokio::process::Child>,
+}
+
+/// A connection to an app-server. Cheap to clone; all clones share it.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// A live subscription: its events, in order, as the server wrote them.
+pub struct Subscription {
+    pub id: u64,
+    rx: mpsc::Receiver<RawEvent>,
+}
+
+impl Subscription {
+    /// The next event; `None` when the connection is gone.
+    pub async fn next(&mut self) -> Option<RawEvent> {
+        self.rx.recv().await
+    }
+}
+
+impl Client {
+    /// Connects to `endpoint` and says who we are (`initialize`).
+    pub async fn connect(endpoint: &Endpoint, info: ClientInfo) -> Result<Client, ClientError> {
+        let name = endpoint.to_string();
+        let unreachable = |reason: String| ClientError::Unreachable {
+            endpoint: name.clone(),
+            reason,
+        };
+        let client = match endpoint {
+            Endpoint::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| unreachable(e.to_string()))?;
+                let (r, w) = stream.into_split();
+                Client::over(name.clone(), r, w, None)
+            }
+            Endpoint::Stdio(command) => {
+                let mut child = tokio::process::Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg(command)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .map_err(|e| unreachable(format!("cannot run {command:?}: {e}")))?;
+                let w = child.stdin.take().expect("piped");
+                let r = child.stdout.take().expect("piped");
+                Client::over(name.clone(), r, w, Some(child))
+            }
+        };
+        let init = client
+            .call::<Initialize>(&InitializeParams { client_info: info })
+            .await
+            .map_err(|e| match e {
+                ClientError::Disconnected { .. } => {
+                    unreachable("it closed the connection before answering".into())
+                }
+                other => other,
+            })?;
+        if init.protocol_version != PROTOCOL_VERSION {
+            return Err(ClientError::ProtocolMismatch {
+                endpoint: name,
+                server: init.protocol_version,
+                client: PROTOCOL_VERSION,
+            });
+        }
+        let _ = client.inner.server.set(init);
+        Ok(client)
+    }
+
+    /// A client over an already open byte stream (no `initialize` sent).
+    pub fn over<R, W>(
+        endpoint: String,
+        reader: R,
+        writer: W,
+        child: Option<tokio::process::Child>,
+    ) -> Client
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            endpoint,
+            out,
+            routes: Mutex::new(Routes::default()),
+            next_id: AtomicU64::new(1),
+            server: OnceLock::new(),
+            _child: child,
+        });
+        tokio::spawn(write_loop(writer, out_rx));
+        tokio::spawn(read_loop(Arc::downgrade(&inner), reader));
+        Client { inner }
+    }
+
+    /// What the server said in answer to `initialize`.
+    pub fn server(&self) -> Option<&InitializeResult> {
+        self.inner.server.get()
+    }
+
+    /// The endpoint, as the user would write it.
+    pub fn endpoint(&self) -> &str {
+        &self.inner.endpoint
+    }
+
+    fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
+        self.inner.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn send_request<P: serde::Serialize>(
+        &self,
+        method: &str,
+        params: &P,
+        pending: Pending,
+    ) -> Result<(), ClientError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let line =
+            request_line(id, method, params).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let mut routes = self.routes();
+        if routes.closed || self.inner.out.send(line).is_err() {
+            return Err(ClientError::Disconnected {
+                endpoint: self.inner.endpoint.clone(),
+            });
+        }
+        routes.pending.insert(id, pending);
+        Ok(())
+    }
+
+    /// Calls method `M` and waits for its typed result.
+    pub async fn call<M: Method>(&self, params: &M::Params) -> Result<M::Result, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.send_request(M::NAME, params, Pending::Call(tx))?;
+        let raw = rx.await.map_err(|_| ClientError::Disconnected {
+            endpoint: self.inner.endpoint.clone(),
+        })??;
+        serde_json::from_str(raw.get())
+            .map_err(|e| ClientError::Decode(format!("{}: {e}", M::NAME)))
+    }
+
+    /// Subscribes to a thread; events follow in order.
+    pub async fn subscribe(
+        &self,
+        params: &ThreadSubscribeParams,
+    ) -> Result<Subscription, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.send_request(ThreadSubscribe::NAME, params, Pending::Subscribe(tx))?;
+        rx.await.map_err(|_| ClientError::Disconnected {
+            endpoint: self.inner.endpoint.clone(),
+        })?
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(writer: W, mut rx: mpsc::UnboundedReceiver<String>) {
+    let mut w = BufWriter::new(writer);
+    while let Some(line) = rx.recv().await {
+        if w.write_all(line.as_bytes()).await.is_err() {
+            return;
+        }
+        while let Ok(line) = rx.try_recv() {
+            if w.write_all(line.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+        if w.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(inner: std::sync::Weak<Inner>, reader: R) {
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut decoder = LineDecoder::new(MAX_FRAME_BYTES);
+    loop {
+        let (used, frame) = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(buf) => decoder.push(buf),
+        };
+        reader.consume(used);
+        let Some(Frame::Line(line)) = frame else {
+            continue;
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        if !route(&inner, &line).await {
+            break;
+        }
+    }
+    if let Some(inner) = inner.upgrade() {
+        let mut routes = inner.routes.lock().unwrap_or_else(|p| p.into_inner());
+        routes.closed = true;
+        routes.subs.clear();
+        for (_, p) in routes.pending.drain() {
+            let err = || ClientError::Disconnected {
+                endpoint: inner.endpoint.clone(),
+            };
+            match p {
+                Pending::Call(tx) => drop(tx.send(Err(err()))),
+                Pending::Subscribe(tx) => drop(tx.send(Err(err()))),
+            }
+        }
+    }
+}
+
+/// Delivers one incoming line; `false` when the connection should be dropped.
+async fn route(inner: &Inner, line: &[u8]) -> bool {
+    match parse_line(line) {
+        Some(Incoming::Response { id, result }) => {
+            let Some(id) = id.as_u64() else { return true };
+            let mut routes = inner.routes.lock().unwrap_or_else(|p| p.into_inner());
+            match routes.pending.remove(&id) {
+                Some(Pending::Call(tx)) => {
+                    let _ = tx.send(result.map_err(ClientError::Rpc));
+                }
+                Some(Pending::Subscribe(tx)) => {
+                    // Register the route before reading on: the first
+                    // notification may be the very next line.
+                    let answer = result.map_err(ClientError::Rpc).and_then(|raw| {
+                        serde_json::from_str::<ThreadSubscribeResult>(raw.get())
+                            .map_err(|e| ClientError::Decode(format!("thread/subscribe: {e}")))
+                    });
+                    let _ = tx.send(answer.map(|r| {
+                        let (etx, erx) = mpsc::channel(SUBSCRIPTION_BUFFER);
+                        routes.subs.insert(r.subscription, etx);
+                        Subscription {
+                            id: r.subscription,
+                            rx: erx,
+                        }
+                    }));
+                }
+                None => {}
+            }
+            true
+        }
+        Some(Incoming::Notification { method, params }) if method == EVENT_NOTIFICATION => {
+            let Some(params) = params else { return true };
+            let Ok(note) = serde_json::from_value::<EventNotification>(params) else {
+                return true;
+            };
+            let tx = inner
+                .routes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .subs
+                .get(&note.subscription)
+                .cloned();
+            if let Some(tx) = tx {
+                // Waiting here is the backpressure: a slow reader slows its own
+                // connection, and the server catches it up from its log.
+                if tx.send(note.result).await.is_err() {
+                    inner
+                        .routes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .subs
+                        .remove(&note.subscription);
+                }
+            }
+            true
+        }
+        Some(Incoming::Invalid { error, .. }) => {
+            tracing::debug!(%error, "server sent an invalid line");
+            true
+        }
+        _ => true,
+    }
+}

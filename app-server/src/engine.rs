@@ -1,0 +1,565 @@
+//! The engine: the thread registry and what every method does to it. Transports
+//! and the in-process TUI call it; it knows nothing of bytes or connections.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tandem_protocol::ids::normalize_uuid;
+use tandem_protocol::methods::*;
+use tandem_protocol::time::{format_millis, now_millis, parse_rfc3339};
+use tandem_protocol::{
+    AgentInfo, ClientInfo, EventBody, ImportedTurn, Item, MAX_PAGE, Position, RpcError, Thread,
+    Turn, TurnStatus,
+};
+use tokio::sync::{oneshot, watch};
+
+use crate::agent::Agent;
+use crate::store::{Durability, RowChange, Store, StoreError};
+use crate::thread::{AppendOptions, RunningTurn, ThreadHandle, ThreadState};
+
+/// What `thread/list` returns per page when asked for no limit.
+const DEFAULT_LIST_LIMIT: usize = 100;
+
+/// The error of a turn closed because the server stopped.
+pub const STOPPED: &str = "app-server stopped";
+
+/// Shared handle to the engine.
+#[derive(Clone)]
+pub struct Engine(Arc<Inner>);
+
+struct Inner {
+    store: Arc<Store>,
+    threads: RwLock<BTreeMap<String, Arc<ThreadHandle>>>,
+    agent: Arc<dyn Agent>,
+    stopping: AtomicBool,
+}
+
+pub(crate) fn store_error(e: StoreError) -> RpcError {
+    tracing::error!(error = %e, "event log write failed");
+    RpcError::internal("could not write to the event log (see the app-server log)")
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+impl Engine {
+    /// Opens the log at `db`, loads its threads and closes the turns a previous
+    /// run left open (invariant 5).
+    pub async fn open(
+        db: &Path,
+        durability: Durability,
+        agent: Arc<dyn Agent>,
+    ) -> Result<Engine, StoreError> {
+        let store = Arc::new(Store::open(db, durability)?);
+        let rows = store.load_threads().await?;
+        let mut threads = BTreeMap::new();
+        let mut recovered = 0;
+        for row in rows {
+            let handle = Arc::new(ThreadHandle::new(
+                &row.id,
+                row.title,
+                row.shared,
+                row.created_at,
+                row.last_seq,
+                &row.last_ts,
+            ));
+            if let Some(turn_id) = row.active_turn {
+                let mut state = handle.lock();
+                handle.append(
+                    &mut state,
+                    &store,
+                    EventBody::TurnCompleted {
+                        turn_id,
+                        status: TurnStatus::Interrupted,
+                        error: Some(STOPPED.into()),
+                    },
+                    RowChange::TurnEnded,
+                    AppendOptions::default(),
+                )?;
+                recovered += 1;
+            }
+            threads.insert(row.id, handle);
+        }
+        store.flush().await?;
+        tracing::info!(threads = threads.len(), recovered, "event log opened");
+        Ok(Engine(Arc::new(Inner {
+            store,
+            threads: RwLock::new(threads),
+            agent,
+            stopping: AtomicBool::new(false),
+        })))
+    }
+
+    /// The agent that runs this engine's turns.
+    pub fn agent_info(&self) -> AgentInfo {
+        self.0.agent.info()
+    }
+
+    pub(crate) fn agent(&self) -> Arc<dyn Agent> {
+        Arc::clone(&self.0.agent)
+    }
+
+    pub(crate) fn store(&self) -> &Arc<Store> {
+        &self.0.store
+    }
+
+    /// Looks a thread up by id (checked to be a UUID first).
+    pub fn thread(&self, id: &str) -> Result<Arc<ThreadHandle>, RpcError> {
+        let id = normalize_uuid("threadId", id).map_err(RpcError::invalid_params)?;
+        let threads = self.0.threads.read().unwrap_or_else(|p| p.into_inner());
+        threads
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| RpcError::thread_not_found(&id))
+    }
+
+    /// `thread/start`.
+    pub async fn thread_start(
+        &self,
+        p: ThreadStartParams,
+        client: &ClientInfo,
+    ) -> Result<Thread, RpcError> {
+        let id = match &p.thread_id {
+            Some(id) => normalize_uuid("threadId", id).map_err(RpcError::invalid_params)?,
+            None => new_id(),
+        };
+        let imports = check_imports(&p.turns)?;
+        let shared = p.shared.unwrap_or(true);
+        let (handle, done, thread) = {
+            let mut threads = self.0.threads.write().unwrap_or_else(|pe| pe.into_inner());
+            if threads.contains_key(&id) {
+                return Err(RpcError::invalid_params(format!(
+                    "thread {id} already exists; omit threadId for a new one, or use thread/append to add turns"
+                )));
+            }
+            let now = format_millis(now_millis());
+            let handle = Arc::new(ThreadHandle::new(
+                &id,
+                p.title.clone(),
+                shared,
+                now.clone(),
+                0,
+                &now,
+            ));
+            let mut state = handle.lock();
+            let mut done = handle
+                .append(
+                    &mut state,
+                    &self.0.store,
+                    EventBody::ThreadStarted {
+                        title: p.title.clone(),
+                        shared,
+                    },
+                    RowChange::Create {
+                        title: p.title.clone(),
+                        shared,
+                        created_at: now,
+                    },
+                    AppendOptions {
+                        ack: true,
+                        ..Default::default()
+                    },
+                )
+                .map_err(store_error)?;
+            if !imports.is_empty() {
+                done = self.import(&handle, &mut state, imports, client)?;
+            }
+            let thread = handle.snapshot(&state);
+            drop(state);
+            threads.insert(id, Arc::clone(&handle));
+            (handle, done, thread)
+        };
+        wait_durable(done).await?;
+        tracing::info!(thread = %handle.id, "thread started");
+        Ok(thread)
+    }
+
+    /// `thread/append`: imports turns into an idle thread.
+    pub async fn thread_append(
+        &self,
+        p: ThreadAppendParams,
+        client: &ClientInfo,
+    ) -> Result<Thread, RpcError> {
+        let handle = self.thread(&p.thread_id)?;
+        let imports = check_imports(&p.turns)?;
+        if imports.is_empty() {
+            return Err(RpcError::invalid_params(
+                "invalid params for thread/append: turns must not be empty",
+            ));
+        }
+        let (done, thread) = {
+            let mut state = handle.lock();
+            if let Some(active) = &state.active {
+                return Err(busy(&handle.id, active));
+            }
+            let done = self.import(&handle, &mut state, imports, client)?;
+            (done, handle.snapshot(&state))
+        };
+        wait_durable(done).await?;
+        Ok(thread)
+    }
+
+    /// Appends imported turns; returns the ack of the last event.
+    fn import(
+        &self,
+        handle: &ThreadHandle,
+        state: &mut ThreadState,
+        turns: Vec<(ImportedTurn, Option<String>)>,
+        client: &ClientInfo,
+    ) -> Result<Option<oneshot::Receiver<()>>, RpcError> {
+        let mut done = None;
+        let count = turns.len();
+        for (i, (turn, original_ts)) in turns.into_iter().enumerate() {
+            let turn_id = new_id();
+            let opts = |ack| AppendOptions {
+                imported: true,
+                original_ts: original_ts.clone(),
+                ack,
+            };
+            let bodies = [
+                EventBody::TurnStarted {
+                    turn_id: turn_id.clone(),
+                    input: turn.input,
+                    client: turn.client.unwrap_or_else(|| client.clone()),
+                    agent: AgentInfo {
+                        kind: "imported".into(),
+                        model: None,
+                    },
+                },
+                EventBody::ItemCompleted {
+                    turn_id: turn_id.clone(),
+                    item: Item::agent_message(new_id(), turn.response),
+                },
+                EventBody::TurnCompleted {
+                    turn_id,
+                    status: TurnStatus::Completed,
+                    error: None,
+                },
+            ];
+            for (j, body) in bodies.into_iter().enumerate() {
+                let last = i + 1 == count && j == 2;
+                let ack = handle
+                    .append(state, &self.0.store, body, RowChange::None, opts(last))
+                    .map_err(store_error)?;
+                if last {
+                    done = ack;
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// `thread/list`: newest first, `cursor` is the last id of the previous page.
+    pub fn thread_list(&self, p: ThreadListParams) -> Result<ThreadListResult, RpcError> {
+        let limit = match p.limit {
+            Some(0) => {
+                return Err(RpcError::invalid_params(
+                    "invalid params for thread/list: limit must be at least 1",
+                ));
+            }
+            Some(n) => n.min(MAX_PAGE),
+            None => DEFAULT_LIST_LIMIT,
+        };
+        let cursor = match &p.cursor {
+            Some(c) => Some(normalize_uuid("cursor", c).map_err(RpcError::invalid_params)?),
+            None => None,
+        };
+        let threads = self.0.threads.read().unwrap_or_else(|pe| pe.into_inner());
+        let iter: Box<dyn Iterator<Item = (&String, &Arc<ThreadHandle>)>> = match &cursor {
+            Some(c) => Box::new(threads.range::<String, _>(..c.clone()).rev()),
+            None => Box::new(threads.iter().rev()),
+        };
+        let mut data = Vec::new();
+        let mut more = false;
+        for (_, handle) in iter {
+            if data.len() == limit {
+                more = true;
+                break;
+            }
+            data.push(handle.snapshot(&handle.lock()));
+        }
+        let next_cursor = if more {
+            data.last().map(|t| t.id.clone())
+        } else {
+            None
+        };
+        Ok(ThreadListResult { data, next_cursor })
+    }
+
+    /// `thread/read`.
+    pub fn thread_read(&self, p: ThreadReadParams) -> Result<Thread, RpcError> {
+        let handle = self.thread(&p.thread_id)?;
+        let state = handle.lock();
+        Ok(handle.snapshot(&state))
+    }
+
+    /// `thread/update`.
+    pub async fn thread_update(&self, p: ThreadUpdateParams) -> Result<Thread, RpcError> {
+        let handle = self.thread(&p.thread_id)?;
+        if p.title.is_none() && p.shared.is_none() {
+            return Err(RpcError::invalid_params(
+                "invalid params for thread/update: give title, shared, or both",
+            ));
+        }
+        let (done, thread) = {
+            let mut state = handle.lock();
+            let title = p.title.or_else(|| state.title.clone());
+            let shared = p.shared.unwrap_or(state.shared);
+            let done = handle
+                .append(
+                    &mut state,
+                    &self.0.store,
+                    EventBody::ThreadUpdated {
+                        title: title.clone(),
+                        shared,
+                    },
+                    RowChange::Update {
+                        title: title.clone(),
+                        shared,
+                    },
+                    AppendOptions {
+                        ack: true,
+                        ..Default::default()
+                    },
+                )
+                .map_err(store_error)?;
+            state.title = title;
+            state.shared = shared;
+            (done, handle.snapshot(&state))
+        };
+        wait_durable(done).await?;
+        Ok(thread)
+    }
+
+    /// Where `from` points in a thread's log: a seq, `default` when absent.
+    pub async fn resolve_from(
+        &self,
+        handle: &ThreadHandle,
+        from: Option<Position>,
+        default: u64,
+    ) -> Result<u64, RpcError> {
+        match from {
+            None => Ok(default),
+            Some(Position::Seq(n)) => Ok(n),
+            Some(Position::Time { millis, .. }) => {
+                let ts = format_millis(millis);
+                let found = self
+                    .0
+                    .store
+                    .first_seq_at(&handle.id, ts)
+                    .await
+                    .map_err(store_error)?;
+                Ok(found.unwrap_or_else(|| handle.lock().last_seq + 1))
+            }
+        }
+    }
+
+    /// `thread/events`.
+    pub async fn thread_events(
+        &self,
+        p: ThreadEventsParams,
+    ) -> Result<ThreadEventsResult, RpcError> {
+        let handle = self.thread(&p.thread_id)?;
+        let limit = match p.limit {
+            Some(0) => {
+                return Err(RpcError::invalid_params(
+                    "invalid params for thread/events: limit must be at least 1",
+                ));
+            }
+            Some(n) => n.min(MAX_PAGE),
+            None => MAX_PAGE,
+        };
+        let from = self.resolve_from(&handle, p.from, 1).await?;
+        let mut page = self
+            .0
+            .store
+            .read_page(&handle.id, from, limit + 1)
+            .await
+            .map_err(store_error)?;
+        let next = if page.len() > limit {
+            page.truncate(limit);
+            page.last().map(|e| e.seq + 1)
+        } else {
+            None
+        };
+        let events = page
+            .into_iter()
+            .map(|e| serde_json::value::RawValue::from_string(e.json.into_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| RpcError::internal(format!("corrupt event in the log: {e}")))?;
+        Ok(ThreadEventsResult { events, next })
+    }
+
+    /// `turn/start`: atomically claims the thread, writes `turn/started`, answers
+    /// once that is durable, and runs the agent in the background.
+    pub async fn turn_start(
+        &self,
+        p: TurnStartParams,
+        conn_client: &ClientInfo,
+    ) -> Result<Turn, RpcError> {
+        let handle = self.thread(&p.thread_id)?;
+        if p.input.trim().is_empty() {
+            return Err(RpcError::invalid_params(
+                "invalid params for turn/start: input must not be empty",
+            ));
+        }
+        let client = p.client.unwrap_or_else(|| conn_client.clone());
+        let turn_id = new_id();
+        let (cancel_tx, cancel_rx) = watch::channel(None);
+        let (done, started_at) = {
+            let mut state = handle.lock();
+            if let Some(active) = &state.active {
+                return Err(busy(&handle.id, active));
+            }
+            if self.0.stopping.load(Ordering::SeqCst) {
+                return Err(RpcError::internal(
+                    "the app-server is shutting down; try again once it is back",
+                ));
+            }
+            let done = handle
+                .append(
+                    &mut state,
+                    &self.0.store,
+                    EventBody::TurnStarted {
+                        turn_id: turn_id.clone(),
+                        input: p.input.clone(),
+                        client: client.clone(),
+                        agent: self.0.agent.info(),
+                    },
+                    RowChange::TurnStarted(turn_id.clone()),
+                    AppendOptions {
+                        ack: true,
+                        ..Default::default()
+                    },
+                )
+                .map_err(store_error)?;
+            let started_at = state.updated_at.clone();
+            state.active = Some(RunningTurn {
+                id: turn_id.clone(),
+                client: client.clone(),
+                started_at: started_at.clone(),
+                cancel: cancel_tx,
+            });
+            (done, started_at)
+        };
+        crate::turn::spawn(
+            self.clone(),
+            Arc::clone(&handle),
+            turn_id.clone(),
+            p.input,
+            cancel_rx,
+        );
+        wait_durable(done).await?;
+        tracing::info!(thread = %handle.id, turn = %turn_id, client = %client, "turn started");
+        Ok(Turn {
+            id: turn_id,
+            thread_id: handle.id.to_string(),
+            status: TurnStatus::Running,
+            client,
+            started_at,
+        })
+    }
+
+    /// `turn/interrupt`: asks the running turn to stop. `false` when the thread is
+    /// idle; turn-not-found when `turn_id` names another turn.
+    pub fn turn_interrupt(
+        &self,
+        p: TurnInterruptParams,
+        client: &ClientInfo,
+    ) -> Result<bool, RpcError> {
+        let handle = self.thread(&p.thread_id)?;
+        let turn_id = match &p.turn_id {
+            Some(t) => Some(normalize_uuid("turnId", t).map_err(RpcError::invalid_params)?),
+            None => None,
+        };
+        let state = handle.lock();
+        match (&state.active, turn_id) {
+            (Some(active), Some(id)) if active.id != id => Err(RpcError::turn_not_found(&id)),
+            (Some(active), _) => {
+                tracing::info!(thread = %handle.id, turn = %active.id, by = %client, "turn interrupted");
+                active.cancel.send_if_modified(|reason| {
+                    if reason.is_none() {
+                        *reason = Some(format!("interrupted by {client}"));
+                        true
+                    } else {
+                        false
+                    }
+                });
+                Ok(true)
+            }
+            (None, Some(id)) => Err(RpcError::turn_not_found(&id)),
+            (None, None) => Ok(false),
+        }
+    }
+
+    /// Stops taking turns, interrupts the running ones (they end `interrupted`
+    /// with "app-server stopped"), waits for them, and flushes the log.
+    pub async fn shutdown(&self) {
+        self.0.stopping.store(true, Ordering::SeqCst);
+        let threads: Vec<_> = self
+            .0
+            .threads
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for t in &threads {
+            if let Some(active) = &t.lock().active {
+                let _ = active.cancel.send(Some(STOPPED.into()));
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while threads.iter().any(|t| t.lock().active.is_some())
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Err(e) = self.0.store.flush().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        self.0.store.close();
+    }
+}
+
+fn busy(thread_id: &str, active: &RunningTurn) -> RpcError {
+    RpcError::new(
+        tandem_protocol::ErrorCode::Busy,
+        format!("busy: turn {} is running on thread {thread_id}", active.id),
+    )
+    .with("activeTurnId", &active.id)
+    .with("startedBy", &active.client)
+}
+
+/// Validates imported turns and normalizes their `startedAt`.
+fn check_imports(turns: &[ImportedTurn]) -> Result<Vec<(ImportedTurn, Option<String>)>, RpcError> {
+    turns
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let ts = match &t.started_at {
+                Some(s) => Some(format_millis(parse_rfc3339(s).map_err(|e| {
+                    RpcError::invalid_params(format!("invalid params: turns[{i}].startedAt: {e}"))
+                })?)),
+                None => None,
+            };
+            if t.input.trim().is_empty() {
+                return Err(RpcError::invalid_params(format!(
+                    "invalid params: turns[{i}].input must not be empty"
+                )));
+            }
+            Ok((t.clone(), ts))
+        })
+        .collect()
+}
+
+async fn wait_durable(done: Option<oneshot::Receiver<()>>) -> Result<(), RpcError> {
+    match done {
+        Some(rx) => rx.await.map_err(|_| store_error(StoreError::WriterGone)),
+        None => Ok(()),
+    }
+}

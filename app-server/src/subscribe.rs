@@ -1,0 +1,66 @@
+//! Following a thread: history from the store, then live from the thread's
+//! broadcast, with no hole and no repeat at the seam (invariant 3). A follower
+//! that falls behind the broadcast is never dropped: it goes back to the store
+//! and reads what it missed (invariant 4). The store is always ahead of the
+//! broadcast, since the writer publishes only what it has committed.
+
+use std::sync::Arc;
+
+use tandem_protocol::message::event_notification_line;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::store::{LogEntry, Store};
+use crate::thread::ThreadHandle;
+
+/// Events read from the store per round trip while catching up.
+const CATCH_UP_PAGE: usize = 1000;
+
+/// Sends `thread/event` notifications for subscription `sub` to `out`, from seq
+/// `from` on, until `out` closes. `live` must have been subscribed before `from`
+/// was decided, so that nothing committed in between is missed.
+pub async fn follow(
+    store: Arc<Store>,
+    thread: Arc<ThreadHandle>,
+    mut live: broadcast::Receiver<Arc<LogEntry>>,
+    from: u64,
+    sub: u64,
+    out: mpsc::Sender<String>,
+) {
+    let mut next = from;
+    let send = |entry: &LogEntry| out.send(event_notification_line(sub, &entry.json));
+    'catch_up: loop {
+        loop {
+            let page = match store.read_page(&thread.id, next, CATCH_UP_PAGE).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, thread = %thread.id, "subscription could not read the log");
+                    return;
+                }
+            };
+            let full = page.len() == CATCH_UP_PAGE;
+            for entry in &page {
+                if send(entry).await.is_err() {
+                    return;
+                }
+                next = entry.seq + 1;
+            }
+            if !full {
+                break;
+            }
+        }
+        loop {
+            match live.recv().await {
+                Ok(entry) if entry.seq < next => {}
+                Ok(entry) if entry.seq == next => {
+                    if send(&entry).await.is_err() {
+                        return;
+                    }
+                    next += 1;
+                }
+                // A seq we have not read yet but did not get live: it is in the store.
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue 'catch_up,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}

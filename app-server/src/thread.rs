@@ -1,0 +1,155 @@
+//! One thread's live state: its next seq, its clock, its active turn and its
+//! broadcast. Every event of a thread is appended through [`ThreadHandle::append`]
+//! under the thread's lock, which is what makes seqs gapless, timestamps
+//! monotonic and "one active turn" atomic.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tandem_protocol::time::{format_millis, now_millis, parse_rfc3339};
+use tandem_protocol::{ActiveTurn, ClientInfo, Event, EventBody, Thread, ThreadStatus};
+use tokio::sync::{broadcast, oneshot, watch};
+
+use crate::store::{LogEntry, PendingEvent, RowChange, Store, StoreError};
+
+/// How many committed events a thread's broadcast keeps for live readers; a
+/// reader further behind catches up from the store.
+pub const LIVE_BUFFER: usize = 8192;
+
+/// The running turn of a thread.
+pub struct RunningTurn {
+    pub id: String,
+    pub client: ClientInfo,
+    pub started_at: String,
+    /// Set to `Some(reason)` to interrupt the turn.
+    pub cancel: watch::Sender<Option<String>>,
+}
+
+/// Mutable state, behind the thread's lock.
+pub struct ThreadState {
+    pub title: Option<String>,
+    pub shared: bool,
+    pub created_at: String,
+    pub last_seq: u64,
+    last_ms: i64,
+    pub updated_at: String,
+    pub active: Option<RunningTurn>,
+}
+
+/// A thread known to the engine.
+pub struct ThreadHandle {
+    pub id: Arc<str>,
+    state: Mutex<ThreadState>,
+    live: broadcast::Sender<Arc<LogEntry>>,
+}
+
+/// Options of one appended event.
+#[derive(Default)]
+pub struct AppendOptions {
+    pub imported: bool,
+    pub original_ts: Option<String>,
+    /// Whether the caller wants to wait for the commit.
+    pub ack: bool,
+}
+
+impl ThreadHandle {
+    /// A thread with the given state (new, or loaded from the store).
+    pub fn new(
+        id: &str,
+        title: Option<String>,
+        shared: bool,
+        created_at: String,
+        last_seq: u64,
+        last_ts: &str,
+    ) -> Self {
+        let last_ms = parse_rfc3339(last_ts).unwrap_or(0);
+        ThreadHandle {
+            id: Arc::from(id),
+            state: Mutex::new(ThreadState {
+                title,
+                shared,
+                created_at,
+                last_seq,
+                last_ms,
+                updated_at: last_ts.to_owned(),
+                active: None,
+            }),
+            live: broadcast::channel(LIVE_BUFFER).0,
+        }
+    }
+
+    /// Locks the thread's state. Nothing slow happens under this lock.
+    pub fn lock(&self) -> MutexGuard<'_, ThreadState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A receiver of committed events, from now on.
+    pub fn live(&self) -> broadcast::Receiver<Arc<LogEntry>> {
+        self.live.subscribe()
+    }
+
+    /// Appends one event: assigns its seq and time and queues it for commit.
+    /// Must be called with this thread's lock held (`state`).
+    pub fn append(
+        &self,
+        state: &mut ThreadState,
+        store: &Store,
+        body: EventBody,
+        row: RowChange,
+        opts: AppendOptions,
+    ) -> Result<Option<oneshot::Receiver<()>>, StoreError> {
+        let ms = now_millis().max(state.last_ms);
+        let ts = format_millis(ms);
+        let seq = state.last_seq + 1;
+        let event = Event {
+            seq,
+            ts: ts.clone(),
+            thread_id: self.id.to_string(),
+            body,
+            imported: opts.imported,
+            original_ts: opts.original_ts,
+        };
+        let json = serde_json::to_string(&event)
+            .expect("events always serialize")
+            .into_boxed_str();
+        let (ack, done) = if opts.ack {
+            let (a, d) = oneshot::channel();
+            (Some(a), Some(d))
+        } else {
+            (None, None)
+        };
+        store.append(PendingEvent {
+            thread_id: Arc::clone(&self.id),
+            seq,
+            ts: ts.clone(),
+            json,
+            row,
+            live: self.live.clone(),
+            ack,
+        })?;
+        state.last_seq = seq;
+        state.last_ms = ms;
+        state.updated_at = ts;
+        Ok(done)
+    }
+
+    /// The wire view of this thread.
+    pub fn snapshot(&self, state: &ThreadState) -> Thread {
+        Thread {
+            id: self.id.to_string(),
+            title: state.title.clone(),
+            shared: state.shared,
+            status: if state.active.is_some() {
+                ThreadStatus::Running
+            } else {
+                ThreadStatus::Idle
+            },
+            active_turn: state.active.as_ref().map(|t| ActiveTurn {
+                id: t.id.clone(),
+                client: t.client.clone(),
+            }),
+            last_seq: state.last_seq,
+            created_at: state.created_at.clone(),
+            updated_at: state.updated_at.clone(),
+        }
+    }
+}

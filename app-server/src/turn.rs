@@ -1,0 +1,147 @@
+//! Runs one turn: the agent's message as `item/started`, deltas and
+//! `item/completed`, then `turn/completed`. The thread is marked idle under the
+//! same lock that appends `turn/completed`, so whoever sees that event can post
+//! at once (invariant 1).
+
+use std::sync::Arc;
+
+use tandem_protocol::{EventBody, Item, TurnStatus};
+use tokio::sync::watch;
+
+use crate::agent::{Cancel, DeltaSink, Outcome, TurnInput};
+use crate::engine::Engine;
+use crate::store::{RowChange, Store};
+use crate::thread::{AppendOptions, ThreadHandle};
+
+/// Appends the agent's text as deltas of one message item.
+struct MessageSink {
+    thread: Arc<ThreadHandle>,
+    store: Arc<Store>,
+    turn_id: String,
+    item_id: String,
+    text: String,
+}
+
+impl DeltaSink for MessageSink {
+    fn delta(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        self.text.push_str(text);
+        let body = EventBody::AgentMessageDelta {
+            turn_id: self.turn_id.clone(),
+            item_id: self.item_id.clone(),
+            delta: text.to_owned(),
+        };
+        let mut state = self.thread.lock();
+        if let Err(e) = self.thread.append(
+            &mut state,
+            &self.store,
+            body,
+            RowChange::None,
+            AppendOptions::default(),
+        ) {
+            tracing::error!(error = %e, turn = %self.turn_id, "could not log a delta");
+        }
+    }
+}
+
+/// Starts the turn's task.
+pub(crate) fn spawn(
+    engine: Engine,
+    thread: Arc<ThreadHandle>,
+    turn_id: String,
+    input: String,
+    cancel: watch::Receiver<Option<String>>,
+) {
+    tokio::spawn(run(engine, thread, turn_id, input, cancel));
+}
+
+async fn run(
+    engine: Engine,
+    thread: Arc<ThreadHandle>,
+    turn_id: String,
+    input: String,
+    cancel: watch::Receiver<Option<String>>,
+) {
+    let store = Arc::clone(engine.store());
+    let item_id = uuid::Uuid::now_v7().to_string();
+    append(
+        &thread,
+        &store,
+        EventBody::ItemStarted {
+            turn_id: turn_id.clone(),
+            item: Item::agent_message(&item_id, ""),
+        },
+        RowChange::None,
+    );
+
+    let agent = engine.agent();
+    let turn_input = TurnInput {
+        thread_id: thread.id.to_string(),
+        turn_id: turn_id.clone(),
+        input,
+    };
+    let mut sink = MessageSink {
+        thread: Arc::clone(&thread),
+        store: Arc::clone(&store),
+        turn_id: turn_id.clone(),
+        item_id: item_id.clone(),
+        text: String::new(),
+    };
+    // The agent runs in its own task so that a panic in it still ends the turn.
+    let ran = tokio::spawn(async move {
+        let outcome = agent.run(turn_input, &mut sink, Cancel::new(cancel)).await;
+        (outcome, sink.text)
+    })
+    .await;
+    let (outcome, text) = match ran {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, turn = %turn_id, "agent task failed");
+            (
+                Outcome::Failed("the agent crashed (see the app-server log)".into()),
+                String::new(),
+            )
+        }
+    };
+    append(
+        &thread,
+        &store,
+        EventBody::ItemCompleted {
+            turn_id: turn_id.clone(),
+            item: Item::agent_message(&item_id, text),
+        },
+        RowChange::None,
+    );
+
+    let (status, error) = match outcome {
+        Outcome::Completed => (TurnStatus::Completed, None),
+        Outcome::Interrupted(reason) => (TurnStatus::Interrupted, reason),
+        Outcome::Failed(msg) => (TurnStatus::Failed, Some(msg)),
+    };
+    tracing::info!(thread = %thread.id, turn = %turn_id, status = status.as_str(), "turn completed");
+    let mut state = thread.lock();
+    state.active = None;
+    let body = EventBody::TurnCompleted {
+        turn_id,
+        status,
+        error,
+    };
+    if let Err(e) = thread.append(
+        &mut state,
+        &store,
+        body,
+        RowChange::TurnEnded,
+        AppendOptions::default(),
+    ) {
+        tracing::error!(error = %e, "could not log turn/completed");
+    }
+}
+
+fn append(thread: &ThreadHandle, store: &Store, body: EventBody, row: RowChange) {
+    let mut state = thread.lock();
+    if let Err(e) = thread.append(&mut state, store, body, row, AppendOptions::default()) {
+        tracing::error!(error = %e, thread = %thread.id, "could not log an event");
+    }
+}

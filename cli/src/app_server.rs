@@ -1,0 +1,321 @@
+//! `tandem app-server …`: run the server in the foreground, manage the
+//! background one (start/stop/restart/status), or bridge stdio to it (proxy).
+
+use std::ffi::OsString;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use tandem_app_server::agent::{Agent, EchoAgent, ExecAgent};
+use tandem_app_server::client::{
+    AUTOSTART_TIMEOUT, Client, ClientError, Endpoint, connect_or_start, start_background,
+};
+use tandem_app_server::lock::DataLock;
+use tandem_app_server::server::{self, Listen, ServeOptions};
+use tandem_app_server::{Durability, Home};
+use tandem_protocol::ClientInfo;
+
+use crate::exit::{self, Fail};
+use crate::{AgentKind, AppServerAction, AppServerArgs, ConnArgs, DurabilityArg, ServeArgs};
+
+/// How long `stop` waits for the server to exit.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn client_info() -> ClientInfo {
+    ClientInfo::new("tandem-app-server-ctl", env!("CARGO_PKG_VERSION"))
+}
+
+pub async fn run(args: AppServerArgs) -> Result<u8> {
+    let home = Home::from_env();
+    match args.action {
+        None => serve(home, args.serve).await,
+        Some(AppServerAction::Start(serve_args)) => start(&home, &serve_args).await,
+        Some(AppServerAction::Stop) => stop(&home).await,
+        Some(AppServerAction::Restart(serve_args)) => {
+            stop(&home).await?;
+            start(&home, &serve_args).await
+        }
+        Some(AppServerAction::Status { json }) => status(&home, json).await,
+        Some(AppServerAction::Proxy(conn)) => proxy(&home, &conn).await,
+    }
+}
+
+fn build_agent(args: &ServeArgs) -> Result<Arc<dyn Agent>, Fail> {
+    match args.agent {
+        AgentKind::Echo => {
+            if !args.command.is_empty() {
+                return Err(Fail::usage(
+                    "a command after `--` is only used with --agent exec: tandem app-server --agent exec -- COMMAND ARGS…",
+                ));
+            }
+            Ok(Arc::new(EchoAgent {
+                delay: Duration::from_millis(args.echo_delay_ms),
+            }))
+        }
+        AgentKind::Exec => match ExecAgent::new(args.command.clone()) {
+            Some(agent) => Ok(Arc::new(agent)),
+            None => Err(Fail::usage(
+                "--agent exec needs a command: tandem app-server --agent exec -- COMMAND ARGS…",
+            )),
+        },
+    }
+}
+
+async fn serve(home: Home, args: ServeArgs) -> Result<u8> {
+    let agent = build_agent(&args)?;
+    let log = tandem_app_server::logging::init(&home).map_err(|e| {
+        Fail::new(
+            exit::FAILURE,
+            format!(
+                "cannot open the log under {}: {e}",
+                home.logs_dir().display()
+            ),
+        )
+    })?;
+    let listen = if args.listen.is_empty() {
+        vec![Listen::Unix(None)]
+    } else {
+        args.listen.clone()
+    };
+    let durability = match args.durability {
+        DurabilityArg::Normal => Durability::Normal,
+        DurabilityArg::Full => Durability::Full,
+    };
+    tracing::info!(home = %home.dir().display(), agent = ?agent.info(), ?listen, "app-server starting");
+    let opts = ServeOptions {
+        home,
+        listen,
+        agent,
+        durability,
+    };
+    match server::run(opts).await {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            tracing::error!(error = %e, "app-server failed");
+            Err(Fail::new(exit::FAILURE, format!("{e} (log: {})", log.display())).into())
+        }
+    }
+}
+
+/// The flags to hand a background server so it runs like `args` says.
+fn serve_flags(args: &ServeArgs) -> Vec<OsString> {
+    let mut flags: Vec<OsString> = Vec::new();
+    let agent = match args.agent {
+        AgentKind::Echo => "echo",
+        AgentKind::Exec => "exec",
+    };
+    flags.extend(["--agent".into(), agent.into()]);
+    flags.extend([
+        "--echo-delay-ms".into(),
+        args.echo_delay_ms.to_string().into(),
+    ]);
+    let durability = match args.durability {
+        DurabilityArg::Normal => "normal",
+        DurabilityArg::Full => "full",
+    };
+    flags.extend(["--durability".into(), durability.into()]);
+    if !args.command.is_empty() {
+        flags.push("--".into());
+        flags.extend(args.command.iter().map(OsString::from));
+    }
+    flags
+}
+
+async fn start(home: &Home, args: &ServeArgs) -> Result<u8> {
+    build_agent(args)?;
+    if !args.listen.is_empty() {
+        return Err(Fail::usage("`app-server start` always listens on the default socket; use `tandem app-server --listen …` to run one in the foreground").into());
+    }
+    let endpoint = Endpoint::Unix(home.socket_path());
+    if let Ok(client) = Client::connect(&endpoint, client_info()).await {
+        let pid = client
+            .server()
+            .and_then(|s| s.server_info.pid)
+            .map(|p| format!(" (pid {p})"))
+            .unwrap_or_default();
+        println!("app-server already running{pid} on {endpoint}");
+        return Ok(0);
+    }
+    let exe = std::env::current_exe()?;
+    let mut child = start_background(home, &exe, &serve_flags(args))
+        .map_err(|e| Fail::new(exit::FAILURE, format!("cannot start the app-server: {e}")))?;
+    let deadline = tokio::time::Instant::now() + AUTOSTART_TIMEOUT;
+    loop {
+        match Client::connect(&endpoint, client_info()).await {
+            Ok(client) => {
+                let pid = client.server().and_then(|s| s.server_info.pid).unwrap_or(0);
+                println!("app-server started (pid {pid}) on {endpoint}");
+                return Ok(0);
+            }
+            Err(ClientError::Unreachable { .. }) => {}
+            Err(e) => return Err(Fail::from(e).into()),
+        }
+        if let Ok(Some(status)) = child.try_wait()
+            && DataLock::holder(&home.lock_path()).is_none()
+        {
+            return Err(Fail::new(
+                exit::FAILURE,
+                format!(
+                    "the app-server exited ({status}); see {}",
+                    home.logs_dir().join("app-server.stderr").display()
+                ),
+            )
+            .into());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Fail::new(
+                exit::UNREACHABLE,
+                format!("the app-server did not answer on {endpoint} in time"),
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn stop(home: &Home) -> Result<u8> {
+    let lock = home.lock_path();
+    let Some(pid) = DataLock::holder(&lock) else {
+        println!("app-server is not running");
+        return Ok(0);
+    };
+    // SAFETY: kill(2) on the pid recorded by the lock holder.
+    if unsafe { libc::kill(pid as i32, libc::SIGTERM) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Fail::new(
+            exit::FAILURE,
+            format!("cannot signal the app-server (pid {pid}): {e}"),
+        )
+        .into());
+    }
+    let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+    while DataLock::holder(&lock).is_some() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Fail::new(
+                exit::FAILURE,
+                format!(
+                    "the app-server (pid {pid}) did not stop within {}s",
+                    STOP_TIMEOUT.as_secs()
+                ),
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("app-server stopped (pid {pid})");
+    Ok(0)
+}
+
+async fn status(home: &Home, json: bool) -> Result<u8> {
+    let endpoint = Endpoint::Unix(home.socket_path());
+    match Client::connect(&endpoint, client_info()).await {
+        Ok(client) => {
+            let init = client
+                .server()
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no initialize answer"))?;
+            let info = &init.server_info;
+            if json {
+                let v = serde_json::json!({
+                    "running": true,
+                    "pid": info.pid,
+                    "socket": home.socket_path(),
+                    "home": home.dir(),
+                    "version": info.version,
+                    "protocolVersion": init.protocol_version,
+                    "agent": info.agent,
+                });
+                println!("{v}");
+            } else {
+                println!("app-server running");
+                println!(
+                    "  pid:      {}",
+                    info.pid
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "?".into())
+                );
+                println!("  socket:   {}", home.socket_path().display());
+                println!("  home:     {}", home.dir().display());
+                println!(
+                    "  version:  {} (protocol {})",
+                    info.version, init.protocol_version
+                );
+                if let Some(agent) = &info.agent {
+                    let model = agent
+                        .model
+                        .as_deref()
+                        .map(|m| format!(" ({m})"))
+                        .unwrap_or_default();
+                    println!("  agent:    {}{model}", agent.kind);
+                }
+            }
+            Ok(0)
+        }
+        Err(e @ ClientError::ProtocolMismatch { .. }) => Err(Fail::from(e).into()),
+        Err(e) => {
+            let holder = DataLock::holder(&home.lock_path());
+            if json {
+                let v = serde_json::json!({
+                    "running": false,
+                    "pid": holder,
+                    "socket": home.socket_path(),
+                    "home": home.dir(),
+                    "error": e.to_string(),
+                });
+                println!("{v}");
+            } else {
+                match holder {
+                    Some(pid) => println!(
+                        "app-server (pid {pid}) holds the data directory but does not answer: {e}"
+                    ),
+                    None => println!("app-server is not running ({})", home.dir().display()),
+                }
+            }
+            Ok(exit::UNREACHABLE)
+        }
+    }
+}
+
+/// Copies stdin to the server's socket and the socket to stdout, until both
+/// directions are done.
+async fn proxy(home: &Home, conn: &ConnArgs) -> Result<u8> {
+    let path = match &conn.server {
+        Some(Endpoint::Unix(p)) => p.clone(),
+        Some(Endpoint::Stdio(_)) => {
+            return Err(Fail::usage(
+                "proxy bridges to a unix socket; give --server unix:PATH or nothing",
+            )
+            .into());
+        }
+        None => {
+            let exe = std::env::current_exe()?;
+            // Make sure the default server runs; the check connection is dropped.
+            connect_or_start(home, &exe, client_info())
+                .await
+                .map_err(Fail::from)?;
+            home.socket_path()
+        }
+    };
+    let stream = tokio::net::UnixStream::connect(&path).await.map_err(|e| {
+        Fail::from(ClientError::Unreachable {
+            endpoint: format!("unix:{}", path.display()),
+            reason: e.to_string(),
+        })
+    })?;
+    let (mut sock_r, mut sock_w) = stream.into_split();
+    let up = async {
+        let mut stdin = tokio::io::stdin();
+        let r = tokio::io::copy(&mut stdin, &mut sock_w).await;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut sock_w).await;
+        r
+    };
+    let down = async {
+        let mut stdout = tokio::io::stdout();
+        let r = tokio::io::copy(&mut sock_r, &mut stdout).await;
+        let _ = tokio::io::AsyncWriteExt::flush(&mut stdout).await;
+        r
+    };
+    let (_, down) = tokio::join!(up, down);
+    down.map_err(|e| Fail::new(exit::UNREACHABLE, format!("proxy connection failed: {e}")))?;
+    Ok(0)
+}

@@ -1,0 +1,427 @@
+//! `tandem share …`: the script-facing clients. Arguments are checked before
+//! connecting wherever the client can, so bad input changes nothing anywhere.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use anyhow::Result;
+use tandem_app_server::Home;
+use tandem_app_server::client::{Client, ClientError, Subscription, connect_or_start};
+use tandem_protocol::ids::normalize_uuid;
+use tandem_protocol::methods::*;
+use tandem_protocol::{ClientInfo, ErrorCode, Event, EventBody, Position, RpcError, TurnStatus};
+
+use crate::exit::{self, Fail};
+use crate::render::{Transcript, parse};
+use crate::{ConnArgs, ShareCommand};
+
+/// How long `post` waits for `turn/completed` after Ctrl-C interrupted its turn.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
+
+/// Who `tandem share` says it is.
+pub fn client_info() -> ClientInfo {
+    ClientInfo::new("tandem-share", env!("CARGO_PKG_VERSION"))
+}
+
+/// Connects as the user asked: an explicit endpoint must answer; the default
+/// one is started when nobody answers.
+pub async fn connect(conn: &ConnArgs) -> Result<Client, Fail> {
+    let client = match &conn.server {
+        Some(endpoint) => Client::connect(endpoint, client_info()).await,
+        None => {
+            let exe = std::env::current_exe().map_err(|e| {
+                Fail::new(exit::FAILURE, format!("cannot find the tandem binary: {e}"))
+            })?;
+            connect_or_start(&Home::from_env(), &exe, client_info()).await
+        }
+    };
+    client.map_err(Fail::from)
+}
+
+fn thread_id(raw: &str) -> Result<String, Fail> {
+    normalize_uuid("--thread", raw)
+        .map_err(|e| Fail::usage(format!("{e} (use the id `tandem share new` printed)")))
+}
+
+fn position(raw: Option<&str>) -> Result<Option<Position>, Fail> {
+    raw.map(|s| Position::parse(s).map_err(|e| Fail::usage(format!("--{e}"))))
+        .transpose()
+}
+
+fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        // The reader went away (`| head`): that is how pipes end, not a failure.
+        Fail::new(0, String::new()).into()
+    } else {
+        anyhow::anyhow!("cannot write to stdout: {e}")
+    }
+}
+
+pub async fn run(cmd: ShareCommand) -> Result<u8> {
+    match cmd {
+        ShareCommand::New { title, json, conn } => new(title, json, &conn).await,
+        ShareCommand::List { json, conn } => list(json, &conn).await,
+        ShareCommand::Post {
+            thread,
+            prompt,
+            wait: _,
+            no_wait,
+            wait_idle,
+            json,
+            conn,
+        } => {
+            post(
+                &thread,
+                &prompt,
+                no_wait,
+                wait_idle.map(Duration::from_secs),
+                json,
+                &conn,
+            )
+            .await
+        }
+        ShareCommand::Tail {
+            thread,
+            from,
+            json,
+            conn,
+        } => tail(&thread, from.as_deref(), json, &conn).await,
+        ShareCommand::Get {
+            thread,
+            from,
+            limit,
+            json,
+            conn,
+        } => get(&thread, from.as_deref(), limit, json, &conn).await,
+        ShareCommand::Interrupt { thread, conn } => interrupt(&thread, &conn).await,
+    }
+    .or_else(|e| match e.downcast_ref::<Fail>() {
+        Some(f) if f.code == 0 => Ok(0),
+        _ => Err(e),
+    })
+}
+
+async fn new(title: Option<String>, json: bool, conn: &ConnArgs) -> Result<u8> {
+    let client = connect(conn).await?;
+    let params = ThreadStartParams {
+        title,
+        ..Default::default()
+    };
+    let thread = client
+        .call::<ThreadStart>(&params)
+        .await
+        .map_err(Fail::from)?
+        .thread;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&thread)?).map_err(stdout_error)?;
+    } else {
+        writeln!(out, "{}", thread.id).map_err(stdout_error)?;
+    }
+    Ok(0)
+}
+
+async fn list(json: bool, conn: &ConnArgs) -> Result<u8> {
+    let client = connect(conn).await?;
+    let mut cursor = None;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let page = client
+            .call::<ThreadList>(&ThreadListParams {
+                limit: Some(tandem_protocol::MAX_PAGE),
+                cursor,
+            })
+            .await
+            .map_err(Fail::from)?;
+        for t in &page.data {
+            if json {
+                writeln!(out, "{}", serde_json::to_string(t)?)
+            } else {
+                let running = match &t.active_turn {
+                    Some(a) => format!("running ({})", a.client),
+                    None => "idle".to_owned(),
+                };
+                writeln!(
+                    out,
+                    "{}  {:<24} {:>7} events  {}  {}",
+                    t.id,
+                    running,
+                    t.last_seq,
+                    t.updated_at,
+                    t.title.as_deref().unwrap_or("")
+                )
+            }
+            .map_err(stdout_error)?;
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    out.flush().map_err(stdout_error)?;
+    Ok(0)
+}
+
+fn read_prompt(prompt: &str) -> Result<String, Fail> {
+    let text = if prompt == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Fail::usage(format!("cannot read the prompt from stdin: {e}")))?;
+        s
+    } else {
+        prompt.to_owned()
+    };
+    if text.trim().is_empty() {
+        return Err(Fail::usage(
+            "the prompt is empty; give --prompt TEXT, or --prompt - with the text on stdin",
+        ));
+    }
+    Ok(text)
+}
+
+async fn post(
+    thread: &str,
+    prompt: &str,
+    no_wait: bool,
+    wait_idle: Option<Duration>,
+    json: bool,
+    conn: &ConnArgs,
+) -> Result<u8> {
+    let thread = thread_id(thread)?;
+    let input = read_prompt(prompt)?;
+    let client = connect(conn).await?;
+    let params = TurnStartParams {
+        thread_id: thread.clone(),
+        input,
+        client: None,
+    };
+    let turn = start_turn(&client, &params, wait_idle).await?;
+    let mut out = std::io::stdout().lock();
+    if no_wait {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&turn)?).map_err(stdout_error)?;
+        } else {
+            writeln!(out, "{}", turn.id).map_err(stdout_error)?;
+        }
+        return Ok(0);
+    }
+    drop(out);
+    // Everything of our turn is at or after its start time; other events in the
+    // same millisecond are filtered out by turn id.
+    let from = Position::parse(&turn.started_at)
+        .map_err(|e| anyhow::anyhow!("server sent a bad startedAt: {e}"))?;
+    let mut sub = client
+        .subscribe(&ThreadSubscribeParams {
+            thread_id: thread.clone(),
+            from: Some(from),
+        })
+        .await
+        .map_err(Fail::from)?;
+    let mut transcript = Transcript::default();
+    let mut interrupted_at: Option<tokio::time::Instant> = None;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let grace = async {
+            match interrupted_at {
+                Some(t) => tokio::time::sleep_until(t + INTERRUPT_GRACE).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            raw = sub.next() => {
+                let Some(raw) = raw else {
+                    return Err(Fail::new(exit::UNREACHABLE, format!(
+                        "lost the connection to the app-server at {} while turn {} was running; follow it with `tandem share tail --thread {thread}`",
+                        client.endpoint(), turn.id
+                    )).into());
+                };
+                let Some(event) = parse(&raw) else { continue };
+                if event.body.turn_id() != Some(turn.id.as_str()) {
+                    continue;
+                }
+                transcript.write(&mut std::io::stdout().lock(), &raw, Some(&event), json).map_err(stdout_error)?;
+                if let EventBody::TurnCompleted { status, .. } = event.body {
+                    if interrupted_at.is_some() {
+                        return Ok(exit::INTERRUPTED);
+                    }
+                    return Ok(if status == TurnStatus::Completed { 0 } else { exit::FAILURE });
+                }
+            }
+            _ = &mut ctrl_c, if interrupted_at.is_none() => {
+                interrupted_at = Some(tokio::time::Instant::now());
+                let params = TurnInterruptParams { thread_id: thread.clone(), turn_id: Some(turn.id.clone()) };
+                if let Err(e) = client.call::<TurnInterrupt>(&params).await {
+                    eprintln!("tandem: could not interrupt turn {}: {e}", turn.id);
+                    return Ok(exit::INTERRUPTED);
+                }
+            }
+            _ = grace => return Ok(exit::INTERRUPTED),
+        }
+    }
+}
+
+/// `turn/start`, and with `--wait-idle`, on `busy` wait (bounded) for the
+/// running turn to end and try again.
+async fn start_turn(
+    client: &Client,
+    params: &TurnStartParams,
+    wait_idle: Option<Duration>,
+) -> Result<tandem_protocol::Turn, Fail> {
+    let deadline = wait_idle.map(|d| tokio::time::Instant::now() + d);
+    let mut watcher: Option<Subscription> = None;
+    loop {
+        let err = match client.call::<TurnStart>(params).await {
+            Ok(r) => {
+                if let Some(w) = watcher {
+                    let _ = client
+                        .call::<ThreadUnsubscribe>(&ThreadUnsubscribeParams { subscription: w.id })
+                        .await;
+                }
+                return Ok(r.turn);
+            }
+            Err(ClientError::Rpc(e)) if e.is(ErrorCode::Busy) => e,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(deadline) = deadline else {
+            return Err(busy_fail(&err, None));
+        };
+        let Some(w) = watcher.as_mut() else {
+            // Watch from now, then try again at once: the turn may have ended
+            // between the refusal and the subscription.
+            let sub = client
+                .subscribe(&ThreadSubscribeParams {
+                    thread_id: params.thread_id.clone(),
+                    from: None,
+                })
+                .await
+                .map_err(Fail::from)?;
+            watcher = Some(sub);
+            continue;
+        };
+        loop {
+            tokio::select! {
+                raw = w.next() => match raw {
+                    Some(raw) => {
+                        if parse(&raw).is_some_and(|e: Event| matches!(e.body, EventBody::TurnCompleted { .. })) {
+                            break;
+                        }
+                    }
+                    None => return Err(Fail::from(ClientError::Disconnected { endpoint: client.endpoint().to_owned() })),
+                },
+                _ = tokio::time::sleep_until(deadline) => return Err(busy_fail(&err, wait_idle)),
+            }
+        }
+    }
+}
+
+fn busy_fail(err: &RpcError, waited: Option<Duration>) -> Fail {
+    let by = err
+        .data
+        .as_ref()
+        .and_then(|d| d.get("startedBy"))
+        .and_then(|c| serde_json::from_value::<ClientInfo>(c.clone()).ok())
+        .map(|c| format!(" (started by {c})"))
+        .unwrap_or_default();
+    let hint = match waited {
+        Some(d) => format!("; it was still busy after waiting {}s", d.as_secs()),
+        None => "; try again when it ends, or pass --wait-idle to wait for it".to_owned(),
+    };
+    Fail::new(exit::BUSY, format!("{}{by}{hint}", err.message))
+}
+
+async fn tail(thread: &str, from: Option<&str>, json: bool, conn: &ConnArgs) -> Result<u8> {
+    let thread = thread_id(thread)?;
+    let from = position(from)?;
+    let client = connect(conn).await?;
+    let mut sub = client
+        .subscribe(&ThreadSubscribeParams {
+            thread_id: thread.clone(),
+            from,
+        })
+        .await
+        .map_err(Fail::from)?;
+    let mut transcript = Transcript::default();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            raw = sub.next() => {
+                let Some(raw) = raw else {
+                    return Err(Fail::new(exit::UNREACHABLE, format!(
+                        "lost the connection to the app-server at {}; resume with --from the last seq you saw",
+                        client.endpoint()
+                    )).into());
+                };
+                let event = if json { None } else { parse(&raw) };
+                transcript.write(&mut std::io::stdout().lock(), &raw, event.as_ref(), json).map_err(stdout_error)?;
+            }
+            _ = &mut ctrl_c => return Ok(exit::INTERRUPTED),
+        }
+    }
+}
+
+async fn get(
+    thread: &str,
+    from: Option<&str>,
+    limit: Option<usize>,
+    json: bool,
+    conn: &ConnArgs,
+) -> Result<u8> {
+    let thread = thread_id(thread)?;
+    let mut from = position(from)?;
+    if limit == Some(0) {
+        return Err(Fail::usage("--limit must be at least 1").into());
+    }
+    let client = connect(conn).await?;
+    let mut remaining = limit;
+    let mut transcript = Transcript::default();
+    let mut out = std::io::stdout().lock();
+    loop {
+        let page_limit = remaining.map(|r| r.min(tandem_protocol::MAX_PAGE));
+        let page = client
+            .call::<ThreadEvents>(&ThreadEventsParams {
+                thread_id: thread.clone(),
+                from: from.clone(),
+                limit: page_limit,
+            })
+            .await
+            .map_err(Fail::from)?;
+        for raw in &page.events {
+            let event = if json { None } else { parse(raw) };
+            transcript
+                .write(&mut out, raw, event.as_ref(), json)
+                .map_err(stdout_error)?;
+        }
+        if let Some(r) = remaining.as_mut() {
+            *r -= page.events.len().min(*r);
+            if *r == 0 {
+                break;
+            }
+        }
+        match page.next {
+            Some(next) => from = Some(Position::Seq(next)),
+            None => break,
+        }
+    }
+    Ok(0)
+}
+
+async fn interrupt(thread: &str, conn: &ConnArgs) -> Result<u8> {
+    let thread = thread_id(thread)?;
+    let client = connect(conn).await?;
+    let r = client
+        .call::<TurnInterrupt>(&TurnInterruptParams {
+            thread_id: thread.clone(),
+            turn_id: None,
+        })
+        .await
+        .map_err(Fail::from)?;
+    if r.interrupted {
+        println!("interrupted the running turn on {thread}");
+    } else {
+        println!("nothing to interrupt: thread {thread} is idle");
+    }
+    Ok(0)
+}
