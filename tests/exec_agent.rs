@@ -1,0 +1,197 @@
+//! The `exec` agent with real subprocesses: prompt on stdin, env, streamed
+//! stdout, exit status, interrupt (SIGTERM, then SIGKILL), and no zombies.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn srv(home: &Home) -> String {
+    format!("unix:{}", home.socket().display())
+}
+
+/// Whether `pid` still exists (a zombie counts: it was not reaped).
+fn alive(pid: i32) -> bool {
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn read_pid(path: &std::path::Path) -> i32 {
+    let mut pid = 0;
+    wait_for("the agent to write its pid", || {
+        pid = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    });
+    pid
+}
+
+#[test]
+fn streams_stdout_with_the_prompt_on_stdin_and_ids_in_env() {
+    let home = Home::new();
+    let script =
+        r#"printf 'thread=%s turn=%s\n' "$TANDEM_THREAD_ID" "$TANDEM_TURN_ID"; tr a-z A-Z"#;
+    let _server = home.serve(&["--agent", "exec", "--", "sh", "-c", script]);
+    let id = home.new_thread();
+    let out = home
+        .run(&[
+            "share",
+            "post",
+            "--thread",
+            &id,
+            "--prompt",
+            "hello from stdin",
+            "--json",
+            "--server",
+            &srv(&home),
+        ])
+        .ok();
+    let events = out.json_lines();
+    let turn = events[0]["turnId"].as_str().unwrap();
+    assert_eq!(events[0]["agent"]["kind"], "exec");
+    let done = events
+        .iter()
+        .find(|e| e["type"] == "item/completed")
+        .unwrap();
+    assert_eq!(
+        done["item"]["text"],
+        format!("thread={id} turn={turn}\nHELLO FROM STDIN")
+    );
+    assert_eq!(events.last().unwrap()["status"], "completed");
+}
+
+#[test]
+fn a_missing_program_fails_the_turn_saying_what_was_tried() {
+    let home = Home::new();
+    let _server = home.serve(&["--agent", "exec", "--", "/nonexistent/agent", "--flag"]);
+    let id = home.new_thread();
+    let out = home.run(&[
+        "share",
+        "post",
+        "--thread",
+        &id,
+        "--prompt",
+        "hi",
+        "--server",
+        &srv(&home),
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("could not start `/nonexistent/agent --flag`"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn interrupt_terminates_the_process_group_and_reaps_it() {
+    let home = Home::new();
+    let pidfile = home.path().join("agent.pid");
+    let script = format!(
+        "echo $$ > {}; echo started; exec sleep 1000",
+        pidfile.display()
+    );
+    let _server = home.serve(&["--agent", "exec", "--", "sh", "-c", &script]);
+    let id = home.new_thread();
+    let mut raw = home.raw();
+    raw.call("thread/subscribe", json!({"threadId": id}));
+    let turn = raw.call("turn/start", json!({"threadId": id, "input": "x"}))["turn"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    loop {
+        if raw.next_event()["type"] == "item/agentMessage/delta" {
+            break;
+        }
+    }
+    let pid = read_pid(&pidfile);
+    assert!(alive(pid));
+    assert_eq!(
+        raw.call("turn/interrupt", json!({"threadId": id}))["interrupted"],
+        true
+    );
+    let events = raw.events_until_completed(&turn);
+    assert_eq!(events.last().unwrap()["status"], "interrupted");
+    wait_for("the agent process to be reaped", || !alive(pid));
+}
+
+#[test]
+fn an_agent_ignoring_sigterm_is_killed_after_the_grace_period() {
+    let home = Home::new();
+    let pidfile = home.path().join("agent.pid");
+    let script = format!(
+        "trap '' TERM; echo $$ > {}; echo started; while :; do sleep 0.05; done",
+        pidfile.display()
+    );
+    let _server = home.serve(&["--agent", "exec", "--", "sh", "-c", &script]);
+    let id = home.new_thread();
+    let s = srv(&home);
+    let turn = home
+        .run(&[
+            "share",
+            "post",
+            "--thread",
+            &id,
+            "--prompt",
+            "x",
+            "--no-wait",
+            "--server",
+            &s,
+        ])
+        .ok();
+    let turn = turn.stdout.trim().to_owned();
+    let pid = read_pid(&pidfile);
+    home.run(&["share", "interrupt", "--thread", &id, "--server", &s])
+        .ok();
+    let mut raw = home.raw();
+    raw.call("thread/subscribe", json!({"threadId": id, "from": 1}));
+    let events = raw.events_until_completed(&turn);
+    assert_eq!(events.last().unwrap()["status"], "interrupted");
+    wait_for("the agent process to be reaped", || !alive(pid));
+}
+
+#[test]
+fn ctrl_c_on_post_interrupts_its_turn_and_exits_130() {
+    let home = Home::new();
+    let _server = home.serve(&["--echo-delay-ms", "200"]);
+    let id = home.new_thread();
+    let mut post = home
+        .tandem()
+        .args([
+            "share",
+            "post",
+            "--thread",
+            &id,
+            "--prompt",
+            &words(100),
+            "--json",
+            "--server",
+            &srv(&home),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut raw = home.raw();
+    wait_for("the turn to stream", || {
+        raw.call("thread/read", json!({"threadId": id}))["thread"]["lastSeq"]
+            .as_u64()
+            .unwrap()
+            >= 5
+    });
+    unsafe {
+        libc::kill(post.id() as i32, libc::SIGINT);
+    }
+    let status = post.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(post.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let last: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "turn/completed");
+    assert_eq!(last["status"], "interrupted");
+    let events = home.events(&id);
+    assert_eq!(events.last().unwrap(), &last);
+}
