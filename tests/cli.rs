@@ -412,7 +412,7 @@ fn wait_idle_posts_after_the_running_turn() {
             "--thread",
             &id,
             "--prompt",
-            &words(40),
+            &words(100),
             "--no-wait",
             "--server",
             &s,

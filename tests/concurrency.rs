@@ -145,7 +145,7 @@ fn simultaneous_raw_submits_race_for_one_turn() {
 #[test]
 fn tails_started_before_and_during_a_turn_equal_get() {
     let home = Home::new();
-    let _server = home.serve(&["--echo-delay-ms", "15"]);
+    let _server = home.serve(&["--echo-delay-ms", "20"]);
     let s = srv(&home);
     let id = home.new_thread();
     let mut from_start = Tail::start(&home, &["--thread", &id, "--from", "1"]);
@@ -159,7 +159,7 @@ fn tails_started_before_and_during_a_turn_equal_get() {
             "--thread",
             &id,
             "--prompt",
-            &words(120),
+            &words(300),
             "--no-wait",
             "--server",
             &s,

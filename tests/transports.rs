@@ -260,3 +260,41 @@ fn a_long_data_dir_gets_a_short_socket() {
     let (code, _, _) = run(&["app-server", "stop"]);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn a_server_of_another_protocol_version_is_named_with_the_fix() {
+    use std::io::{BufRead, BufReader, Write};
+    let home = Home::new();
+    let sock = home.path().join("old.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    // A pretend server from another release: it answers initialize only.
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut line = String::new();
+            if BufReader::new(stream.try_clone().unwrap())
+                .read_line(&mut line)
+                .unwrap_or(0)
+                == 0
+            {
+                continue;
+            }
+            let req: Value = serde_json::from_str(&line).unwrap();
+            let resp = serde_json::json!({"jsonrpc": "2.0", "id": req["id"], "result": {
+                "serverInfo": {"name": "tandem-app-server", "version": "9.0.0"}, "protocolVersion": 99}});
+            let _ = writeln!(stream, "{resp}");
+        }
+    });
+    let out = home.run(&[
+        "share",
+        "list",
+        "--server",
+        &format!("unix:{}", sock.display()),
+    ]);
+    assert_eq!(out.code, 5, "{out:?}");
+    assert!(
+        out.stderr.contains("protocol version 99")
+            && out.stderr.contains("tandem app-server restart"),
+        "{out:?}"
+    );
+}
