@@ -54,7 +54,15 @@ impl Engine {
         durability: Durability,
         agent: Arc<dyn Agent>,
     ) -> Result<Engine, StoreError> {
-        let store = Arc::new(Store::open(db, durability)?);
+        Engine::start(Arc::new(Store::open(db, durability)?), agent).await
+    }
+
+    /// An engine whose log lives in memory only: a private session, no files.
+    pub async fn in_memory(agent: Arc<dyn Agent>) -> Result<Engine, StoreError> {
+        Engine::start(Arc::new(Store::memory()?), agent).await
+    }
+
+    async fn start(store: Arc<Store>, agent: Arc<dyn Agent>) -> Result<Engine, StoreError> {
         let rows = store.load_threads().await?;
         let mut threads = BTreeMap::new();
         let mut recovered = 0;

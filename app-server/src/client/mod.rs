@@ -127,24 +127,45 @@ impl Client {
                 Client::over(name.clone(), r, w, Some(child))
             }
         };
-        let init = client
+        client.initialize(info).await.map_err(|e| match e {
+            ClientError::Disconnected { .. } => {
+                unreachable("it closed the connection before answering".into())
+            }
+            other => other,
+        })?;
+        Ok(client)
+    }
+
+    /// A connection to an engine in this process (a LOCAL session): the same
+    /// protocol over an in-memory pipe, so the caller cannot tell the difference.
+    pub async fn in_process(
+        engine: crate::Engine,
+        info: ClientInfo,
+    ) -> Result<Client, ClientError> {
+        let (ours, theirs) = tokio::io::duplex(256 * 1024);
+        let (server_r, server_w) = tokio::io::split(theirs);
+        tokio::spawn(crate::transport::serve_connection(
+            engine, server_r, server_w,
+        ));
+        let (r, w) = tokio::io::split(ours);
+        let client = Client::over("in-process".into(), r, w, None);
+        client.initialize(info).await?;
+        Ok(client)
+    }
+
+    async fn initialize(&self, info: ClientInfo) -> Result<(), ClientError> {
+        let init = self
             .call::<Initialize>(&InitializeParams { client_info: info })
-            .await
-            .map_err(|e| match e {
-                ClientError::Disconnected { .. } => {
-                    unreachable("it closed the connection before answering".into())
-                }
-                other => other,
-            })?;
+            .await?;
         if init.protocol_version != PROTOCOL_VERSION {
             return Err(ClientError::ProtocolMismatch {
-                endpoint: name,
+                endpoint: self.inner.endpoint.clone(),
                 server: init.protocol_version,
                 client: PROTOCOL_VERSION,
             });
         }
-        let _ = client.inner.server.set(init);
-        Ok(client)
+        let _ = self.inner.server.set(init);
+        Ok(())
     }
 
     /// A client over an already open byte stream (no `initialize` sent).
