@@ -19,11 +19,19 @@ use crate::exit::Fail;
     name = "tandem",
     version,
     about = "Share one AI coding-agent conversation between people and programs.",
-    arg_required_else_help = true
+    long_about = "Share one AI coding-agent conversation between people and programs.\n\n\
+        With no command, `tandem` opens the terminal UI: a private (LOCAL) session that \
+        /share turns into a shared thread; `--thread ID` opens attached to one.",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Open the TUI attached to this shared thread.
+    #[arg(long, value_name = "ID")]
+    thread: Option<String>,
+    #[command(flatten)]
+    conn: ConnArgs,
 }
 
 #[derive(Subcommand)]
@@ -188,6 +196,30 @@ enum ShareCommand {
     },
 }
 
+async fn tui(thread: Option<String>, conn: ConnArgs) -> anyhow::Result<u8> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(Fail::usage(
+            "the TUI needs a terminal; for scripts use `tandem share new|post|tail|get` (see `tandem --help`)",
+        )
+        .into());
+    }
+    if let Some(id) = &thread {
+        tandem_protocol::ids::normalize_uuid("--thread", id).map_err(Fail::usage)?;
+    }
+    let opts = tandem_tui::Options {
+        thread,
+        server: conn.server,
+        home: tandem_app_server::Home::from_env(),
+        exe: std::env::current_exe()?,
+    };
+    tandem_tui::run(opts).await.map_err(|e| match e {
+        tandem_tui::TuiError::Client(e) => Fail::from(e),
+        other => Fail::new(exit::FAILURE, other.to_string()),
+    })?;
+    Ok(0)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -202,8 +234,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::AppServer(args) => app_server::run(args).await,
-            Command::Share(cmd) => share::run(cmd).await,
+            None => tui(cli.thread, cli.conn).await,
+            Some(Command::AppServer(args)) => app_server::run(args).await,
+            Some(Command::Share(cmd)) => share::run(cmd).await,
         }
     });
     // Don't wait for background tasks (a stdin reader may be blocked forever).

@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 
 /// Who a connection (or a turn) says it is: `initialize`'s `clientInfo`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ClientInfo {
     pub name: String,
     #[serde(default)]

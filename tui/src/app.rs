@@ -1,0 +1,655 @@
+//! The TUI's state machine: `update(msg) -> effects`, with no I/O, so every
+//! mode, menu and key can be tested without a terminal. The runtime turns
+//! effects into calls and feeds the results back as messages.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use tandem_protocol::{ClientInfo, Event, EventBody, Thread};
+
+use crate::composer::Composer;
+use crate::slash::{SlashCommand, typed_command};
+use crate::transcript::{NoteKind, Transcript};
+
+/// Private or attached to a thread on the app-server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Local,
+    Shared,
+}
+
+/// The `/share` menu's actions, in order (digits 1–4 pick them).
+pub const SHARE_ACTIONS: [&str; 4] = [
+    "Start sharing this session",
+    "Join shared session",
+    "Stop sharing",
+    "Help / About sharing",
+];
+
+/// The join picker: the server's threads, or an id typed in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JoinPicker {
+    /// `None` while loading.
+    pub threads: Option<Vec<Thread>>,
+    pub selected: usize,
+    pub input: String,
+    pub error: Option<String>,
+}
+
+/// What is drawn over the transcript.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Popup {
+    ShareMenu {
+        selected: usize,
+    },
+    Status,
+    Help,
+    Join(JoinPicker),
+    /// Shown once sharing starts: the id and the line to post from elsewhere.
+    Shared {
+        thread_id: String,
+    },
+}
+
+/// The thread's turn, as far as this TUI knows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnState {
+    Idle,
+    Running { turn_id: String, client: ClientInfo },
+}
+
+/// The connection to the thread's server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conn {
+    Up,
+    Lost { reason: String },
+}
+
+/// A first Ctrl-C that waits for a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Armed {
+    Quit,
+    Interrupt,
+}
+
+/// A one-line message above the composer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub text: String,
+    pub kind: NoteKind,
+}
+
+/// Why a send was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubmitError {
+    /// Another turn runs: the server's busy message and who started it.
+    Busy {
+        turn_id: String,
+        started_by: Option<ClientInfo>,
+    },
+    Other(String),
+}
+
+/// Inputs: keys from the terminal, results from the runtime.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(KeyEvent),
+    Paste(String),
+    ScrollUp(u16),
+    ScrollDown(u16),
+    /// Now showing `thread_id` in `mode`; the transcript starts over.
+    Attached {
+        mode: Mode,
+        thread_id: String,
+        server: String,
+        agent: String,
+    },
+    Event(Event),
+    /// Sharing began on `thread_id` (after its `Attached`).
+    SharingStarted {
+        thread_id: String,
+    },
+    SubmitFailed {
+        text: String,
+        error: SubmitError,
+    },
+    Threads(Result<Vec<Thread>, String>),
+    /// A share/join/stop action failed; nothing changed.
+    ActionFailed(String),
+    Note(String, NoteKind),
+    ConnLost {
+        reason: String,
+    },
+    ConnRestored,
+    Quit,
+}
+
+/// Outputs: what the runtime should do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Submit(String),
+    Interrupt(String),
+    StartSharing,
+    LoadThreads,
+    Join(String),
+    StopSharing,
+    Quit,
+}
+
+/// Everything the screen shows.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub mode: Mode,
+    pub thread_id: String,
+    pub server: String,
+    pub agent: String,
+    pub transcript: Transcript,
+    pub composer: Composer,
+    pub popup: Option<Popup>,
+    pub slash_selected: usize,
+    pub turn: TurnState,
+    /// Who this TUI is: turns posted as this client are "you".
+    pub me: ClientInfo,
+    pub notice: Option<Notice>,
+    pub conn: Conn,
+    /// Lines scrolled up from the bottom (0 = follow the end).
+    pub scroll: u16,
+    pub armed: Option<Armed>,
+    /// A share/join/stop is under way; another waits.
+    pub pending_action: bool,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(mode: Mode, thread_id: String, server: String, me: ClientInfo) -> App {
+        App {
+            mode,
+            thread_id,
+            server,
+            agent: String::new(),
+            transcript: Transcript::default(),
+            composer: Composer::default(),
+            popup: None,
+            slash_selected: 0,
+            turn: TurnState::Idle,
+            me,
+            notice: None,
+            conn: Conn::Up,
+            scroll: 0,
+            armed: None,
+            pending_action: false,
+            quit: false,
+        }
+    }
+
+    fn notice(&mut self, text: impl Into<String>, kind: NoteKind) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            kind,
+        });
+    }
+
+    /// The slash commands the popup offers now (empty when it is closed).
+    pub fn slash_matches(&self) -> Vec<SlashCommand> {
+        if self.popup.is_some() {
+            return Vec::new();
+        }
+        typed_command(self.composer.text())
+            .map(SlashCommand::matching)
+            .unwrap_or_default()
+    }
+
+    /// The first 8 characters of the thread id, as the header shows it.
+    pub fn short_thread(&self) -> &str {
+        self.thread_id.get(..8).unwrap_or(&self.thread_id)
+    }
+
+    /// Whether `client` is this TUI.
+    pub fn is_me(&self, client: &ClientInfo) -> bool {
+        *client == self.me
+    }
+
+    /// Handles one message.
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Key(key) => self.key(key),
+            Msg::Paste(text) => {
+                if let Some(Popup::Join(p)) = &mut self.popup {
+                    p.input.push_str(text.trim());
+                } else {
+                    self.composer.insert(&text);
+                }
+                vec![]
+            }
+            Msg::ScrollUp(n) => {
+                self.scroll = self.scroll.saturating_add(n);
+                vec![]
+            }
+            Msg::ScrollDown(n) => {
+                self.scroll = self.scroll.saturating_sub(n);
+                vec![]
+            }
+            Msg::Attached {
+                mode,
+                thread_id,
+                server,
+                agent,
+            } => {
+                self.mode = mode;
+                self.thread_id = thread_id;
+                self.server = server;
+                self.agent = agent;
+                self.transcript.clear();
+                self.turn = TurnState::Idle;
+                self.scroll = 0;
+                self.pending_action = false;
+                self.conn = Conn::Up;
+                if matches!(self.popup, Some(Popup::Join(_))) {
+                    self.popup = None;
+                }
+                vec![]
+            }
+            Msg::Event(ev) => {
+                match &ev.body {
+                    EventBody::TurnStarted {
+                        turn_id, client, ..
+                    } => {
+                        self.turn = TurnState::Running {
+                            turn_id: turn_id.clone(),
+                            client: client.clone(),
+                        };
+                    }
+                    EventBody::TurnCompleted { turn_id, .. } => {
+                        if matches!(&self.turn, TurnState::Running { turn_id: t, .. } if t == turn_id)
+                        {
+                            self.turn = TurnState::Idle;
+                            if self.armed == Some(Armed::Interrupt) {
+                                self.armed = None;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                self.transcript.apply(&ev);
+                vec![]
+            }
+            Msg::SharingStarted { thread_id } => {
+                self.notice(
+                    format!("sharing thread {thread_id} — /share for options"),
+                    NoteKind::Success,
+                );
+                self.popup = Some(Popup::Shared { thread_id });
+                vec![]
+            }
+            Msg::SubmitFailed { text, error } => {
+                self.composer.restore(&text);
+                match error {
+                    SubmitError::Busy {
+                        turn_id,
+                        started_by,
+                    } => {
+                        let by = started_by
+                            .map(|c| format!(" (started by {})", c.name))
+                            .unwrap_or_default();
+                        self.notice(
+                            format!(
+                                "busy — turn {} running{by}; your text is kept",
+                                short(&turn_id)
+                            ),
+                            NoteKind::Error,
+                        );
+                    }
+                    SubmitError::Other(e) => {
+                        self.notice(format!("not sent: {e}; your text is kept"), NoteKind::Error)
+                    }
+                }
+                vec![]
+            }
+            Msg::Threads(result) => {
+                if let Some(Popup::Join(p)) = &mut self.popup {
+                    match result {
+                        Ok(threads) => {
+                            p.threads = Some(threads);
+                            p.selected = 0;
+                        }
+                        Err(e) => {
+                            p.threads = Some(Vec::new());
+                            p.error = Some(e);
+                        }
+                    }
+                }
+                vec![]
+            }
+            Msg::ActionFailed(e) => {
+                self.pending_action = false;
+                if let Some(Popup::Join(p)) = &mut self.popup {
+                    p.error = Some(e.clone());
+                }
+                self.notice(e, NoteKind::Error);
+                vec![]
+            }
+            Msg::Note(text, kind) => {
+                self.notice(text, kind);
+                vec![]
+            }
+            Msg::ConnLost { reason } => {
+                self.conn = Conn::Lost { reason };
+                vec![]
+            }
+            Msg::ConnRestored => {
+                self.conn = Conn::Up;
+                self.notice(format!("reconnected to {}", self.server), NoteKind::Success);
+                vec![]
+            }
+            Msg::Quit => {
+                self.quit = true;
+                vec![Effect::Quit]
+            }
+        }
+    }
+
+    fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if key.kind == KeyEventKind::Release {
+            return vec![];
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && key.code == KeyCode::Char('c') {
+            return self.ctrl_c();
+        }
+        self.armed = None;
+        if self.popup.is_some() {
+            return self.popup_key(key);
+        }
+        let matches = self.slash_matches();
+        if !matches.is_empty() {
+            let n = matches.len();
+            match key.code {
+                KeyCode::Up => {
+                    self.slash_selected = (self.slash_selected + n - 1) % n;
+                    return vec![];
+                }
+                KeyCode::Down => {
+                    self.slash_selected = (self.slash_selected + 1) % n;
+                    return vec![];
+                }
+                KeyCode::Tab => {
+                    let cmd = matches[self.slash_selected.min(n - 1)];
+                    self.composer.set_text(&format!("/{}", cmd.name()));
+                    self.slash_selected = 0;
+                    return vec![];
+                }
+                KeyCode::Enter if key.modifiers.is_empty() => {
+                    let cmd = matches[self.slash_selected.min(n - 1)];
+                    self.composer.clear();
+                    self.slash_selected = 0;
+                    return self.run_command(cmd);
+                }
+                KeyCode::Esc => {
+                    self.composer.clear();
+                    self.slash_selected = 0;
+                    return vec![];
+                }
+                _ => {}
+            }
+        }
+        let alt_or_shift = key
+            .modifiers
+            .intersects(KeyModifiers::ALT | KeyModifiers::SHIFT);
+        match key.code {
+            KeyCode::Enter if alt_or_shift => self.composer.insert("\n"),
+            KeyCode::Char('j') if ctrl => self.composer.insert("\n"),
+            KeyCode::Enter => return self.submit(),
+            KeyCode::Char('u') if ctrl => self.composer.kill_line_before(),
+            KeyCode::Char('a') if ctrl => self.composer.home(),
+            KeyCode::Char('e') if ctrl => self.composer.end(),
+            KeyCode::Char(c) if !ctrl => {
+                self.composer.insert(c.encode_utf8(&mut [0; 4]));
+                self.slash_selected = 0;
+            }
+            KeyCode::Backspace => self.composer.backspace(),
+            KeyCode::Delete => self.composer.delete(),
+            KeyCode::Left => self.composer.left(),
+            KeyCode::Right => self.composer.right(),
+            KeyCode::Home => self.composer.home(),
+            KeyCode::End => self.composer.end(),
+            KeyCode::Up => self.composer.up(),
+            KeyCode::Down => self.composer.down(),
+            KeyCode::PageUp => self.scroll = self.scroll.saturating_add(10),
+            KeyCode::PageDown => self.scroll = self.scroll.saturating_sub(10),
+            KeyCode::Esc => self.notice = None,
+            _ => {}
+        }
+        vec![]
+    }
+
+    fn ctrl_c(&mut self) -> Vec<Effect> {
+        if self.popup.take().is_some() {
+            return vec![];
+        }
+        match self.turn.clone() {
+            TurnState::Running { turn_id, client } => {
+                if self.is_me(&client) || self.armed == Some(Armed::Interrupt) {
+                    self.armed = None;
+                    self.notice(
+                        format!("interrupting turn {}…", short(&turn_id)),
+                        NoteKind::Info,
+                    );
+                    vec![Effect::Interrupt(turn_id)]
+                } else {
+                    self.armed = Some(Armed::Interrupt);
+                    self.notice(
+                        format!(
+                            "turn {} was started by {} — press Ctrl-C again to interrupt it",
+                            short(&turn_id),
+                            client.name
+                        ),
+                        NoteKind::Info,
+                    );
+                    vec![]
+                }
+            }
+            TurnState::Idle => {
+                if self.armed == Some(Armed::Quit) {
+                    self.quit = true;
+                    vec![Effect::Quit]
+                } else {
+                    self.armed = Some(Armed::Quit);
+                    let draft = if self.composer.is_empty() {
+                        ""
+                    } else {
+                        " (your draft will be lost)"
+                    };
+                    self.notice(format!("press Ctrl-C again to quit{draft}"), NoteKind::Info);
+                    vec![]
+                }
+            }
+        }
+    }
+
+    fn submit(&mut self) -> Vec<Effect> {
+        let text = self.composer.text().to_owned();
+        if text.trim().is_empty() {
+            return vec![];
+        }
+        if let Some(name) = typed_command(text.trim()) {
+            return match SlashCommand::parse(name) {
+                Some(cmd) => {
+                    self.composer.clear();
+                    self.run_command(cmd)
+                }
+                None => {
+                    self.notice(
+                        format!("unknown command /{name} — try /help"),
+                        NoteKind::Error,
+                    );
+                    vec![]
+                }
+            };
+        }
+        if let Conn::Lost { .. } = self.conn {
+            self.notice(
+                format!(
+                    "not connected to {} — your text is kept; retrying…",
+                    self.server
+                ),
+                NoteKind::Error,
+            );
+            return vec![];
+        }
+        if let TurnState::Running { turn_id, client } = &self.turn {
+            let by = if self.is_me(client) {
+                "you".to_owned()
+            } else {
+                client.name.clone()
+            };
+            self.notice(
+                format!(
+                    "busy — turn {} running (started by {by}); your text is kept",
+                    short(turn_id)
+                ),
+                NoteKind::Error,
+            );
+            return vec![];
+        }
+        self.scroll = 0;
+        self.notice = None;
+        vec![Effect::Submit(self.composer.take())]
+    }
+
+    fn run_command(&mut self, cmd: SlashCommand) -> Vec<Effect> {
+        match cmd {
+            SlashCommand::Share => self.popup = Some(Popup::ShareMenu { selected: 0 }),
+            SlashCommand::Status => self.popup = Some(Popup::Status),
+            SlashCommand::Help => self.popup = Some(Popup::Help),
+            SlashCommand::Quit => {
+                self.quit = true;
+                return vec![Effect::Quit];
+            }
+        }
+        vec![]
+    }
+
+    fn popup_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Some(popup) = self.popup.as_mut() else {
+            return vec![];
+        };
+        match popup {
+            Popup::Status | Popup::Help | Popup::Shared { .. } => {
+                if matches!(key.code, KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q')) {
+                    self.popup = None;
+                }
+                vec![]
+            }
+            Popup::ShareMenu { selected } => match key.code {
+                KeyCode::Esc => {
+                    self.popup = None;
+                    vec![]
+                }
+                KeyCode::Up => {
+                    *selected = (*selected + SHARE_ACTIONS.len() - 1) % SHARE_ACTIONS.len();
+                    vec![]
+                }
+                KeyCode::Down => {
+                    *selected = (*selected + 1) % SHARE_ACTIONS.len();
+                    vec![]
+                }
+                KeyCode::Enter => {
+                    let choice = *selected;
+                    self.share_action(choice)
+                }
+                KeyCode::Char(d @ '1'..='4') => self.share_action(d as usize - '1' as usize),
+                _ => vec![],
+            },
+            Popup::Join(p) => match key.code {
+                KeyCode::Esc => {
+                    self.popup = None;
+                    vec![]
+                }
+                KeyCode::Up => {
+                    p.selected = p.selected.saturating_sub(1);
+                    vec![]
+                }
+                KeyCode::Down => {
+                    let n = p.threads.as_ref().map_or(0, Vec::len);
+                    if p.selected + 1 < n {
+                        p.selected += 1;
+                    }
+                    vec![]
+                }
+                KeyCode::Backspace => {
+                    p.input.pop();
+                    vec![]
+                }
+                KeyCode::Char(c) if !c.is_whitespace() => {
+                    p.input.push(c);
+                    p.error = None;
+                    vec![]
+                }
+                KeyCode::Enter => {
+                    let id = if !p.input.trim().is_empty() {
+                        p.input.trim().to_owned()
+                    } else if let Some(t) = p.threads.as_ref().and_then(|t| t.get(p.selected)) {
+                        t.id.clone()
+                    } else {
+                        return vec![];
+                    };
+                    if self.mode == Mode::Shared && id == self.thread_id {
+                        self.popup = None;
+                        self.notice(format!("already on thread {}", short(&id)), NoteKind::Info);
+                        return vec![];
+                    }
+                    if self.pending_action {
+                        return vec![];
+                    }
+                    self.pending_action = true;
+                    vec![Effect::Join(id)]
+                }
+                _ => vec![],
+            },
+        }
+    }
+
+    fn share_action(&mut self, choice: usize) -> Vec<Effect> {
+        match choice {
+            0 => {
+                self.popup = None;
+                if self.mode == Mode::Shared {
+                    self.notice(
+                        format!("already sharing thread {}", self.thread_id),
+                        NoteKind::Info,
+                    );
+                    return vec![];
+                }
+                if self.pending_action {
+                    return vec![];
+                }
+                self.pending_action = true;
+                self.notice("starting to share…", NoteKind::Info);
+                vec![Effect::StartSharing]
+            }
+            1 => {
+                self.popup = Some(Popup::Join(JoinPicker::default()));
+                vec![Effect::LoadThreads]
+            }
+            2 => {
+                self.popup = None;
+                if self.mode == Mode::Local {
+                    self.notice("not sharing — this session is private", NoteKind::Info);
+                    return vec![];
+                }
+                if self.pending_action {
+                    return vec![];
+                }
+                self.pending_action = true;
+                vec![Effect::StopSharing]
+            }
+            _ => {
+                self.popup = Some(Popup::Help);
+                vec![]
+            }
+        }
+    }
+}
+
+/// The first 8 characters of an id.
+pub fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}

@@ -1,0 +1,244 @@
+//! The composer: a multi-line text field with a cursor and a recall of earlier
+//! prompts (Up/Down on the first/last line). It only edits text; what Enter
+//! means is decided by the app.
+
+/// The text being typed.
+#[derive(Debug, Default, Clone)]
+pub struct Composer {
+    text: String,
+    /// Byte offset of the cursor, always on a char boundary.
+    cursor: usize,
+    history: Vec<String>,
+    /// Where Up/Down recall is (`history.len()` = the draft).
+    recall: usize,
+    /// What was typed before recall started.
+    draft: String,
+}
+
+impl Composer {
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    /// Replaces the text, cursor at the end.
+    pub fn set_text(&mut self, text: &str) {
+        self.text = text.to_owned();
+        self.cursor = self.text.len();
+    }
+
+    /// Takes the text out (for sending), remembering it for recall.
+    pub fn take(&mut self) -> String {
+        let text = std::mem::take(&mut self.text);
+        self.cursor = 0;
+        if !text.trim().is_empty() && self.history.last() != Some(&text) {
+            self.history.push(text.clone());
+        }
+        self.recall = self.history.len();
+        self.draft.clear();
+        text
+    }
+
+    /// Puts text back after a refused send, without losing what is there.
+    pub fn restore(&mut self, text: &str) {
+        if self.text.is_empty() {
+            self.set_text(text);
+        } else if self.text != text {
+            self.text = format!("{text}\n{}", self.text);
+            self.cursor = self.text.len();
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.cursor = 0;
+    }
+
+    pub fn insert(&mut self, s: &str) {
+        let s = s.replace("\r\n", "\n").replace('\r', "\n");
+        self.text.insert_str(self.cursor, &s);
+        self.cursor += s.len();
+    }
+
+    pub fn backspace(&mut self) {
+        if let Some(c) = self.text[..self.cursor].chars().next_back() {
+            self.cursor -= c.len_utf8();
+            self.text.remove(self.cursor);
+        }
+    }
+
+    pub fn delete(&mut self) {
+        if self.cursor < self.text.len() {
+            self.text.remove(self.cursor);
+        }
+    }
+
+    pub fn left(&mut self) {
+        if let Some(c) = self.text[..self.cursor].chars().next_back() {
+            self.cursor -= c.len_utf8();
+        }
+    }
+
+    pub fn right(&mut self) {
+        if let Some(c) = self.text[self.cursor..].chars().next() {
+            self.cursor += c.len_utf8();
+        }
+    }
+
+    fn line_start(&self) -> usize {
+        self.text[..self.cursor].rfind('\n').map_or(0, |i| i + 1)
+    }
+
+    fn line_end(&self) -> usize {
+        self.text[self.cursor..]
+            .find('\n')
+            .map_or(self.text.len(), |i| self.cursor + i)
+    }
+
+    pub fn home(&mut self) {
+        self.cursor = self.line_start();
+    }
+
+    pub fn end(&mut self) {
+        self.cursor = self.line_end();
+    }
+
+    /// Deletes from the start of the line to the cursor.
+    pub fn kill_line_before(&mut self) {
+        let start = self.line_start();
+        self.text.replace_range(start..self.cursor, "");
+        self.cursor = start;
+    }
+
+    /// Up: the line above, or (on the first line) the previous prompt.
+    pub fn up(&mut self) {
+        let start = self.line_start();
+        if start == 0 {
+            self.recall_step(-1);
+            return;
+        }
+        let col = self.text[start..self.cursor].chars().count();
+        let prev_start = self.text[..start - 1].rfind('\n').map_or(0, |i| i + 1);
+        self.cursor = advance(&self.text, prev_start, start - 1, col);
+    }
+
+    /// Down: the line below, or (on the last line) the next prompt.
+    pub fn down(&mut self) {
+        let end = self.line_end();
+        if end == self.text.len() {
+            self.recall_step(1);
+            return;
+        }
+        let col = self.text[self.line_start()..self.cursor].chars().count();
+        let next_start = end + 1;
+        let next_end = self.text[next_start..]
+            .find('\n')
+            .map_or(self.text.len(), |i| next_start + i);
+        self.cursor = advance(&self.text, next_start, next_end, col);
+    }
+
+    fn recall_step(&mut self, step: isize) {
+        if self.history.is_empty() {
+            return;
+        }
+        if self.recall == self.history.len() {
+            self.draft = self.text.clone();
+        }
+        let next = self.recall as isize + step;
+        if next < 0 || next > self.history.len() as isize {
+            return;
+        }
+        self.recall = next as usize;
+        let text = if self.recall == self.history.len() {
+            self.draft.clone()
+        } else {
+            self.history[self.recall].clone()
+        };
+        self.set_text(&text);
+    }
+
+    /// How many lines the text takes (at least one).
+    pub fn line_count(&self) -> usize {
+        self.text.split('\n').count()
+    }
+
+    /// The cursor's line and column (in chars).
+    pub fn cursor_line_col(&self) -> (usize, usize) {
+        let before = &self.text[..self.cursor];
+        let line = before.matches('\n').count();
+        let col = before[self.line_start()..].chars().count();
+        (line, col)
+    }
+}
+
+/// The byte offset `col` chars after `start`, but not past `end`.
+fn advance(text: &str, start: usize, end: usize, col: usize) -> usize {
+    text[start..end]
+        .char_indices()
+        .nth(col)
+        .map_or(end, |(i, _)| start + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_and_moves_by_chars() {
+        let mut c = Composer::default();
+        c.insert("héllo");
+        c.left();
+        c.left();
+        c.backspace();
+        assert_eq!(c.text(), "hélo");
+        c.home();
+        c.delete();
+        assert_eq!(c.text(), "élo");
+        c.end();
+        c.insert("\nworld");
+        assert_eq!(c.line_count(), 2);
+        assert_eq!(c.cursor_line_col(), (1, 5));
+        c.up();
+        assert_eq!(c.cursor_line_col(), (0, 3));
+        c.down();
+        assert_eq!(c.cursor_line_col(), (1, 3));
+        c.kill_line_before();
+        assert_eq!(c.text(), "élo\nld");
+    }
+
+    #[test]
+    fn up_and_down_recall_prompts_and_keep_the_draft() {
+        let mut c = Composer::default();
+        c.insert("first");
+        assert_eq!(c.take(), "first");
+        c.insert("second");
+        c.take();
+        c.insert("draft");
+        c.up();
+        assert_eq!(c.text(), "second");
+        c.up();
+        assert_eq!(c.text(), "first");
+        c.up();
+        assert_eq!(c.text(), "first");
+        c.down();
+        c.down();
+        assert_eq!(c.text(), "draft");
+    }
+
+    #[test]
+    fn restore_never_drops_what_is_typed() {
+        let mut c = Composer::default();
+        c.restore("sent");
+        assert_eq!(c.text(), "sent");
+        c.set_text("new");
+        c.restore("old");
+        assert_eq!(c.text(), "old\nnew");
+    }
+}

@@ -1,0 +1,532 @@
+//! The runtime: one loop over terminal input, messages from the connection
+//! tasks and SIGTERM. It feeds [`App::update`], draws, and carries out the
+//! effects. A "follow" task per attached thread streams its events in; when a
+//! shared connection drops, that task says so and keeps reconnecting, then
+//! resubscribes from the last seq it delivered (no gap, no repeat).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, EventStream, MouseEventKind};
+use futures_util::StreamExt;
+use tandem_app_server::Engine;
+use tandem_app_server::agent::EchoAgent;
+use tandem_app_server::client::{Client, ClientError, connect_or_start};
+use tandem_protocol::ids::normalize_uuid;
+use tandem_protocol::methods::*;
+use tandem_protocol::{ClientInfo, ErrorCode, Event, ImportedTurn, Position, TurnStatus};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::app::{App, Effect, Mode, Msg, SubmitError};
+use crate::transcript::{NoteKind, TurnCell};
+use crate::{Options, TuiError, terminal, ui};
+
+/// Who this TUI says it is: unique per running TUI (user and a short tag), so
+/// its own turns are told apart from a peer's on the same thread.
+pub fn client_info() -> ClientInfo {
+    static ME: std::sync::OnceLock<ClientInfo> = std::sync::OnceLock::new();
+    ME.get_or_init(|| {
+        let user = std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "user".into());
+        let tag = &uuid::Uuid::now_v7().simple().to_string()[28..];
+        ClientInfo::new(
+            format!("tandem-tui ({user}, {tag})"),
+            env!("CARGO_PKG_VERSION"),
+        )
+    })
+    .clone()
+}
+
+/// A message, tagged with the attachment it belongs to (0: any).
+struct Inbound(u64, Msg);
+
+/// The connection currently used for a thread; replaced on reconnect.
+type Slot = Arc<Mutex<Option<Client>>>;
+
+fn slot_client(slot: &Slot) -> Option<Client> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// How to (re)connect to the app-server.
+#[derive(Clone)]
+struct Connector {
+    opts: Options,
+}
+
+impl Connector {
+    async fn connect(&self) -> Result<Client, ClientError> {
+        match &self.opts.server {
+            Some(ep) => Client::connect(ep, client_info()).await,
+            None => connect_or_start(&self.opts.home, &self.opts.exe, client_info()).await,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        match &self.opts.server {
+            Some(ep) => ep.to_string(),
+            None => format!("unix:{}", self.opts.home.socket_path().display()),
+        }
+    }
+}
+
+/// The private session: its own engine, in memory.
+struct Local {
+    client: Client,
+    thread_id: String,
+    /// Turns the local thread had when this LOCAL stretch began; later ones are
+    /// what "share again" appends to the shared thread.
+    base_turns: usize,
+}
+
+struct Runtime {
+    tx: mpsc::UnboundedSender<Inbound>,
+    connector: Connector,
+    local: Local,
+    /// The attached thread's connection and id.
+    slot: Slot,
+    thread_id: String,
+    generation: u64,
+    follow: Option<JoinHandle<()>>,
+}
+
+fn local_agent() -> Arc<EchoAgent> {
+    let delay = std::env::var("TANDEM_ECHO_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Arc::new(EchoAgent {
+        delay: Duration::from_millis(delay),
+    })
+}
+
+/// A fresh in-memory engine holding `turns` in thread `thread_id`.
+async fn new_local(thread_id: String, turns: Vec<ImportedTurn>) -> Result<Local, String> {
+    let engine = Engine::in_memory(local_agent())
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = Client::in_process(engine, client_info())
+        .await
+        .map_err(|e| e.to_string())?;
+    let base_turns = turns.len();
+    client
+        .call::<ThreadStart>(&ThreadStartParams {
+            thread_id: Some(thread_id.clone()),
+            turns,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Local {
+        client,
+        thread_id,
+        base_turns,
+    })
+}
+
+/// Finished turns, as imports.
+fn imports<'a>(turns: impl Iterator<Item = &'a TurnCell>) -> Vec<ImportedTurn> {
+    turns
+        .filter(|t| t.status != TurnStatus::Running)
+        .map(|t| ImportedTurn {
+            input: t.input.clone(),
+            client: Some(t.client.clone()),
+            response: t.response.clone(),
+            started_at: Some(t.started_at.clone()),
+        })
+        .collect()
+}
+
+/// Runs the TUI until the user quits.
+pub async fn run(opts: Options) -> Result<(), TuiError> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let connector = Connector { opts: opts.clone() };
+    let local = new_local(uuid::Uuid::now_v7().to_string(), Vec::new())
+        .await
+        .map_err(TuiError::Start)?;
+    let mut rt = Runtime {
+        tx,
+        connector: connector.clone(),
+        slot: Arc::new(Mutex::new(Some(local.client.clone()))),
+        thread_id: local.thread_id.clone(),
+        local,
+        generation: 0,
+        follow: None,
+    };
+    let mut app = App::new(
+        Mode::Local,
+        rt.thread_id.clone(),
+        "in-process".into(),
+        client_info(),
+    );
+    match &opts.thread {
+        None => rt.attach_local(),
+        Some(id) => {
+            let id = normalize_uuid("--thread", id).map_err(TuiError::Start)?;
+            let client = connector.connect().await?;
+            client
+                .call::<ThreadRead>(&ThreadReadParams {
+                    thread_id: id.clone(),
+                })
+                .await?;
+            rt.attach_shared(client, id);
+        }
+    }
+
+    let mut terminal = terminal::enter()?;
+    let mut input = EventStream::new();
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let result = loop {
+        if let Err(e) = terminal.draw(|f| ui::draw(f, &app)) {
+            break Err(e);
+        }
+        let msg = tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(TermEvent::Key(k))) => Some(Msg::Key(k)),
+                Some(Ok(TermEvent::Paste(s))) => Some(Msg::Paste(s)),
+                Some(Ok(TermEvent::Mouse(m))) => match m.kind {
+                    MouseEventKind::ScrollUp => Some(Msg::ScrollUp(3)),
+                    MouseEventKind::ScrollDown => Some(Msg::ScrollDown(3)),
+                    _ => None,
+                },
+                Some(Ok(_)) => None,
+                Some(Err(e)) => break Err(e),
+                None => Some(Msg::Quit),
+            },
+            Some(Inbound(generation, msg)) = rx.recv() => rt.accept(generation, msg),
+            _ = sigterm.recv() => Some(Msg::Quit),
+        };
+        if let Some(msg) = msg {
+            rt.handle(&mut app, msg).await;
+        }
+        // Apply whatever else has arrived before drawing again, so a fast
+        // stream costs one frame per batch, not one per delta.
+        for _ in 0..4096 {
+            let Ok(Inbound(generation, msg)) = rx.try_recv() else {
+                break;
+            };
+            if let Some(msg) = rt.accept(generation, msg) {
+                rt.handle(&mut app, msg).await;
+            }
+        }
+        if app.quit {
+            break Ok(());
+        }
+    };
+    terminal::leave();
+    if let Some(f) = rt.follow.take() {
+        f.abort();
+    }
+    result.map_err(TuiError::from)
+}
+
+impl Runtime {
+    /// Drops messages from an attachment that has been replaced.
+    fn accept(&self, generation: u64, msg: Msg) -> Option<Msg> {
+        (generation == 0 || generation == self.generation).then_some(msg)
+    }
+
+    async fn handle(&mut self, app: &mut App, msg: Msg) {
+        for effect in app.update(msg) {
+            self.exec(app, effect).await;
+        }
+    }
+
+    fn send(&self, msg: Msg) {
+        let _ = self.tx.send(Inbound(0, msg));
+    }
+
+    /// Starts showing `thread_id` through `slot`, from its first event.
+    fn attach(
+        &mut self,
+        mode: Mode,
+        slot: Slot,
+        thread_id: String,
+        server: String,
+        reconnect: Option<Connector>,
+    ) {
+        if let Some(f) = self.follow.take() {
+            f.abort();
+        }
+        self.generation += 1;
+        let agent = slot_client(&slot)
+            .and_then(|c| c.server().and_then(|s| s.server_info.agent.clone()))
+            .map(|a| a.kind)
+            .unwrap_or_default();
+        self.send(Msg::Attached {
+            mode,
+            thread_id: thread_id.clone(),
+            server,
+            agent,
+        });
+        self.slot = Arc::clone(&slot);
+        self.thread_id = thread_id.clone();
+        let tx = self.tx.clone();
+        self.follow = Some(tokio::spawn(follow(
+            slot,
+            thread_id,
+            reconnect,
+            self.generation,
+            tx,
+        )));
+    }
+
+    fn attach_local(&mut self) {
+        let slot = Arc::new(Mutex::new(Some(self.local.client.clone())));
+        self.attach(
+            Mode::Local,
+            slot,
+            self.local.thread_id.clone(),
+            "in-process".into(),
+            None,
+        );
+    }
+
+    fn attach_shared(&mut self, client: Client, thread_id: String) {
+        let server = self.connector.endpoint();
+        let slot = Arc::new(Mutex::new(Some(client)));
+        let reconnect = Some(self.connector.clone());
+        self.attach(Mode::Shared, slot, thread_id, server, reconnect);
+    }
+
+    async fn exec(&mut self, app: &App, effect: Effect) {
+        match effect {
+            Effect::Quit => {}
+            Effect::Submit(text) => {
+                let Some(client) = slot_client(&self.slot) else {
+                    self.send(Msg::SubmitFailed {
+                        text,
+                        error: SubmitError::Other("not connected".into()),
+                    });
+                    return;
+                };
+                let tx = self.tx.clone();
+                let thread_id = self.thread_id.clone();
+                tokio::spawn(async move {
+                    let params = TurnStartParams {
+                        thread_id,
+                        input: text.clone(),
+                        client: None,
+                    };
+                    let msg = match client.call::<TurnStart>(&params).await {
+                        Ok(_) => return,
+                        Err(ClientError::Rpc(e)) if e.is(ErrorCode::Busy) => {
+                            let data = e.data.unwrap_or_default();
+                            let turn_id = data
+                                .get("activeTurnId")
+                                .and_then(|v| v.as_str())
+                                .unwrap_or("?")
+                                .to_owned();
+                            let started_by = data
+                                .get("startedBy")
+                                .and_then(|v| serde_json::from_value(v.clone()).ok());
+                            Msg::SubmitFailed {
+                                text,
+                                error: SubmitError::Busy {
+                                    turn_id,
+                                    started_by,
+                                },
+                            }
+                        }
+                        Err(e) => Msg::SubmitFailed {
+                            text,
+                            error: SubmitError::Other(e.to_string()),
+                        },
+                    };
+                    let _ = tx.send(Inbound(0, msg));
+                });
+            }
+            Effect::Interrupt(turn_id) => {
+                let Some(client) = slot_client(&self.slot) else {
+                    return;
+                };
+                let tx = self.tx.clone();
+                let thread_id = self.thread_id.clone();
+                tokio::spawn(async move {
+                    let params = TurnInterruptParams {
+                        thread_id,
+                        turn_id: Some(turn_id),
+                    };
+                    if let Err(e) = client.call::<TurnInterrupt>(&params).await {
+                        let _ = tx.send(Inbound(
+                            0,
+                            Msg::Note(format!("could not interrupt: {e}"), NoteKind::Error),
+                        ));
+                    }
+                });
+            }
+            Effect::LoadThreads => {
+                let connector = self.connector.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let result = match connector.connect().await {
+                        Ok(client) => client
+                            .call::<ThreadList>(&ThreadListParams {
+                                limit: Some(50),
+                                cursor: None,
+                            })
+                            .await
+                            .map(|r| r.data)
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(format!("{e}")),
+                    };
+                    let _ = tx.send(Inbound(0, Msg::Threads(result)));
+                });
+            }
+            Effect::Join(id) => {
+                let id = match normalize_uuid("thread id", &id) {
+                    Ok(id) => id,
+                    Err(e) => return self.send(Msg::ActionFailed(e)),
+                };
+                let client = match self.connector.connect().await {
+                    Ok(c) => c,
+                    Err(e) => return self.send(Msg::ActionFailed(format!("{e}"))),
+                };
+                match client
+                    .call::<ThreadRead>(&ThreadReadParams {
+                        thread_id: id.clone(),
+                    })
+                    .await
+                {
+                    Ok(_) => self.attach_shared(client, id),
+                    Err(ClientError::Rpc(e)) if e.is(ErrorCode::ThreadNotFound) => {
+                        self.send(Msg::ActionFailed(format!(
+                            "thread not found: {id} — nothing changed"
+                        )));
+                    }
+                    Err(e) => self.send(Msg::ActionFailed(format!("{e}"))),
+                }
+            }
+            Effect::StartSharing => {
+                if let Err(e) = self.start_sharing(app).await {
+                    self.send(Msg::ActionFailed(e));
+                }
+            }
+            Effect::StopSharing => {
+                let turns = imports(app.transcript.turns());
+                match new_local(self.thread_id.clone(), turns).await {
+                    Ok(local) => {
+                        self.local = local;
+                        self.attach_local();
+                        self.send(Msg::Note(
+                            "stopped sharing — this session is private again; /share resumes the same thread".into(),
+                            NoteKind::Info,
+                        ));
+                    }
+                    Err(e) => self.send(Msg::ActionFailed(format!("could not stop sharing: {e}"))),
+                }
+            }
+        }
+    }
+
+    /// Creates the shared thread from the LOCAL session (same id, its turns),
+    /// or, if it exists from an earlier share, appends what was done since.
+    async fn start_sharing(&mut self, app: &App) -> Result<(), String> {
+        let client = self.connector.connect().await.map_err(|e| {
+            format!("cannot share: {e} (is `tandem` able to start the app-server? try `tandem app-server start`)")
+        })?;
+        let id = self.local.thread_id.clone();
+        let all = imports(app.transcript.turns());
+        let exists = match client
+            .call::<ThreadRead>(&ThreadReadParams {
+                thread_id: id.clone(),
+            })
+            .await
+        {
+            Ok(_) => true,
+            Err(ClientError::Rpc(e)) if e.is(ErrorCode::ThreadNotFound) => false,
+            Err(e) => return Err(format!("cannot share: {e}")),
+        };
+        if exists {
+            let new: Vec<ImportedTurn> = all.into_iter().skip(self.local.base_turns).collect();
+            if !new.is_empty() {
+                client
+                    .call::<ThreadAppend>(&ThreadAppendParams {
+                        thread_id: id.clone(),
+                        turns: new,
+                    })
+                    .await
+                    .map_err(|e| format!("cannot resume sharing: {e}"))?;
+            }
+        } else {
+            client
+                .call::<ThreadStart>(&ThreadStartParams {
+                    thread_id: Some(id.clone()),
+                    turns: all,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("cannot share: {e}"))?;
+        }
+        self.attach_shared(client, id.clone());
+        self.send(Msg::SharingStarted { thread_id: id });
+        Ok(())
+    }
+}
+
+/// Streams `thread_id`'s events from seq 1 into the runtime. On a lost
+/// connection (shared only) it reports, reconnects with backoff, and
+/// resubscribes from the next seq it has not delivered.
+async fn follow(
+    slot: Slot,
+    thread_id: String,
+    reconnect: Option<Connector>,
+    generation: u64,
+    tx: mpsc::UnboundedSender<Inbound>,
+) {
+    let send = |msg: Msg| tx.send(Inbound(generation, msg)).is_ok();
+    let mut next = 1u64;
+    loop {
+        let mut reason = "connection closed".to_owned();
+        if let Some(client) = slot_client(&slot) {
+            let params = ThreadSubscribeParams {
+                thread_id: thread_id.clone(),
+                from: Some(Position::Seq(next)),
+            };
+            match client.subscribe(&params).await {
+                Ok(mut sub) => {
+                    while let Some(raw) = sub.next().await {
+                        let Ok(event) = serde_json::from_str::<Event>(raw.get()) else {
+                            continue;
+                        };
+                        if event.seq < next {
+                            continue;
+                        }
+                        next = event.seq + 1;
+                        if !send(Msg::Event(event)) {
+                            return;
+                        }
+                    }
+                }
+                Err(ClientError::Rpc(e)) => {
+                    send(Msg::Note(
+                        format!("cannot follow thread {thread_id}: {e}"),
+                        NoteKind::Error,
+                    ));
+                    return;
+                }
+                Err(e) => reason = e.to_string(),
+            }
+        }
+        let Some(connector) = &reconnect else { return };
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if !send(Msg::ConnLost { reason }) {
+            return;
+        }
+        let mut delay = Duration::from_millis(200);
+        loop {
+            tokio::time::sleep(delay).await;
+            if let Ok(client) = connector.connect().await {
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(client);
+                if !send(Msg::ConnRestored) {
+                    return;
+                }
+                break;
+            }
+            delay = (delay * 2).min(Duration::from_secs(3));
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! Drawing: everything on screen is computed from [`App`] here, nothing else.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use tandem_protocol::ClientInfo;
+use unicode_width::UnicodeWidthStr;
+
+use crate::app::{App, Conn, Mode, Popup, SHARE_ACTIONS, TurnState};
+use crate::transcript::{NoteKind, style};
+
+/// Most composer lines shown at once.
+const COMPOSER_MAX_LINES: u16 = 6;
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    let composer_lines = (app.composer.line_count() as u16).clamp(1, COMPOSER_MAX_LINES);
+    let notice_height = u16::from(app.notice.is_some() || matches!(app.conn, Conn::Lost { .. }));
+    let [header, body, notice, composer, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(notice_height),
+        Constraint::Length(composer_lines + 2),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(frame, app, header);
+    draw_transcript(frame, app, body);
+    draw_notice(frame, app, notice);
+    draw_composer(frame, app, composer);
+    draw_footer(frame, app, footer);
+    let matches = app.slash_matches();
+    if !matches.is_empty() {
+        draw_slash_popup(frame, app, &matches, composer);
+    }
+    match &app.popup {
+        Some(Popup::ShareMenu { selected }) => draw_share_menu(frame, app, *selected, body),
+        Some(Popup::Status) => draw_status(frame, app, body),
+        Some(Popup::Help) => draw_help(frame, body),
+        Some(Popup::Join(_)) => draw_join(frame, app, body),
+        Some(Popup::Shared { thread_id }) => draw_shared(frame, thread_id, body),
+        None => {}
+    }
+}
+
+fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
+    let badge = match app.mode {
+        Mode::Local => Span::styled(
+            " LOCAL ",
+            Style::default()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        ),
+        Mode::Shared => Span::styled(
+            format!(" SHARED {} ", app.short_thread()),
+            Style::default()
+                .fg(Color::Black)
+                .bg(Color::Green)
+                .add_modifier(Modifier::BOLD),
+        ),
+    };
+    let mut spans = vec![
+        Span::styled(" Tandem ", Style::default().add_modifier(Modifier::BOLD)),
+        badge,
+    ];
+    if let Some(title) = &app.transcript.title {
+        spans.push(Span::styled(format!("  {title}"), style::dim()));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+/// The transcript's visible lines: entries are rendered from the bottom up
+/// until the screen (plus the scroll offset) is full, so the cost of a frame
+/// does not grow with the conversation's length.
+pub fn visible_lines(app: &App, width: u16, height: u16) -> Vec<Line<'static>> {
+    let is_me = |c: &ClientInfo| app.is_me(c);
+    let needed = height as usize + app.scroll as usize;
+    let mut chunks = Vec::new();
+    let mut total = 0;
+    for entry in app.transcript.entries().iter().rev() {
+        let lines = entry.render(width, &is_me);
+        total += lines.len();
+        chunks.push(lines);
+        if total >= needed {
+            break;
+        }
+    }
+    let all: Vec<Line<'static>> = chunks.into_iter().rev().flatten().collect();
+    let scroll = (app.scroll as usize).min(all.len().saturating_sub(height as usize));
+    let end = all.len() - scroll;
+    let start = end.saturating_sub(height as usize);
+    all[start..end].to_vec()
+}
+
+fn draw_transcript(frame: &mut Frame, app: &App, area: Rect) {
+    if app.transcript.entries().is_empty() {
+        let text = match app.mode {
+            Mode::Local => vec![
+                Line::from("A private session: only this terminal sees it.".bold()),
+                Line::from("Type a prompt and press Enter. /share shares it; /help lists keys.")
+                    .style(style::dim()),
+            ],
+            Mode::Shared => vec![
+                Line::from(format!("Shared thread {}", app.thread_id).bold()),
+                Line::from("Everyone attached sees the same turns, live.").style(style::dim()),
+            ],
+        };
+        frame.render_widget(
+            Paragraph::new(text).wrap(Wrap { trim: false }),
+            area.inner(ratatui::layout::Margin::new(1, 1)),
+        );
+        return;
+    }
+    let lines = visible_lines(app, area.width, area.height);
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+fn draw_notice(frame: &mut Frame, app: &App, area: Rect) {
+    if area.height == 0 {
+        return;
+    }
+    let line = if let Conn::Lost { reason } = &app.conn {
+        Line::styled(
+            format!("⚠ connection lost — retrying {} ({reason})", app.server),
+            style::bad(),
+        )
+    } else if let Some(n) = &app.notice {
+        let st = match n.kind {
+            NoteKind::Info => style::hint(),
+            NoteKind::Success => style::ok(),
+            NoteKind::Error => style::bad(),
+        };
+        Line::styled(n.text.clone(), st)
+    } else {
+        Line::default()
+    };
+    frame.render_widget(line, area);
+}
+
+fn draw_composer(frame: &mut Frame, app: &App, area: Rect) {
+    let block = Block::bordered().border_style(style::dim());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let (line, col) = app.composer.cursor_line_col();
+    let text = app.composer.text();
+    // Keep the cursor in view: scroll down to its line, and right to its column.
+    let top = (line as u16).saturating_sub(inner.height.saturating_sub(1));
+    let cursor_x = text
+        .split('\n')
+        .nth(line)
+        .map_or(0, |l| l.chars().take(col).collect::<String>().width()) as u16;
+    let left = cursor_x.saturating_sub(inner.width.saturating_sub(1));
+    if text.is_empty() {
+        let hint = match app.mode {
+            Mode::Local => "Ask the agent… (/ for commands)",
+            Mode::Shared => "Ask the agent — everyone on this thread sees it (/ for commands)",
+        };
+        frame.render_widget(Line::styled(hint, style::dim()), inner);
+    } else {
+        frame.render_widget(Paragraph::new(text.to_owned()).scroll((top, left)), inner);
+    }
+    if app.popup.is_none() {
+        frame.set_cursor_position((inner.x + cursor_x - left, inner.y + line as u16 - top));
+    }
+}
+
+fn turn_text(app: &App) -> String {
+    match &app.turn {
+        TurnState::Idle => "idle".to_owned(),
+        TurnState::Running { client, .. } => {
+            let by = if app.is_me(client) {
+                "you".to_owned()
+            } else {
+                client.name.clone()
+            };
+            format!("running, started by {by}")
+        }
+    }
+}
+
+fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
+    let running = matches!(app.turn, TurnState::Running { .. });
+    let turn = format!("turn {} ", turn_text(app));
+    let turn_style = if running { style::hint() } else { style::dim() };
+    let ctrl_c = if running {
+        "Ctrl-C interrupt"
+    } else {
+        "Ctrl-C quit"
+    };
+    // The longest set of hints that fits beside the turn state.
+    let room = (area.width as usize).saturating_sub(turn.width() + 2);
+    let hints = [
+        format!("Enter send · Alt+Enter newline · / commands · {ctrl_c}"),
+        format!("Enter send · / commands · {ctrl_c}"),
+        "/ commands".to_owned(),
+        String::new(),
+    ]
+    .into_iter()
+    .find(|h| h.width() <= room)
+    .unwrap_or_default();
+    let [left, right] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(turn.width() as u16)])
+            .areas(area);
+    frame.render_widget(Line::styled(format!(" {hints}"), style::dim()), left);
+    frame.render_widget(Line::styled(turn, turn_style), right);
+}
+
+/// Mode, Thread, Server and Turn, as `/status` and `/share` show them.
+pub fn status_lines(app: &App) -> Vec<Line<'static>> {
+    let label = |s: &'static str| Span::styled(format!("{s:<8}"), style::dim());
+    let (mode, mode_style) = match app.mode {
+        Mode::Local => ("LOCAL (private, in this terminal only)", style::warn()),
+        Mode::Shared => ("SHARED", style::ok()),
+    };
+    let server = match (&app.mode, &app.conn) {
+        (Mode::Local, _) => "none (in-process)".to_owned(),
+        (Mode::Shared, Conn::Up) => app.server.clone(),
+        (Mode::Shared, Conn::Lost { reason }) => format!("{} — unreachable ({reason})", app.server),
+    };
+    vec![
+        Line::from(vec![label("Mode"), Span::styled(mode, mode_style)]),
+        Line::from(vec![label("Thread"), Span::raw(app.thread_id.clone())]),
+        Line::from(vec![label("Server"), Span::raw(server)]),
+        Line::from(vec![label("Turn"), Span::raw(turn_text(app))]),
+    ]
+}
+
+fn popup_area(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn draw_box(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>>) {
+    frame.render_widget(Clear, area);
+    let block = Block::bordered()
+        .title(Line::from(format!(" {title} ").bold()))
+        .border_style(style::hint());
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+fn draw_share_menu(frame: &mut Frame, app: &App, selected: usize, body: Rect) {
+    let mut lines = status_lines(app);
+    lines.push(Line::default());
+    for (i, action) in SHARE_ACTIONS.iter().enumerate() {
+        let text = format!("{} {action}", i + 1);
+        lines.push(if i == selected {
+            Line::from(vec![
+                Span::styled("› ", style::hint()),
+                Span::styled(text, style::hint().add_modifier(Modifier::BOLD)),
+            ])
+        } else {
+            Line::from(vec![Span::raw("  "), Span::raw(text)])
+        });
+    }
+    lines.push(Line::default());
+    lines.push(Line::styled("↑↓ Enter or 1–4 · Esc close", style::dim()));
+    let area = popup_area(body, 64, lines.len() as u16 + 2);
+    draw_box(frame, area, "Share", lines);
+}
+
+fn draw_status(frame: &mut Frame, app: &App, body: Rect) {
+    let mut lines = status_lines(app);
+    lines.push(Line::default());
+    lines.push(Line::styled("Esc close", style::dim()));
+    let area = popup_area(body, 64, lines.len() as u16 + 2);
+    draw_box(frame, area, "Status", lines);
+}
+
+/// The help text: keys, commands, and what sharing does.
+pub fn help_lines() -> Vec<Line<'static>> {
+    let head = |s: &'static str| Line::from(s.bold());
+    let item = |k: &'static str, v: &'static str| {
+        Line::from(vec![
+            Span::styled(format!("  {k:<16}"), style::hint()),
+            Span::raw(v),
+        ])
+    };
+    vec![
+        head("Keys"),
+        item("Enter", "send · Alt+Enter or Ctrl-J: newline"),
+        item("Up / Down", "earlier prompts · PgUp/PgDn, wheel: scroll"),
+        item(
+            "Ctrl-C",
+            "interrupt the turn (twice if another client started it)",
+        ),
+        item("", "on an idle composer, twice: quit"),
+        head("Commands"),
+        item("/share", "share, join, stop sharing"),
+        item("/status", "mode, thread, server, turn"),
+        item("/help · /quit", ""),
+        head("About sharing"),
+        Line::from("  Sharing puts this conversation on your local Tandem app-server. Other"),
+        Line::from("  terminals and scripts can then follow it and post into it:"),
+        Line::styled(
+            "    tandem share post --thread ID --prompt \"…\"",
+            style::hint(),
+        ),
+        Line::styled("    tandem share tail --thread ID --from 1", style::hint()),
+        Line::styled("    tandem share get  --thread ID --json", style::hint()),
+        Line::from("  One turn runs at a time: a prompt sent while another runs is refused"),
+        Line::from("  as busy and stays in your composer. Several TUIs on one thread are"),
+        Line::from("  peers: all see every turn. Stop sharing keeps the history here."),
+        Line::styled("  Esc close · select text with Shift+drag", style::dim()),
+    ]
+}
+
+fn draw_help(frame: &mut Frame, body: Rect) {
+    let lines = help_lines();
+    let area = popup_area(body, 78, lines.len() as u16 + 2);
+    draw_box(frame, area, "Help", lines);
+}
+
+/// The line others run to post into a shared thread.
+pub fn post_command(thread_id: &str) -> String {
+    format!("tandem share post --thread {thread_id} --prompt \"…\"")
+}
+
+fn draw_shared(frame: &mut Frame, thread_id: &str, body: Rect) {
+    let lines = vec![
+        Line::from(vec![
+            Span::raw("Sharing thread "),
+            Span::styled(thread_id.to_owned(), Style::default().bold()),
+        ]),
+        Line::default(),
+        Line::from("Post into it from any terminal or script:"),
+        Line::styled(post_command(thread_id), style::hint()),
+        Line::from("Follow it:"),
+        Line::styled(
+            format!("tandem share tail --thread {thread_id} --from 1"),
+            style::hint(),
+        ),
+        Line::default(),
+        Line::styled("Esc close · /share to stop sharing", style::dim()),
+    ];
+    let area = popup_area(body, 90, lines.len() as u16 + 2);
+    draw_box(frame, area, "Shared", lines);
+}
+
+fn draw_join(frame: &mut Frame, app: &App, body: Rect) {
+    let Some(Popup::Join(p)) = &app.popup else {
+        return;
+    };
+    let mut lines = Vec::new();
+    match &p.threads {
+        None => lines.push(Line::styled("loading threads…", style::dim())),
+        Some(t) if t.is_empty() => lines.push(Line::styled(
+            "no shared threads on the server yet",
+            style::dim(),
+        )),
+        Some(threads) => {
+            for (i, t) in threads.iter().enumerate().take(10) {
+                let state = if t.active_turn.is_some() {
+                    "running"
+                } else {
+                    "idle"
+                };
+                let text = format!(
+                    "{}  {:<7} {:>5} ev  {}",
+                    t.id,
+                    state,
+                    t.last_seq,
+                    t.title.as_deref().unwrap_or("")
+                );
+                lines.push(if i == p.selected && p.input.is_empty() {
+                    Line::from(vec![
+                        Span::styled("› ", style::hint()),
+                        Span::styled(text, style::hint().add_modifier(Modifier::BOLD)),
+                    ])
+                } else {
+                    Line::from(vec![Span::raw("  "), Span::raw(text)])
+                });
+            }
+        }
+    }
+    lines.push(Line::default());
+    lines.push(Line::from(vec![
+        Span::styled("id: ", style::dim()),
+        Span::raw(p.input.clone()),
+        Span::styled("▏", style::hint()),
+    ]));
+    if let Some(e) = &p.error {
+        lines.push(Line::styled(e.clone(), style::bad()));
+    }
+    lines.push(Line::styled(
+        "↑↓ pick · or type/paste an id · Enter join · Esc close",
+        style::dim(),
+    ));
+    let area = popup_area(body, 76, lines.len() as u16 + 2);
+    draw_box(frame, area, "Join shared session", lines);
+}
+
+fn draw_slash_popup(
+    frame: &mut Frame,
+    app: &App,
+    matches: &[crate::slash::SlashCommand],
+    composer: Rect,
+) {
+    let height = matches.len() as u16 + 2;
+    let area = Rect {
+        x: composer.x,
+        y: composer.y.saturating_sub(height),
+        width: composer.width.min(60),
+        height: height.min(composer.y),
+    };
+    let lines = matches
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let name = format!("/{:<8}", c.name());
+            if i == app.slash_selected.min(matches.len() - 1) {
+                Line::from(vec![
+                    Span::styled(name, style::hint().add_modifier(Modifier::BOLD)),
+                    Span::raw(c.description()),
+                ])
+            } else {
+                Line::from(vec![
+                    Span::raw(name),
+                    Span::styled(c.description(), style::dim()),
+                ])
+            }
+        })
+        .collect::<Vec<_>>();
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::bordered().border_style(style::dim())),
+        area,
+    );
+}

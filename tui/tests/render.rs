@@ -1,0 +1,175 @@
+//! Snapshots of the rendered screen (ratatui `TestBackend`): every view a user
+//! meets. Review changes with `cargo insta review`.
+
+mod common;
+
+use common::*;
+use crossterm::event::KeyCode;
+use tandem_protocol::TurnStatus;
+use tandem_tui::app::{Msg, SubmitError};
+
+#[test]
+fn local_screen() {
+    let mut app = local_app();
+    Feed { app: &mut app }.turn(
+        "u1",
+        "what is tandem?",
+        me(),
+        "a way to share one agent conversation",
+    );
+    type_text(&mut app, "and how do I share it?");
+    insta::assert_snapshot!(render(&app, 80, 24).backend());
+}
+
+#[test]
+fn empty_local_screen() {
+    let app = local_app();
+    insta::assert_snapshot!(render(&app, 80, 24).backend());
+}
+
+#[test]
+fn shared_screen_with_peers() {
+    let mut app = shared_app();
+    let mut feed = Feed { app: &mut app };
+    feed.turn("u1", "hello from ada", me(), "hello from ada");
+    feed.turn("u2", "hello from bob", peer(), "hello from bob");
+    feed.turn("u3", "ping from a script", script(), "ping from a script");
+    feed.started("u4", "this one failed", script());
+    feed.completed(
+        "u4",
+        TurnStatus::Failed,
+        Some("`my-agent` exited with status 2: no API key"),
+    );
+    insta::assert_snapshot!(render(&app, 80, 24).backend());
+}
+
+#[test]
+fn a_turn_streaming() {
+    let mut app = shared_app();
+    let mut feed = Feed { app: &mut app };
+    feed.started("u1", "count to five", peer());
+    for w in ["one", " two", " three"] {
+        feed.delta("u1", w);
+    }
+    insta::assert_snapshot!(render(&app, 80, 24).backend());
+}
+
+#[test]
+fn share_menu() {
+    let mut app = local_app();
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Down);
+    insta::assert_snapshot!(render(&app, 80, 24).backend());
+}
+
+#[test]
+fn status_block() {
+    let mut app = shared_app();
+    Feed { app: &mut app }.started("u1", "long job", peer());
+    type_text(&mut app, "/status");
+    key(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!(render(&app, 80, 24).backend());
+}
+
+#[test]
+fn help_view() {
+    let mut app = local_app();
+    type_text(&mut app, "/help");
+    key(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!(render(&app, 80, 30).backend());
+}
+
+#[test]
+fn join_picker() {
+    let mut app = local_app();
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('2'));
+    app.update(Msg::Threads(Ok(vec![
+        thread(
+            "0192f0c2-0000-7000-8000-000000000001",
+            "release notes",
+            120,
+            false,
+        ),
+        thread(
+            "0192f0c2-0000-7000-8000-000000000002",
+            "flaky test hunt",
+            48,
+            true,
+        ),
+    ])));
+    key(&mut app, KeyCode::Down);
+    insta::assert_snapshot!(render(&app, 80, 24).backend());
+}
+
+#[test]
+fn busy_notice() {
+    let mut app = shared_app();
+    Feed { app: &mut app }.started(
+        "0192f0c2-aaaa-7000-8000-000000000009",
+        "a long refactor",
+        script(),
+    );
+    type_text(&mut app, "my question");
+    key(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!(render(&app, 80, 24).backend());
+    // The server's busy answer (the TUI thought the thread idle) reads the same.
+    let mut app = shared_app();
+    type_text(&mut app, "second try");
+    let effects = key(&mut app, KeyCode::Enter);
+    assert_eq!(effects.len(), 1);
+    app.update(Msg::SubmitFailed {
+        text: "second try".into(),
+        error: SubmitError::Busy {
+            turn_id: "0192f0c2-bbbb-7000-8000-000000000009".into(),
+            started_by: Some(peer()),
+        },
+    });
+    assert_eq!(app.composer.text(), "second try");
+    let screen = format!("{}", render(&app, 80, 24).backend());
+    assert!(
+        screen.contains("busy — turn 0192f0c2 running (started by tandem-tui (bob, 77c1))"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn slash_popup() {
+    let mut app = local_app();
+    type_text(&mut app, "/s");
+    insta::assert_snapshot!(render(&app, 80, 24).backend());
+}
+
+#[test]
+fn shared_info_after_starting_to_share() {
+    let mut app = shared_app();
+    app.update(Msg::SharingStarted {
+        thread_id: THREAD.into(),
+    });
+    insta::assert_snapshot!(render(&app, 100, 24).backend());
+}
+
+#[test]
+fn narrow_terminal() {
+    let mut app = shared_app();
+    Feed { app: &mut app }.turn(
+        "u1",
+        "a prompt long enough to wrap on a narrow screen",
+        peer(),
+        "and an answer that wraps as well, word by word",
+    );
+    type_text(&mut app, "typing here");
+    insta::assert_snapshot!(render(&app, 40, 20).backend());
+}
+
+#[test]
+fn connection_lost() {
+    let mut app = shared_app();
+    Feed { app: &mut app }.turn("u1", "before the outage", peer(), "fine");
+    app.update(Msg::ConnLost {
+        reason: "Connection refused (os error 111)".into(),
+    });
+    insta::assert_snapshot!(render(&app, 80, 24).backend());
+}

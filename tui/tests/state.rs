@@ -1,0 +1,327 @@
+//! The state machine without a terminal: keys and runtime messages in, effects
+//! and state out.
+
+mod common;
+
+use common::*;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use tandem_protocol::TurnStatus;
+use tandem_tui::app::{Armed, Conn, Effect, Mode, Msg, Popup, SubmitError, TurnState};
+
+#[test]
+fn enter_sends_and_alt_enter_adds_a_line() {
+    let mut app = local_app();
+    type_text(&mut app, "first line");
+    app.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT)));
+    type_text(&mut app, "second");
+    app.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::SHIFT)));
+    type_text(&mut app, "third");
+    assert_eq!(app.composer.text(), "first line\nsecond\nthird");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Submit("first line\nsecond\nthird".into())]
+    );
+    assert!(app.composer.is_empty());
+    // Empty input sends nothing.
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    // Up recalls the prompt.
+    key(&mut app, KeyCode::Up);
+    assert_eq!(app.composer.text(), "first line\nsecond\nthird");
+}
+
+#[test]
+fn slash_popup_enter_runs_the_highlighted_command_and_tab_completes() {
+    let mut app = local_app();
+    type_text(&mut app, "/s");
+    assert_eq!(app.slash_matches().len(), 2);
+    key(&mut app, KeyCode::Down);
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(
+        app.popup,
+        Some(Popup::Status),
+        "Down then Enter runs /status"
+    );
+    assert!(app.composer.is_empty());
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.popup, None);
+
+    type_text(&mut app, "/he");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.composer.text(), "/help");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.popup, Some(Popup::Help));
+    key(&mut app, KeyCode::Esc);
+
+    type_text(&mut app, "/nope");
+    assert!(app.slash_matches().is_empty());
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert!(
+        app.notice
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("unknown command /nope")
+    );
+    assert_eq!(
+        app.composer.text(),
+        "/nope",
+        "a mistyped command is not lost"
+    );
+}
+
+#[test]
+fn share_menu_digits_act_at_once_and_esc_closes() {
+    let mut app = local_app();
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.popup, Some(Popup::ShareMenu { selected: 0 }));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.popup, None);
+
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        key(&mut app, KeyCode::Char('1')),
+        vec![Effect::StartSharing]
+    );
+    assert_eq!(app.popup, None);
+    // A second start while the first is under way does nothing.
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    assert!(key(&mut app, KeyCode::Char('1')).is_empty());
+
+    // Arrows + Enter reach the same actions.
+    let mut app = local_app();
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Down);
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoadThreads]);
+    assert!(matches!(app.popup, Some(Popup::Join(_))));
+
+    // 3 in LOCAL: nothing to stop; 4: help.
+    let mut app = local_app();
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    assert!(key(&mut app, KeyCode::Char('3')).is_empty());
+    assert!(app.notice.as_ref().unwrap().text.contains("not sharing"));
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('4'));
+    assert_eq!(app.popup, Some(Popup::Help));
+}
+
+#[test]
+fn sharing_switches_mode_and_stop_returns_to_local() {
+    let mut app = local_app();
+    Feed { app: &mut app }.turn("u1", "hi", me(), "hi");
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('1'));
+    app.update(Msg::Attached {
+        mode: Mode::Shared,
+        thread_id: THREAD.into(),
+        server: "unix:/s".into(),
+        agent: "echo".into(),
+    });
+    app.update(Msg::SharingStarted {
+        thread_id: THREAD.into(),
+    });
+    assert_eq!(app.mode, Mode::Shared);
+    assert!(!app.pending_action);
+    assert_eq!(
+        app.popup,
+        Some(Popup::Shared {
+            thread_id: THREAD.into()
+        })
+    );
+    key(&mut app, KeyCode::Esc);
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    assert!(
+        key(&mut app, KeyCode::Char('1')).is_empty(),
+        "already shared"
+    );
+    assert!(
+        app.notice
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("already sharing")
+    );
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(key(&mut app, KeyCode::Char('3')), vec![Effect::StopSharing]);
+    app.update(Msg::Attached {
+        mode: Mode::Local,
+        thread_id: THREAD.into(),
+        server: "in-process".into(),
+        agent: "echo".into(),
+    });
+    assert_eq!(app.mode, Mode::Local);
+}
+
+#[test]
+fn join_picker_picks_or_takes_a_typed_id_and_a_failure_changes_nothing() {
+    let mut app = local_app();
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('2'));
+    app.update(Msg::Threads(Ok(vec![
+        thread("0192f0c2-0000-7000-8000-000000000001", "a", 3, false),
+        thread("0192f0c2-0000-7000-8000-000000000002", "b", 3, false),
+    ])));
+    key(&mut app, KeyCode::Down);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Join("0192f0c2-0000-7000-8000-000000000002".into())]
+    );
+    app.update(Msg::ActionFailed(
+        "thread not found: x — nothing changed".into(),
+    ));
+    assert_eq!(app.mode, Mode::Local);
+    let Some(Popup::Join(p)) = &app.popup else {
+        panic!("picker closed")
+    };
+    assert!(p.error.as_ref().unwrap().contains("not found"));
+
+    for c in "0192f0c2-0000-7000-8000-00000000000f".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Join("0192f0c2-0000-7000-8000-00000000000f".into())]
+    );
+    app.update(Msg::Attached {
+        mode: Mode::Shared,
+        thread_id: "0192f0c2-0000-7000-8000-00000000000f".into(),
+        server: "unix:/s".into(),
+        agent: "echo".into(),
+    });
+    assert_eq!(app.popup, None, "joining closes the picker");
+    assert_eq!(app.mode, Mode::Shared);
+}
+
+#[test]
+fn busy_keeps_the_text_whether_known_here_or_told_by_the_server() {
+    let mut app = shared_app();
+    Feed { app: &mut app }.started("t1", "long", peer());
+    type_text(&mut app, "mine");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.composer.text(), "mine");
+    assert!(
+        app.notice
+            .as_ref()
+            .unwrap()
+            .text
+            .starts_with("busy — turn t1 running (started by tandem-tui (bob, 77c1))")
+    );
+
+    let mut app = shared_app();
+    type_text(&mut app, "race");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Submit("race".into())]
+    );
+    type_text(&mut app, "next draft");
+    app.update(Msg::SubmitFailed {
+        text: "race".into(),
+        error: SubmitError::Busy {
+            turn_id: "t9".into(),
+            started_by: Some(script()),
+        },
+    });
+    assert_eq!(
+        app.composer.text(),
+        "race\nnext draft",
+        "nothing typed is lost"
+    );
+}
+
+#[test]
+fn ctrl_c_interrupts_own_turns_at_once_others_after_confirming_and_quits_twice_when_idle() {
+    let mut app = shared_app();
+    Feed { app: &mut app }.started("t1", "mine", me());
+    assert_eq!(ctrl(&mut app, 'c'), vec![Effect::Interrupt("t1".into())]);
+    Feed { app: &mut app }.completed("t1", TurnStatus::Interrupted, None);
+    assert_eq!(app.turn, TurnState::Idle);
+
+    Feed { app: &mut app }.started("t2", "theirs", peer());
+    assert!(ctrl(&mut app, 'c').is_empty());
+    assert_eq!(app.armed, Some(Armed::Interrupt));
+    assert!(
+        app.notice
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("press Ctrl-C again")
+    );
+    assert_eq!(ctrl(&mut app, 'c'), vec![Effect::Interrupt("t2".into())]);
+
+    // Another key disarms.
+    Feed { app: &mut app }.completed("t2", TurnStatus::Interrupted, None);
+    assert!(ctrl(&mut app, 'c').is_empty());
+    assert_eq!(app.armed, Some(Armed::Quit));
+    key(&mut app, KeyCode::Char('x'));
+    assert_eq!(app.armed, None);
+    assert!(ctrl(&mut app, 'c').is_empty());
+    assert_eq!(ctrl(&mut app, 'c'), vec![Effect::Quit]);
+    assert!(app.quit);
+}
+
+#[test]
+fn a_lost_connection_blocks_sending_keeps_text_and_recovers() {
+    let mut app = shared_app();
+    app.update(Msg::ConnLost {
+        reason: "refused".into(),
+    });
+    type_text(&mut app, "while offline");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.composer.text(), "while offline");
+    assert!(app.notice.as_ref().unwrap().text.contains("not connected"));
+    app.update(Msg::ConnRestored);
+    assert_eq!(app.conn, Conn::Up);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Submit("while offline".into())]
+    );
+}
+
+#[test]
+fn replayed_events_after_a_reconnect_are_not_duplicated() {
+    let mut app = shared_app();
+    Feed { app: &mut app }.turn("t1", "once", peer(), "only once");
+    let before = app.transcript.entries().to_vec();
+    // The same events again (a resubscription overlapping what was seen).
+    let seq = app.transcript.last_seq;
+    let dup = tandem_protocol::Event {
+        seq: seq - 1,
+        ts: "2026-11-22T11:03:00.000Z".into(),
+        thread_id: THREAD.into(),
+        body: tandem_protocol::EventBody::AgentMessageDelta {
+            turn_id: "t1".into(),
+            item_id: "i".into(),
+            delta: " again".into(),
+        },
+        imported: false,
+        original_ts: None,
+    };
+    app.update(Msg::Event(dup));
+    assert_eq!(app.transcript.entries(), &before[..]);
+}
+
+#[test]
+fn scrolling_moves_the_view_and_sending_returns_to_the_end() {
+    let mut app = local_app();
+    for i in 0..30 {
+        Feed { app: &mut app }.turn(&format!("t{i}"), &format!("prompt {i}"), me(), "answer");
+    }
+    key(&mut app, KeyCode::PageUp);
+    assert_eq!(app.scroll, 10);
+    app.update(Msg::ScrollDown(3));
+    assert_eq!(app.scroll, 7);
+    let lines = tandem_tui::ui::visible_lines(&app, 80, 10);
+    assert_eq!(lines.len(), 10);
+    type_text(&mut app, "x");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.scroll, 0);
+}
