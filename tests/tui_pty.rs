@@ -1,0 +1,307 @@
+//! The TUI end to end in a real terminal (tmux): two TUIs and a script on one
+//! thread, sharing a LOCAL session and stopping, and the terminal restored on
+//! quit and on SIGTERM.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+
+/// A private tmux server for one test, killed when dropped.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    fn new(home: &Home) -> Tmux {
+        Tmux {
+            socket: home.path().join("tmux.sock"),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux is installed");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts `script` (a shell command line) in a new 100x40 window `name`.
+    fn start(&self, name: &str, script: &str) {
+        self.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "100",
+            "-y",
+            "40",
+            script,
+        ]);
+    }
+
+    fn screen(&self, name: &str) -> String {
+        self.cmd(&["capture-pane", "-p", "-t", name])
+    }
+
+    fn keys(&self, name: &str, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", name];
+        args.extend(keys);
+        self.cmd(&args);
+    }
+
+    /// Types `text` literally.
+    fn type_text(&self, name: &str, text: &str) {
+        self.cmd(&["send-keys", "-t", name, "-l", text]);
+    }
+
+    fn wait_screen(&self, name: &str, what: &str, cond: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            last = self.screen(name);
+            if cond(&last) {
+                return last;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what} on {name}:\n{last}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+fn tui_line(home: &Home, args: &str) -> String {
+    format!(
+        "env TANDEM_HOME={} TERM=xterm-256color {BIN} {args} --server unix:{}; echo EXITED $?; stty -a | grep -o -- '-\\?icanon'; sleep 600",
+        home.path().display(),
+        home.socket().display()
+    )
+}
+
+/// Where `needle` first appears in `screen`, panicking if it does not.
+fn at(screen: &str, needle: &str) -> usize {
+    screen
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not on screen:\n{screen}"))
+}
+
+#[test]
+fn two_tuis_and_a_script_see_the_same_turns_in_the_same_order() {
+    let home = Home::new();
+    let _server = home.serve(&[]);
+    let id = home.new_thread();
+    let tmux = Tmux::new(&home);
+    tmux.start("a", &tui_line(&home, &format!("--thread {id}")));
+    tmux.start("b", &tui_line(&home, &format!("--thread {id}")));
+    for w in ["a", "b"] {
+        tmux.wait_screen(w, "SHARED", |s| s.contains(&format!("SHARED {}", &id[..8])));
+    }
+
+    tmux.type_text("a", "alpha from tui a");
+    tmux.keys("a", &["Enter"]);
+    for w in ["a", "b"] {
+        tmux.wait_screen(w, "the first answer", |s| {
+            s.matches("alpha from tui a").count() >= 2 && s.contains("completed")
+        });
+    }
+    tmux.type_text("b", "bravo from tui b");
+    tmux.keys("b", &["Enter"]);
+    for w in ["a", "b"] {
+        tmux.wait_screen(w, "the second answer", |s| {
+            s.matches("bravo from tui b").count() >= 2
+        });
+    }
+    let s = home.socket().display().to_string();
+    home.run(&[
+        "share",
+        "post",
+        "--thread",
+        &id,
+        "--prompt",
+        "charlie from a script",
+        "--server",
+        &s,
+    ])
+    .ok();
+
+    for w in ["a", "b"] {
+        let screen = tmux.wait_screen(w, "all three turns", |s| {
+            s.matches("charlie from a script").count() >= 2 && s.matches("completed").count() >= 3
+        });
+        let (p1, p2, p3) = (
+            at(&screen, "alpha from tui a"),
+            at(&screen, "bravo from tui b"),
+            at(&screen, "charlie from a script"),
+        );
+        assert!(p1 < p2 && p2 < p3, "out of order on {w}:\n{screen}");
+        assert!(
+            screen.contains("tandem-share: charlie from a script"),
+            "{screen}"
+        );
+    }
+    // Each TUI calls its own prompt "you" and the other's by name.
+    let a = tmux.screen("a");
+    let b = tmux.screen("b");
+    assert!(
+        a.contains("you: alpha from tui a") && a.contains("): bravo from tui b"),
+        "{a}"
+    );
+    assert!(
+        b.contains("you: bravo from tui b") && b.contains("): alpha from tui a"),
+        "{b}"
+    );
+
+    // /quit restores the terminal.
+    tmux.type_text("b", "/quit");
+    tmux.keys("b", &["Enter"]);
+    let screen = tmux.wait_screen("b", "exit", |s| s.contains("EXITED"));
+    assert!(
+        screen.contains("EXITED 0") && screen.contains("icanon") && !screen.contains("-icanon"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn share_a_local_session_then_stop_and_resume() {
+    let home = Home::new();
+    let server = home.serve(&["--echo-delay-ms", "1"]);
+    let s = home.socket().display().to_string();
+    let tmux = Tmux::new(&home);
+    tmux.start("t", &tui_line(&home, ""));
+    tmux.wait_screen("t", "LOCAL", |s| s.contains("LOCAL"));
+    tmux.type_text("t", "private words");
+    tmux.keys("t", &["Enter"]);
+    tmux.wait_screen("t", "the local answer", |s| s.contains("completed"));
+    assert_eq!(
+        home.run(&["share", "list", "--json", "--server", &s])
+            .ok()
+            .stdout,
+        "",
+        "LOCAL must not touch the server"
+    );
+
+    tmux.type_text("t", "/share");
+    tmux.keys("t", &["Enter"]);
+    tmux.wait_screen("t", "the share menu", |s| {
+        s.contains("Start sharing this session")
+    });
+    tmux.keys("t", &["1"]);
+    let screen = tmux.wait_screen("t", "sharing", |s| s.contains("Sharing thread "));
+    let start = at(&screen, "Sharing thread ") + "Sharing thread ".len();
+    let id: String = screen[start..start + 36].to_owned();
+    assert!(
+        screen.contains(&format!("tandem share post --thread {id} --prompt")),
+        "{screen}"
+    );
+    tmux.keys("t", &["Escape"]);
+
+    // The script sees the imported turn and posts; the TUI shows it live.
+    let events = home.events(&id);
+    assert_eq!(events[1]["input"], "private words");
+    assert_eq!(events[1]["imported"], true);
+    home.run(&[
+        "share",
+        "post",
+        "--thread",
+        &id,
+        "--prompt",
+        "hello from outside",
+        "--server",
+        &s,
+    ])
+    .ok();
+    tmux.wait_screen("t", "the script's turn", |s| {
+        s.contains("tandem-share: hello from outside")
+    });
+
+    // Stop sharing: back to LOCAL with the history; a local turn stays local.
+    tmux.type_text("t", "/share");
+    tmux.keys("t", &["Enter"]);
+    tmux.wait_screen("t", "the share menu", |s| s.contains("Stop sharing"));
+    tmux.keys("t", &["3"]);
+    tmux.wait_screen("t", "LOCAL again", |s| {
+        s.contains("Tandem  LOCAL") && s.contains("hello from outside")
+    });
+    tmux.type_text("t", "offline thought");
+    tmux.keys("t", &["Enter"]);
+    tmux.wait_screen("t", "the offline answer", |s| {
+        s.matches("offline thought").count() >= 2
+    });
+    let before = home.events(&id).len();
+    assert!(
+        !home
+            .events(&id)
+            .iter()
+            .any(|e| e["input"] == "offline thought")
+    );
+
+    // Share again: the same thread, with what was done meanwhile appended once.
+    tmux.type_text("t", "/share");
+    tmux.keys("t", &["Enter"]);
+    tmux.wait_screen("t", "the share menu", |s| s.contains("Start sharing"));
+    tmux.keys("t", &["1"]);
+    tmux.wait_screen("t", "sharing again", |s| {
+        s.contains(&format!("SHARED {}", &id[..8]))
+    });
+    let events = home.events(&id);
+    assert_contiguous(&events, 1);
+    let inputs: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "turn/started")
+        .map(|e| e["input"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        inputs,
+        ["private words", "hello from outside", "offline thought"]
+    );
+    assert!(events.len() > before);
+    let lists = home.run(&["share", "list", "--json", "--server", &s]).ok();
+    assert_eq!(
+        lists.json_lines().len(),
+        1,
+        "resuming must not make a second thread"
+    );
+
+    // SIGTERM restores the terminal too.
+    let pid = Command::new("pgrep")
+        .args(["-f", &format!("{BIN} --server unix:{s}")])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pid.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    assert!(!pid.is_empty(), "TUI process not found");
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let screen = tmux.wait_screen("t", "exit", |s| s.contains("EXITED"));
+    assert!(
+        screen.contains("EXITED 0") && !screen.contains("-icanon"),
+        "{screen}"
+    );
+    drop(server);
+}
