@@ -2,6 +2,7 @@
 //! the answer as it streams, how it ended) and notes from Tandem itself. Each
 //! entry renders itself at a given width.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use ratatui::style::{Color, Modifier, Style};
@@ -43,6 +44,9 @@ pub enum Entry {
 pub struct Transcript {
     entries: Vec<Entry>,
     turn_index: HashMap<String, usize>,
+    /// Each entry's rendered height at a width, until the entry changes: lets a
+    /// frame skip the entries above the screen without wrapping them.
+    heights: RefCell<Vec<Option<(u16, usize)>>>,
     /// The last seq applied (events at or below it are repeats and ignored).
     pub last_seq: u64,
     pub title: Option<String>,
@@ -74,10 +78,29 @@ impl Transcript {
 
     pub fn push_note(&mut self, text: impl Into<String>, kind: NoteKind) {
         self.entries.push(Entry::Note(text.into(), kind));
+        self.heights.get_mut().push(None);
+    }
+
+    /// The lines entry `i` takes at `width` (cached until it changes).
+    pub fn height(&self, i: usize, width: u16, is_me: &dyn Fn(&ClientInfo) -> bool) -> usize {
+        if let Some(Some((w, h))) = self.heights.borrow().get(i)
+            && *w == width
+        {
+            return *h;
+        }
+        let h = self.entries[i].render(width, is_me).len();
+        if let Some(slot) = self.heights.borrow_mut().get_mut(i) {
+            *slot = Some((width, h));
+        }
+        h
     }
 
     fn turn_mut(&mut self, id: &str) -> Option<&mut TurnCell> {
-        match self.entries.get_mut(*self.turn_index.get(id)?)? {
+        let i = *self.turn_index.get(id)?;
+        if let Some(slot) = self.heights.get_mut().get_mut(i) {
+            *slot = None;
+        }
+        match self.entries.get_mut(i)? {
             Entry::Turn(t) => Some(t),
             Entry::Note(..) => None,
         }
@@ -100,6 +123,7 @@ impl Transcript {
                 agent,
             } => {
                 self.turn_index.insert(turn_id.clone(), self.entries.len());
+                self.heights.get_mut().push(None);
                 self.entries.push(Entry::Turn(TurnCell {
                     id: turn_id.clone(),
                     input: input.clone(),

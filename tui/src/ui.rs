@@ -73,27 +73,40 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Line::from(spans), area);
 }
 
-/// The transcript's visible lines: entries are rendered from the bottom up
-/// until the screen (plus the scroll offset) is full, so the cost of a frame
-/// does not grow with the conversation's length.
+/// The transcript's visible lines. Entries are measured from the bottom up
+/// (heights are cached per entry) and only those on screen are rendered, so a
+/// frame's cost does not grow with the conversation's length or the scroll.
 pub fn visible_lines(app: &App, width: u16, height: u16) -> Vec<Line<'static>> {
     let is_me = |c: &ClientInfo| app.is_me(c);
-    let needed = height as usize + app.scroll as usize;
-    let mut chunks = Vec::new();
+    let transcript = &app.transcript;
+    let height = height as usize;
+    let needed = height + app.scroll as usize;
     let mut total = 0;
-    for entry in app.transcript.entries().iter().rev() {
-        let lines = entry.render(width, &is_me);
-        total += lines.len();
-        chunks.push(lines);
-        if total >= needed {
+    let mut first = transcript.entries().len();
+    while first > 0 && total < needed {
+        first -= 1;
+        total += transcript.height(first, width, &is_me);
+    }
+    // Lines [start, end) of the entries from `first` on are on screen.
+    let scroll = (app.scroll as usize).min(total.saturating_sub(height));
+    let end = total - scroll;
+    let start = end.saturating_sub(height);
+    let mut out = Vec::with_capacity(height);
+    let mut offset = 0;
+    for (i, entry) in transcript.entries().iter().enumerate().skip(first) {
+        if offset >= end {
             break;
         }
+        let h = transcript.height(i, width, &is_me);
+        if offset + h > start {
+            let lines = entry.render(width, &is_me);
+            let from = start.saturating_sub(offset);
+            let to = (end - offset).min(lines.len());
+            out.extend(lines.into_iter().take(to).skip(from));
+        }
+        offset += h;
     }
-    let all: Vec<Line<'static>> = chunks.into_iter().rev().flatten().collect();
-    let scroll = (app.scroll as usize).min(all.len().saturating_sub(height as usize));
-    let end = all.len() - scroll;
-    let start = end.saturating_sub(height as usize);
-    all[start..end].to_vec()
+    out
 }
 
 fn draw_transcript(frame: &mut Frame, app: &App, area: Rect) {
