@@ -177,7 +177,9 @@ fn two_tuis_and_a_script_see_the_same_turns_in_the_same_order() {
     // /quit restores the terminal.
     tmux.type_text("b", "/quit");
     tmux.keys("b", &["Enter"]);
-    let screen = tmux.wait_screen("b", "exit", |s| s.contains("EXITED"));
+    let screen = tmux.wait_screen("b", "exit", |s| {
+        s.contains("EXITED") && s.contains("icanon")
+    });
     assert!(
         screen.contains("EXITED 0") && screen.contains("icanon") && !screen.contains("-icanon"),
         "{screen}"
@@ -298,10 +300,79 @@ fn share_a_local_session_then_stop_and_resume() {
         .to_owned();
     assert!(!pid.is_empty(), "TUI process not found");
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let screen = tmux.wait_screen("t", "exit", |s| s.contains("EXITED"));
+    let screen = tmux.wait_screen("t", "exit", |s| {
+        s.contains("EXITED") && s.contains("icanon")
+    });
     assert!(
         screen.contains("EXITED 0") && !screen.contains("-icanon"),
         "{screen}"
     );
     drop(server);
+}
+
+#[test]
+fn the_tui_survives_a_server_restart_without_gaps_or_repeats() {
+    let home = Home::new();
+    let mut server = home.serve(&[]);
+    let s = home.socket().display().to_string();
+    let id = home.new_thread();
+    home.run(&[
+        "share",
+        "post",
+        "--thread",
+        &id,
+        "--prompt",
+        "before the crash",
+        "--server",
+        &s,
+    ])
+    .ok();
+    let tmux = Tmux::new(&home);
+    tmux.start("t", &tui_line(&home, &format!("--thread {id}")));
+    tmux.wait_screen("t", "the first turn", |s| {
+        s.matches("before the crash").count() >= 2
+    });
+    tmux.type_text("t", "typed while it is down");
+
+    server.kill9();
+    let screen = tmux.wait_screen("t", "the outage notice", |s| s.contains("connection lost"));
+    assert!(
+        screen.contains(&format!("unix:{s}")),
+        "the notice names the endpoint:\n{screen}"
+    );
+    // Sending now is refused and the text stays.
+    tmux.keys("t", &["Enter"]);
+    tmux.wait_screen("t", "the refusal", |s| {
+        s.contains("not connected") && s.contains("typed while it is down")
+    });
+
+    let _server = home.serve(&[]);
+    tmux.wait_screen("t", "the reconnection", |s| s.contains("reconnected"));
+    home.run(&[
+        "share",
+        "post",
+        "--thread",
+        &id,
+        "--prompt",
+        "after the restart",
+        "--server",
+        &s,
+    ])
+    .ok();
+    let screen = tmux.wait_screen("t", "the new turn", |s| {
+        s.matches("after the restart").count() >= 2
+    });
+    assert_eq!(
+        screen.matches("› tandem-share: before the crash").count(),
+        1,
+        "a turn was repeated:\n{screen}"
+    );
+    assert!(screen.contains("typed while it is down"), "{screen}");
+    // And what was typed can be sent now.
+    tmux.keys("t", &["Enter"]);
+    tmux.wait_screen("t", "the kept prompt's answer", |s| {
+        s.matches("typed while it is down").count() >= 2 && s.contains("you: typed")
+    });
+    let events = home.events(&id);
+    assert_contiguous(&events, 1);
 }

@@ -18,7 +18,8 @@ const COMPOSER_MAX_LINES: u16 = 6;
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
     let composer_lines = (app.composer.line_count() as u16).clamp(1, COMPOSER_MAX_LINES);
-    let notice_height = u16::from(app.notice.is_some() || matches!(app.conn, Conn::Lost { .. }));
+    let notice_height =
+        u16::from(app.notice.is_some()) + u16::from(matches!(app.conn, Conn::Lost { .. }));
     let [header, body, notice, composer, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(1),
@@ -133,25 +134,22 @@ fn draw_transcript(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_notice(frame: &mut Frame, app: &App, area: Rect) {
-    if area.height == 0 {
-        return;
-    }
-    let line = if let Conn::Lost { reason } = &app.conn {
-        Line::styled(
+    let mut lines = Vec::new();
+    if let Conn::Lost { reason } = &app.conn {
+        lines.push(Line::styled(
             format!("⚠ connection lost — retrying {} ({reason})", app.server),
             style::bad(),
-        )
-    } else if let Some(n) = &app.notice {
+        ));
+    }
+    if let Some(n) = &app.notice {
         let st = match n.kind {
             NoteKind::Info => style::hint(),
             NoteKind::Success => style::ok(),
             NoteKind::Error => style::bad(),
         };
-        Line::styled(n.text.clone(), st)
-    } else {
-        Line::default()
-    };
-    frame.render_widget(line, area);
+        lines.push(Line::styled(n.text.clone(), st));
+    }
+    frame.render_widget(Paragraph::new(lines), area);
 }
 
 fn draw_composer(frame: &mut Frame, app: &App, area: Rect) {
