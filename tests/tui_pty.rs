@@ -67,10 +67,9 @@ impl Tmux {
     }
 
     fn wait_screen(&self, name: &str, what: &str, cond: impl Fn(&str) -> bool) -> String {
-        let mut last = String::new();
         let deadline = std::time::Instant::now() + PATIENCE;
         loop {
-            last = self.screen(name);
+            let last = self.screen(name);
             if cond(&last) {
                 return last;
             }

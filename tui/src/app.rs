@@ -484,6 +484,13 @@ impl App {
                 }
             };
         }
+        if self.pending_action {
+            self.notice(
+                "one moment — switching sessions; your text is kept",
+                NoteKind::Info,
+            );
+            return vec![];
+        }
         if let Conn::Lost { .. } = self.conn {
             self.notice(
                 format!(

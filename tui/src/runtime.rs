@@ -41,8 +41,19 @@ pub fn client_info() -> ClientInfo {
     .clone()
 }
 
-/// A message, tagged with the attachment it belongs to (0: any).
-struct Inbound(u64, Msg);
+/// What reaches the runtime loop.
+enum Inbound {
+    /// A message for the app, tagged with the attachment it belongs to (0: any).
+    App(u64, Msg),
+    /// A share or join finished its calls: attach to this thread.
+    AttachShared {
+        client: Client,
+        thread_id: String,
+        sharing: bool,
+    },
+    /// Stop sharing built the new private session: attach to it.
+    LocalReady(Local),
+}
 
 /// The connection currently used for a thread; replaced on reconnect.
 type Slot = Arc<Mutex<Option<Client>>>;
@@ -196,7 +207,7 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
                 Some(Err(e)) => break Err(e),
                 None => Some(Msg::Quit),
             },
-            Some(Inbound(generation, msg)) = rx.recv() => rt.accept(generation, msg),
+            Some(inbound) = rx.recv() => rt.accept(inbound),
             _ = sigterm.recv() => Some(Msg::Quit),
         };
         if let Some(msg) = msg {
@@ -205,10 +216,10 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
         // Apply whatever else has arrived before drawing again, so a fast
         // stream costs one frame per batch, not one per delta.
         for _ in 0..4096 {
-            let Ok(Inbound(generation, msg)) = rx.try_recv() else {
+            let Ok(inbound) = rx.try_recv() else {
                 break;
             };
-            if let Some(msg) = rt.accept(generation, msg) {
+            if let Some(msg) = rt.accept(inbound) {
                 rt.handle(&mut app, msg).await;
             }
         }
@@ -224,9 +235,30 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
 }
 
 impl Runtime {
-    /// Drops messages from an attachment that has been replaced.
-    fn accept(&self, generation: u64, msg: Msg) -> Option<Msg> {
-        (generation == 0 || generation == self.generation).then_some(msg)
+    /// Carries out runtime work; returns the app's message, if any. Messages
+    /// from an attachment that has been replaced are dropped.
+    fn accept(&mut self, inbound: Inbound) -> Option<Msg> {
+        match inbound {
+            Inbound::App(generation, msg) => {
+                (generation == 0 || generation == self.generation).then_some(msg)
+            }
+            Inbound::AttachShared {
+                client,
+                thread_id,
+                sharing,
+            } => {
+                self.attach_shared(client, thread_id.clone());
+                sharing.then_some(Msg::SharingStarted { thread_id })
+            }
+            Inbound::LocalReady(local) => {
+                self.local = local;
+                self.attach_local();
+                Some(Msg::Note(
+                    "stopped sharing — this session is private again; /share resumes the same thread".into(),
+                    NoteKind::Info,
+                ))
+            }
+        }
     }
 
     async fn handle(&mut self, app: &mut App, msg: Msg) {
@@ -236,7 +268,7 @@ impl Runtime {
     }
 
     fn send(&self, msg: Msg) {
-        let _ = self.tx.send(Inbound(0, msg));
+        let _ = self.tx.send(Inbound::App(0, msg));
     }
 
     /// Starts showing `thread_id` through `slot`, from its first event.
@@ -336,7 +368,7 @@ impl Runtime {
                             error: SubmitError::Other(e.to_string()),
                         },
                     };
-                    let _ = tx.send(Inbound(0, msg));
+                    let _ = tx.send(Inbound::App(0, msg));
                 });
             }
             Effect::Interrupt(turn_id) => {
@@ -351,7 +383,7 @@ impl Runtime {
                         turn_id: Some(turn_id),
                     };
                     if let Err(e) = client.call::<TurnInterrupt>(&params).await {
-                        let _ = tx.send(Inbound(
+                        let _ = tx.send(Inbound::App(
                             0,
                             Msg::Note(format!("could not interrupt: {e}"), NoteKind::Error),
                         ));
@@ -373,98 +405,119 @@ impl Runtime {
                             .map_err(|e| e.to_string()),
                         Err(e) => Err(format!("{e}")),
                     };
-                    let _ = tx.send(Inbound(0, Msg::Threads(result)));
+                    let _ = tx.send(Inbound::App(0, Msg::Threads(result)));
                 });
             }
             Effect::Join(id) => {
-                let id = match normalize_uuid("thread id", &id) {
-                    Ok(id) => id,
-                    Err(e) => return self.send(Msg::ActionFailed(e)),
-                };
-                let client = match self.connector.connect().await {
-                    Ok(c) => c,
-                    Err(e) => return self.send(Msg::ActionFailed(format!("{e}"))),
-                };
-                match client
-                    .call::<ThreadRead>(&ThreadReadParams {
-                        thread_id: id.clone(),
-                    })
-                    .await
-                {
-                    Ok(_) => self.attach_shared(client, id),
-                    Err(ClientError::Rpc(e)) if e.is(ErrorCode::ThreadNotFound) => {
-                        self.send(Msg::ActionFailed(format!(
-                            "thread not found: {id} — nothing changed"
-                        )));
+                let connector = self.connector.clone();
+                self.spawn_action(async move {
+                    let id = normalize_uuid("thread id", &id)?;
+                    let client = connector.connect().await.map_err(|e| e.to_string())?;
+                    match client
+                        .call::<ThreadRead>(&ThreadReadParams {
+                            thread_id: id.clone(),
+                        })
+                        .await
+                    {
+                        Ok(_) => Ok(Inbound::AttachShared {
+                            client,
+                            thread_id: id,
+                            sharing: false,
+                        }),
+                        Err(ClientError::Rpc(e)) if e.is(ErrorCode::ThreadNotFound) => {
+                            Err(format!("thread not found: {id} — nothing changed"))
+                        }
+                        Err(e) => Err(e.to_string()),
                     }
-                    Err(e) => self.send(Msg::ActionFailed(format!("{e}"))),
-                }
+                });
             }
             Effect::StartSharing => {
-                if let Err(e) = self.start_sharing(app).await {
-                    self.send(Msg::ActionFailed(e));
-                }
+                let connector = self.connector.clone();
+                let id = self.local.thread_id.clone();
+                let all = imports(app.transcript.turns());
+                let base = self.local.base_turns;
+                self.spawn_action(async move {
+                    let client = start_sharing(&connector, &id, all, base).await?;
+                    Ok(Inbound::AttachShared {
+                        client,
+                        thread_id: id,
+                        sharing: true,
+                    })
+                });
             }
             Effect::StopSharing => {
                 let turns = imports(app.transcript.turns());
-                match new_local(self.thread_id.clone(), turns).await {
-                    Ok(local) => {
-                        self.local = local;
-                        self.attach_local();
-                        self.send(Msg::Note(
-                            "stopped sharing — this session is private again; /share resumes the same thread".into(),
-                            NoteKind::Info,
-                        ));
-                    }
-                    Err(e) => self.send(Msg::ActionFailed(format!("could not stop sharing: {e}"))),
-                }
+                let id = self.thread_id.clone();
+                self.spawn_action(async move {
+                    let local = new_local(id, turns)
+                        .await
+                        .map_err(|e| format!("could not stop sharing: {e}"))?;
+                    Ok(Inbound::LocalReady(local))
+                });
             }
         }
     }
 
-    /// Creates the shared thread from the LOCAL session (same id, its turns),
-    /// or, if it exists from an earlier share, appends what was done since.
-    async fn start_sharing(&mut self, app: &App) -> Result<(), String> {
-        let client = self.connector.connect().await.map_err(|e| {
-            format!("cannot share: {e} (is `tandem` able to start the app-server? try `tandem app-server start`)")
-        })?;
-        let id = self.local.thread_id.clone();
-        let all = imports(app.transcript.turns());
-        let exists = match client
-            .call::<ThreadRead>(&ThreadReadParams {
-                thread_id: id.clone(),
-            })
-            .await
-        {
-            Ok(_) => true,
-            Err(ClientError::Rpc(e)) if e.is(ErrorCode::ThreadNotFound) => false,
-            Err(e) => return Err(format!("cannot share: {e}")),
-        };
-        if exists {
-            let new: Vec<ImportedTurn> = all.into_iter().skip(self.local.base_turns).collect();
-            if !new.is_empty() {
-                client
-                    .call::<ThreadAppend>(&ThreadAppendParams {
-                        thread_id: id.clone(),
-                        turns: new,
-                    })
-                    .await
-                    .map_err(|e| format!("cannot resume sharing: {e}"))?;
-            }
-        } else {
+    /// Runs a share/join/stop in the background; its result comes back to the
+    /// loop (an error as `ActionFailed`, which leaves everything as it was).
+    fn spawn_action(
+        &self,
+        action: impl std::future::Future<Output = Result<Inbound, String>> + Send + 'static,
+    ) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let inbound = action
+                .await
+                .unwrap_or_else(|e| Inbound::App(0, Msg::ActionFailed(e)));
+            let _ = tx.send(inbound);
+        });
+    }
+}
+
+/// Creates the shared thread from the LOCAL session (same id, its turns), or,
+/// if it exists from an earlier share, appends the turns after `base`.
+async fn start_sharing(
+    connector: &Connector,
+    id: &str,
+    all: Vec<ImportedTurn>,
+    base: usize,
+) -> Result<Client, String> {
+    let client = connector
+        .connect()
+        .await
+        .map_err(|e| format!("cannot share: {e} (can `tandem app-server start` start it?)"))?;
+    let exists = match client
+        .call::<ThreadRead>(&ThreadReadParams {
+            thread_id: id.to_owned(),
+        })
+        .await
+    {
+        Ok(_) => true,
+        Err(ClientError::Rpc(e)) if e.is(ErrorCode::ThreadNotFound) => false,
+        Err(e) => return Err(format!("cannot share: {e}")),
+    };
+    if exists {
+        let new: Vec<ImportedTurn> = all.into_iter().skip(base).collect();
+        if !new.is_empty() {
             client
-                .call::<ThreadStart>(&ThreadStartParams {
-                    thread_id: Some(id.clone()),
-                    turns: all,
-                    ..Default::default()
+                .call::<ThreadAppend>(&ThreadAppendParams {
+                    thread_id: id.to_owned(),
+                    turns: new,
                 })
                 .await
-                .map_err(|e| format!("cannot share: {e}"))?;
+                .map_err(|e| format!("cannot resume sharing: {e}"))?;
         }
-        self.attach_shared(client, id.clone());
-        self.send(Msg::SharingStarted { thread_id: id });
-        Ok(())
+    } else {
+        client
+            .call::<ThreadStart>(&ThreadStartParams {
+                thread_id: Some(id.to_owned()),
+                turns: all,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("cannot share: {e}"))?;
     }
+    Ok(client)
 }
 
 /// Streams `thread_id`'s events from seq 1 into the runtime. On a lost
@@ -477,7 +530,7 @@ async fn follow(
     generation: u64,
     tx: mpsc::UnboundedSender<Inbound>,
 ) {
-    let send = |msg: Msg| tx.send(Inbound(generation, msg)).is_ok();
+    let send = |msg: Msg| tx.send(Inbound::App(generation, msg)).is_ok();
     let mut next = 1u64;
     loop {
         let mut reason = "connection closed".to_owned();
