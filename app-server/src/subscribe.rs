@@ -4,13 +4,47 @@
 //! and reads what it missed (invariant 4). The store is always ahead of the
 //! broadcast, since the writer publishes only what it has committed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tandem_protocol::message::event_notification_line;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::store::{LogEntry, Store};
 use crate::thread::ThreadHandle;
+
+/// How many committed events a live feed keeps for its followers: several
+/// commit groups, so a burst does not push followers back to the store. A
+/// follower further behind catches up from the store.
+pub const LIVE_BUFFER: usize = 65_536;
+
+/// A thread's live feed: a broadcast of its committed events. The buffer
+/// exists only while someone follows the thread, so idle threads cost nothing.
+#[derive(Default)]
+pub struct LiveFeed {
+    tx: Mutex<Option<broadcast::Sender<Arc<LogEntry>>>>,
+}
+
+impl LiveFeed {
+    /// A receiver of events published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogEntry>> {
+        let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        tx.get_or_insert_with(|| broadcast::channel(LIVE_BUFFER).0)
+            .subscribe()
+    }
+
+    /// Publishes a committed event to the followers, if any (dropping the
+    /// buffer once the last one has gone).
+    pub fn publish(&self, entry: LogEntry) {
+        let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = tx.as_ref() {
+            if sender.receiver_count() == 0 {
+                *tx = None;
+            } else {
+                let _ = sender.send(Arc::new(entry));
+            }
+        }
+    }
+}
 
 /// Events read from the store per round trip while catching up.
 const CATCH_UP_PAGE: usize = 1000;

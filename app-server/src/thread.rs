@@ -10,10 +10,7 @@ use tandem_protocol::{ActiveTurn, ClientInfo, Event, EventBody, Thread, ThreadSt
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::store::{LogEntry, PendingEvent, RowChange, Store, StoreError};
-
-/// How many committed events a thread's broadcast keeps for live readers; a
-/// reader further behind catches up from the store.
-pub const LIVE_BUFFER: usize = 8192;
+use crate::subscribe::LiveFeed;
 
 /// The running turn of a thread.
 pub struct RunningTurn {
@@ -39,7 +36,7 @@ pub struct ThreadState {
 pub struct ThreadHandle {
     pub id: Arc<str>,
     state: Mutex<ThreadState>,
-    live: broadcast::Sender<Arc<LogEntry>>,
+    live: Arc<LiveFeed>,
 }
 
 /// Options of one appended event.
@@ -73,7 +70,7 @@ impl ThreadHandle {
                 updated_at: last_ts.to_owned(),
                 active: None,
             }),
-            live: broadcast::channel(LIVE_BUFFER).0,
+            live: Arc::default(),
         }
     }
 
@@ -123,7 +120,7 @@ impl ThreadHandle {
             ts: ts.clone(),
             json,
             row,
-            live: self.live.clone(),
+            live: Arc::clone(&self.live),
             ack,
         })?;
         state.last_seq = seq;

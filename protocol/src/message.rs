@@ -156,11 +156,30 @@ pub fn request_line<P: Serialize + ?Sized>(
 }
 
 /// A `thread/event` notification line for an event already encoded as JSON.
+/// Built by appending (not `format!`): fan-out makes one per subscriber.
 pub fn event_notification_line(subscription: u64, event_json: &str) -> String {
-    format!(
-        "{{\"jsonrpc\":\"2.0\",\"method\":\"{}\",\"params\":{{\"subscription\":{subscription},\"result\":{event_json}}}}}\n",
-        crate::EVENT_NOTIFICATION
-    )
+    const HEAD: &str =
+        "{\"jsonrpc\":\"2.0\",\"method\":\"thread/event\",\"params\":{\"subscription\":";
+    let mut line = String::with_capacity(HEAD.len() + 20 + 11 + event_json.len() + 3);
+    line.push_str(HEAD);
+    line.push_str(itoa(subscription, &mut [0u8; 20]));
+    line.push_str(",\"result\":");
+    line.push_str(event_json);
+    line.push_str("}}\n");
+    line
+}
+
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).expect("digits are ASCII")
 }
 
 #[cfg(test)]
@@ -209,6 +228,18 @@ mod tests {
             -32600
         );
         assert_eq!(invalid_code("42"), -32600);
+    }
+
+    #[test]
+    fn notification_lines_carry_the_event_verbatim() {
+        for sub in [0, 7, 1234567890123] {
+            let line = event_notification_line(sub, r#"{"seq":1,"x":"é"}"#);
+            let v: Value = serde_json::from_str(line.trim_end()).unwrap();
+            assert_eq!(v["method"], crate::EVENT_NOTIFICATION);
+            assert_eq!(v["params"]["subscription"], sub);
+            assert_eq!(v["params"]["result"]["x"], "é");
+            assert!(line.ends_with("}}\n"));
+        }
     }
 
     #[test]

@@ -41,6 +41,10 @@ impl Agent for EchoAgent {
                 if cancel.is_cancelled() {
                     return Outcome::Interrupted(cancel.reason());
                 }
+                if i % 64 == 63 {
+                    // A long prompt with no delay must not hold a worker thread.
+                    tokio::task::yield_now().await;
+                }
                 if i + 1 < words.len() {
                     out.delta(&format!("{word} "));
                 } else {

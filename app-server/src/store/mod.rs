@@ -15,7 +15,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 /// How hard a commit tries to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,7 +88,7 @@ pub struct PendingEvent {
     pub json: Box<str>,
     pub row: RowChange,
     /// Receives the event once committed.
-    pub live: broadcast::Sender<Arc<LogEntry>>,
+    pub live: Arc<crate::subscribe::LiveFeed>,
     /// Told once the event is committed (or dropped if the commit failed).
     pub ack: Option<oneshot::Sender<()>>,
 }
@@ -107,6 +107,8 @@ enum Backend {
 pub struct Store {
     tx: Mutex<Option<std_mpsc::Sender<WriteOp>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The SQLite checkpointer: dropping the sender stops it.
+    checkpointer: Mutex<Option<(std_mpsc::Sender<()>, JoinHandle<()>)>>,
     backend: Backend,
 }
 
@@ -117,9 +119,13 @@ impl Store {
     /// Opens (creating if needed) the SQLite log at `path`.
     pub fn open(path: &Path, durability: Durability) -> Result<Store, StoreError> {
         let mut conn = sqlite::open_writer(path, durability)?;
-        Store::start(Backend::Sqlite(sqlite::Readers::new(path)), move |batch| {
+        let store = Store::start(Backend::Sqlite(sqlite::Readers::new(path)), move |batch| {
             sqlite::commit(&mut conn, batch).map_err(|e| e.to_string())
-        })
+        })?;
+        let (stop, stopped) = std_mpsc::channel();
+        let thread = sqlite::spawn_checkpointer(path, stopped)?;
+        *store.checkpointer.lock().unwrap_or_else(|p| p.into_inner()) = Some((stop, thread));
+        Ok(store)
     }
 
     /// A log that lives in memory only.
@@ -144,6 +150,7 @@ impl Store {
         Ok(Store {
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
+            checkpointer: Mutex::new(None),
             backend,
         })
     }
@@ -169,11 +176,21 @@ impl Store {
         done.await.map_err(|_| StoreError::WriterGone)
     }
 
-    /// Commits what is queued and stops the writer. Later appends fail.
+    /// Commits what is queued and stops the writer (and the checkpointer).
+    /// Later appends fail.
     pub fn close(&self) {
         drop(self.tx.lock().unwrap_or_else(|p| p.into_inner()).take());
         if let Some(writer) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = writer.join();
+        }
+        if let Some((stop, thread)) = self
+            .checkpointer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            drop(stop);
+            let _ = thread.join();
         }
     }
 
@@ -261,11 +278,10 @@ fn write_loop(
                 for op in batch.drain(..) {
                     match op {
                         WriteOp::Event(ev) => {
-                            // No receivers is normal (nobody follows the thread).
-                            let _ = ev.live.send(Arc::new(LogEntry {
+                            ev.live.publish(LogEntry {
                                 seq: ev.seq,
                                 json: ev.json,
-                            }));
+                            });
                             if let Some(ack) = ev.ack {
                                 let _ = ack.send(());
                             }

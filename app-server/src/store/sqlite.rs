@@ -46,7 +46,38 @@ pub(super) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(open_err)?;
     conn.execute_batch(SCHEMA).map_err(open_err)?;
+    // Checkpoints sync the disk; the checkpointer thread runs them so that the
+    // writer (and so every event's latency) never waits for one.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(open_err)?;
     Ok(conn)
+}
+
+/// How often the checkpointer copies the WAL back into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Runs passive WAL checkpoints on its own connection until `stop` is dropped.
+pub(super) fn spawn_checkpointer(
+    path: &Path,
+    stop: std::sync::mpsc::Receiver<()>,
+) -> Result<std::thread::JoinHandle<()>, StoreError> {
+    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    std::thread::Builder::new()
+        .name("tandem-log-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stop.recv_timeout(CHECKPOINT_EVERY)
+            {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        })
+        .map_err(StoreError::Thread)
 }
 
 /// The pool of read connections.
