@@ -6,15 +6,11 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn srv(home: &Home) -> String {
-    format!("unix:{}", home.socket().display())
-}
-
 #[test]
 fn new_post_get_round_trip() {
     let home = Home::new();
     let _server = home.serve(&[]);
-    let s = srv(&home);
+    let s = home.endpoint();
     let out = home
         .run(&["share", "new", "--title", "demo", "--json", "--server", &s])
         .ok();
@@ -107,7 +103,7 @@ fn new_post_get_round_trip() {
 fn get_pages_with_from_and_limit() {
     let home = Home::new();
     let _server = home.serve(&[]);
-    let s = srv(&home);
+    let s = home.endpoint();
     let id = home.new_thread();
     // 2,500 words: one turn of 2,505 events, more than two server pages.
     home.run(&[
@@ -187,7 +183,7 @@ fn get_pages_with_from_and_limit() {
 fn bad_input_is_refused_with_the_documented_codes_and_changes_nothing() {
     let home = Home::new();
     let _server = home.serve(&[]);
-    let s = srv(&home);
+    let s = home.endpoint();
     let id = home.new_thread();
     let before = home.events(&id);
 
@@ -328,7 +324,7 @@ fn an_explicit_server_that_does_not_answer_is_exit_5() {
 fn no_wait_returns_the_turn_id_and_interrupt_stops_it() {
     let home = Home::new();
     let _server = home.serve(&["--echo-delay-ms", "200"]);
-    let s = srv(&home);
+    let s = home.endpoint();
     let id = home.new_thread();
     let out = home
         .run(&[
@@ -379,7 +375,7 @@ fn no_wait_returns_the_turn_id_and_interrupt_stops_it() {
 fn prompt_from_stdin() {
     let home = Home::new();
     let _server = home.serve(&[]);
-    let s = srv(&home);
+    let s = home.endpoint();
     let id = home.new_thread();
     let out = home.run_with_stdin(
         &[
@@ -403,7 +399,7 @@ fn prompt_from_stdin() {
 fn wait_idle_posts_after_the_running_turn() {
     let home = Home::new();
     let _server = home.serve(&["--echo-delay-ms", "30"]);
-    let s = srv(&home);
+    let s = home.endpoint();
     let id = home.new_thread();
     let first = home
         .run(&[
@@ -462,7 +458,7 @@ fn wait_idle_posts_after_the_running_turn() {
 fn wait_idle_is_bounded() {
     let home = Home::new();
     let _server = home.serve(&["--echo-delay-ms", "1000"]);
-    let s = srv(&home);
+    let s = home.endpoint();
     let id = home.new_thread();
     home.run(&[
         "share",
@@ -506,7 +502,7 @@ fn failed_and_interrupted_turns_exit_1() {
         "-c",
         "echo partial; echo 'no model here' >&2; exit 7",
     ]);
-    let s = srv(&home);
+    let s = home.endpoint();
     let id = home.new_thread();
     let out = home.run(&[
         "share", "post", "--thread", &id, "--prompt", "hi", "--server", &s,

@@ -9,10 +9,6 @@ use std::sync::{Arc, Barrier};
 use common::*;
 use serde_json::{Value, json};
 
-fn srv(home: &Home) -> String {
-    format!("unix:{}", home.socket().display())
-}
-
 fn wait_idle(home: &Home, thread: &str) {
     let mut raw = home.raw();
     wait_for("the thread to be idle", || {
@@ -24,7 +20,7 @@ fn wait_idle(home: &Home, thread: &str) {
 fn sixteen_concurrent_posts_start_exactly_one_turn_every_time() {
     let home = Home::new();
     let _server = home.serve(&["--echo-delay-ms", "100"]);
-    let s = srv(&home);
+    let s = home.endpoint();
     let id = home.new_thread();
     let prompt = words(50);
     const ROUNDS: usize = 5;
@@ -146,7 +142,7 @@ fn simultaneous_raw_submits_race_for_one_turn() {
 fn tails_started_before_and_during_a_turn_equal_get() {
     let home = Home::new();
     let _server = home.serve(&["--echo-delay-ms", "20"]);
-    let s = srv(&home);
+    let s = home.endpoint();
     let id = home.new_thread();
     let mut from_start = Tail::start(&home, &["--thread", &id, "--from", "1"]);
     // The first tail is attached once it has printed thread/started.

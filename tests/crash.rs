@@ -9,15 +9,11 @@ use std::process::Stdio;
 use common::*;
 use serde_json::{Value, json};
 
-fn srv(home: &Home) -> String {
-    format!("unix:{}", home.socket().display())
-}
-
 #[test]
 fn kill_9_mid_turn_loses_no_acknowledged_event() {
     let home = Home::new();
     let mut server = home.serve(&["--echo-delay-ms", "2"]);
-    let s = srv(&home);
+    let s = home.endpoint();
     let id = home.new_thread();
 
     let mut watcher = home.raw();
@@ -100,7 +96,7 @@ fn kill_9_mid_turn_loses_no_acknowledged_event() {
 fn sigterm_closes_running_turns_and_removes_the_socket() {
     let home = Home::new();
     let mut server = home.serve(&["--echo-delay-ms", "500"]);
-    let s = srv(&home);
+    let s = home.endpoint();
     let id = home.new_thread();
     let turn = home
         .run(&[

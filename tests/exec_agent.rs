@@ -8,10 +8,6 @@ use std::process::Stdio;
 use common::*;
 use serde_json::{Value, json};
 
-fn srv(home: &Home) -> String {
-    format!("unix:{}", home.socket().display())
-}
-
 /// Whether `pid` still exists (a zombie counts: it was not reaped).
 fn alive(pid: i32) -> bool {
     unsafe { libc::kill(pid, 0) == 0 }
@@ -46,7 +42,7 @@ fn streams_stdout_with_the_prompt_on_stdin_and_ids_in_env() {
             "hello from stdin",
             "--json",
             "--server",
-            &srv(&home),
+            &home.endpoint(),
         ])
         .ok();
     let events = out.json_lines();
@@ -76,7 +72,7 @@ fn a_missing_program_fails_the_turn_saying_what_was_tried() {
         "--prompt",
         "hi",
         "--server",
-        &srv(&home),
+        &home.endpoint(),
     ]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
@@ -128,7 +124,7 @@ fn an_agent_ignoring_sigterm_is_killed_after_the_grace_period() {
     );
     let _server = home.serve(&["--agent", "exec", "--", "sh", "-c", &script]);
     let id = home.new_thread();
-    let s = srv(&home);
+    let s = home.endpoint();
     let turn = home
         .run(&[
             "share",
@@ -169,7 +165,7 @@ fn ctrl_c_on_post_interrupts_its_turn_and_exits_130() {
             &words(100),
             "--json",
             "--server",
-            &srv(&home),
+            &home.endpoint(),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -69,6 +69,11 @@ impl Home {
         self.path().join("app-server.sock")
     }
 
+    /// The server's endpoint as `--server` takes it.
+    pub fn endpoint(&self) -> String {
+        format!("unix:{}", self.socket().display())
+    }
+
     /// `tandem` with this home and nothing from the caller's environment.
     pub fn tandem(&self) -> Command {
         let mut c = Command::new(BIN);

@@ -264,19 +264,24 @@ fn draw_box(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>
     );
 }
 
+/// A menu entry, marked and highlighted when selected.
+fn menu_line(text: String, selected: bool) -> Line<'static> {
+    if selected {
+        Line::from(vec![
+            Span::styled("› ", style::hint()),
+            Span::styled(text, style::hint().add_modifier(Modifier::BOLD)),
+        ])
+    } else {
+        Line::from(vec![Span::raw("  "), Span::raw(text)])
+    }
+}
+
 fn draw_share_menu(frame: &mut Frame, app: &App, selected: usize, body: Rect) {
     let mut lines = status_lines(app);
     lines.push(Line::default());
     for (i, action) in SHARE_ACTIONS.iter().enumerate() {
         let text = format!("{} {action}", i + 1);
-        lines.push(if i == selected {
-            Line::from(vec![
-                Span::styled("› ", style::hint()),
-                Span::styled(text, style::hint().add_modifier(Modifier::BOLD)),
-            ])
-        } else {
-            Line::from(vec![Span::raw("  "), Span::raw(text)])
-        });
+        lines.push(menu_line(text, i == selected));
     }
     lines.push(Line::default());
     lines.push(Line::styled("↑↓ Enter or 1–4 · Esc close", style::dim()));
@@ -387,14 +392,7 @@ fn draw_join(frame: &mut Frame, app: &App, body: Rect) {
                     t.last_seq,
                     t.title.as_deref().unwrap_or("")
                 );
-                lines.push(if i == p.selected && p.input.is_empty() {
-                    Line::from(vec![
-                        Span::styled("› ", style::hint()),
-                        Span::styled(text, style::hint().add_modifier(Modifier::BOLD)),
-                    ])
-                } else {
-                    Line::from(vec![Span::raw("  "), Span::raw(text)])
-                });
+                lines.push(menu_line(text, i == p.selected && p.input.is_empty()));
             }
         }
     }

@@ -14,14 +14,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::value::RawValue;
-use tandem_protocol::framing::{Frame, LineDecoder};
+use tandem_protocol::framing::Frame;
 use tandem_protocol::message::{Incoming, parse_line, request_line};
 use tandem_protocol::methods::*;
-use tandem_protocol::{
-    ClientInfo, EVENT_NOTIFICATION, MAX_FRAME_BYTES, PROTOCOL_VERSION, RawEvent, RpcError,
-};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tandem_protocol::{ClientInfo, EVENT_NOTIFICATION, PROTOCOL_VERSION, RawEvent, RpcError};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::transport::lines::{LineReader, write_lines};
 
 /// Events a subscription buffers before the connection waits for its reader.
 const SUBSCRIPTION_BUFFER: usize = 1024;
@@ -188,7 +188,7 @@ impl Client {
             server: OnceLock::new(),
             _child: child,
         });
-        tokio::spawn(write_loop(writer, out_rx));
+        tokio::spawn(write_lines(writer, out_rx));
         tokio::spawn(read_loop(Arc::downgrade(&inner), reader));
         Client { inner }
     }
@@ -250,35 +250,10 @@ impl Client {
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(writer: W, mut rx: mpsc::UnboundedReceiver<String>) {
-    let mut w = BufWriter::new(writer);
-    while let Some(line) = rx.recv().await {
-        if w.write_all(line.as_bytes()).await.is_err() {
-            return;
-        }
-        while let Ok(line) = rx.try_recv() {
-            if w.write_all(line.as_bytes()).await.is_err() {
-                return;
-            }
-        }
-        if w.flush().await.is_err() {
-            return;
-        }
-    }
-}
-
 async fn read_loop<R: AsyncRead + Unpin>(inner: std::sync::Weak<Inner>, reader: R) {
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
-    let mut decoder = LineDecoder::new(MAX_FRAME_BYTES);
-    loop {
-        let (used, frame) = match reader.fill_buf().await {
-            Ok([]) | Err(_) => break,
-            Ok(buf) => decoder.push(buf),
-        };
-        reader.consume(used);
-        let Some(Frame::Line(line)) = frame else {
-            continue;
-        };
+    let mut frames = LineReader::new(reader);
+    while let Some(frame) = frames.next().await {
+        let Frame::Line(line) = frame else { continue };
         let Some(inner) = inner.upgrade() else { return };
         if !route(&inner, &line).await {
             break;

@@ -2,14 +2,15 @@
 //! listeners that produce such pairs (unix socket, stdio). Nothing past this
 //! module sees bytes.
 
+pub mod lines;
 pub mod stdio;
 pub mod unix;
 
 use tandem_protocol::MAX_FRAME_BYTES;
 use tandem_protocol::RpcError;
-use tandem_protocol::framing::{Frame, LineDecoder};
+use tandem_protocol::framing::Frame;
 use tandem_protocol::message::error_line;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use crate::engine::Engine;
@@ -25,23 +26,13 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let writer = tokio::spawn(write_lines(writer, out_rx));
+    let writer = tokio::spawn(lines::write_lines(writer, out_rx));
     let mut session = Session::new(engine, out_tx);
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
-    let mut decoder = LineDecoder::new(MAX_FRAME_BYTES);
-    loop {
-        let (used, frame) = match reader.fill_buf().await {
-            Ok([]) => break,
-            Ok(buf) => decoder.push(buf),
-            Err(e) => {
-                tracing::debug!(error = %e, "connection read failed");
-                break;
-            }
-        };
-        reader.consume(used);
+    let mut frames = lines::LineReader::new(reader);
+    while let Some(frame) = frames.next().await {
         match frame {
-            Some(Frame::Line(line)) => session.handle_line(&line).await,
-            Some(Frame::TooLarge) => {
+            Frame::Line(line) => session.handle_line(&line).await,
+            Frame::TooLarge => {
                 session
                     .send(error_line(
                         &serde_json::Value::Null,
@@ -49,31 +40,8 @@ where
                     ))
                     .await
             }
-            None => {}
         }
-    }
-    if let Some(Frame::Line(line)) = decoder.finish() {
-        session.handle_line(&line).await;
     }
     drop(session);
     let _ = writer.await;
-}
-
-async fn write_lines<W: AsyncWrite + Unpin>(writer: W, mut rx: mpsc::Receiver<String>) {
-    let mut w = BufWriter::with_capacity(64 * 1024, writer);
-    while let Some(line) = rx.recv().await {
-        if w.write_all(line.as_bytes()).await.is_err() {
-            return;
-        }
-        // Batch whatever else is already queued into the same write.
-        while let Ok(line) = rx.try_recv() {
-            if w.write_all(line.as_bytes()).await.is_err() {
-                return;
-            }
-        }
-        if w.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = w.shutdown().await;
 }
