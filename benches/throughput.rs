@@ -48,14 +48,9 @@ const FANOUT_WARMUP: usize = 20;
 const TURN_OVERHEAD: usize = 4;
 
 fn main() -> Result<()> {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     println!(
         "tandem throughput bench ({} cores, server {})",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -68,10 +63,7 @@ fn main() -> Result<()> {
             let lat = rt.block_on(fanout(&server, subs))?;
             let usage = server.stop();
             let target = if subs == 100 {
-                verdict(
-                    lat.p50 <= Duration::from_micros(1000)
-                        && lat.p99 <= Duration::from_micros(2500),
-                )
+                verdict(lat.p50 <= Duration::from_micros(1000) && lat.p99 <= Duration::from_micros(2500))
             } else {
                 "(target is for 100 subscribers)"
             };
@@ -168,9 +160,7 @@ async fn fanout(server: &Server, subs: usize) -> Result<Latency> {
 
     let mut sent = HashMap::new();
     for i in 0..total {
-        let reply = poster
-            .call_timed("turn/start", json!({"threadId": thread, "input": "hello"}))
-            .await?;
+        let reply = poster.call_timed("turn/start", json!({"threadId": thread, "input": "hello"})).await?;
         sent.insert(turn_id(&reply.value)?, (i, reply.sent));
         wait_for(&mut done, subs).await?;
     }
@@ -194,10 +184,7 @@ async fn fanout(server: &Server, subs: usize) -> Result<Latency> {
     samples.sort_unstable();
     let mut note = String::new();
     if samples.len() != subs * FANOUT_TURNS || unmatched > 0 || gaps > 0 {
-        note = format!(
-            " [expected {} samples; {unmatched} unmatched turn ids, {gaps} seq gaps]",
-            subs * FANOUT_TURNS
-        );
+        note = format!(" [expected {} samples; {unmatched} unmatched turn ids, {gaps} seq gaps]", subs * FANOUT_TURNS);
     }
     Ok(Latency {
         p50: percentile(&samples, 50.0),
@@ -223,21 +210,15 @@ async fn burst(server: &Server, subs: usize, words: usize) -> Result<Burst> {
     let thread = start_thread(&mut poster, "burst").await?;
     let (readers, mut done) = spawn_subscribers(server, &thread, subs, 2).await?;
 
-    poster
-        .call("turn/start", json!({"threadId": thread, "input": "warm"}))
-        .await?;
+    poster.call("turn/start", json!({"threadId": thread, "input": "warm"})).await?;
     wait_for(&mut done, subs).await?;
 
     let input = prompt(words);
-    let t0 = poster
-        .call_timed("turn/start", json!({"threadId": thread, "input": input}))
-        .await?
-        .sent;
+    let t0 = poster.call_timed("turn/start", json!({"threadId": thread, "input": input})).await?.sent;
     wait_for(&mut done, subs).await?;
 
     let events = words + TURN_OVERHEAD;
-    let (mut deliveries, mut last, mut first, mut gaps, mut short) =
-        (0, Duration::ZERO, Duration::MAX, 0, 0);
+    let (mut deliveries, mut last, mut first, mut gaps, mut short) = (0, Duration::ZERO, Duration::MAX, 0, 0);
     for report in join_all(readers).await? {
         let seen = report.turns.last().context("subscriber saw no turn")?;
         deliveries += seen.events;
@@ -253,13 +234,7 @@ async fn burst(server: &Server, subs: usize, words: usize) -> Result<Burst> {
     } else {
         String::new()
     };
-    Ok(Burst {
-        events,
-        deliveries,
-        elapsed: last,
-        first_done: first,
-        note,
-    })
+    Ok(Burst { events, deliveries, elapsed: last, first_done: first, note })
 }
 
 struct Ingest {
@@ -276,9 +251,7 @@ async fn ingest(server: &Server, subs: usize, words: usize) -> Result<Ingest> {
     let mut poster = server.connect().await?;
     let thread = start_thread(&mut poster, "ingest").await?;
     let (readers, mut done) = spawn_subscribers(server, &thread, subs, 2).await?;
-    poster
-        .call("thread/subscribe", json!({"threadId": thread}))
-        .await?;
+    poster.call("thread/subscribe", json!({"threadId": thread})).await?;
 
     poster.post_and_follow(&thread, "warm").await?;
     wait_for(&mut done, subs).await?;
@@ -305,13 +278,7 @@ async fn ingest(server: &Server, subs: usize, words: usize) -> Result<Ingest> {
     } else {
         String::new()
     };
-    Ok(Ingest {
-        events,
-        elapsed: last,
-        poster_done: own.completed - own.sent,
-        acked: own.acked - own.sent,
-        note,
-    })
+    Ok(Ingest { events, elapsed: last, poster_done: own.completed - own.sent, acked: own.acked - own.sent, note })
 }
 
 struct PageTimes {
@@ -347,12 +314,7 @@ async fn events_paging(server: &Server, small: u64, big: u64, calls: usize) -> R
     for i in 0..WARMUP + calls {
         for (k, (id, len)) in [(&small_id, small), (&big_id, big)].into_iter().enumerate() {
             let from = 1 + rng.below(len - LIMIT + 1);
-            let reply = conn
-                .call_timed(
-                    "thread/events",
-                    json!({"threadId": id, "from": from, "limit": LIMIT}),
-                )
-                .await?;
+            let reply = conn.call_timed("thread/events", json!({"threadId": id, "from": from, "limit": LIMIT})).await?;
             let page = reply.value["events"].as_array().map_or(0, Vec::len);
             let first = reply.value["events"][0]["seq"].as_u64();
             if page as u64 != LIMIT || first != Some(from) {
@@ -398,24 +360,14 @@ async fn fill_thread(conn: &mut Conn, thread: &str, total: u64, max_words: u64) 
         } else {
             left - TURN_OVERHEAD as u64
         };
-        conn.call(
-            "turn/start",
-            json!({"threadId": thread, "input": prompt(words as usize)}),
-        )
-        .await?;
+        conn.call("turn/start", json!({"threadId": thread, "input": prompt(words as usize)})).await?;
         have += words + TURN_OVERHEAD as u64;
         // Idle again once the turn has ended (`turn/completed` may still be
         // on its way to the log, which the next turn does not need).
-        poll_until(conn, "thread/read", json!({"threadId": thread}), |v| {
-            v["thread"]["status"] == "idle"
-        })
-        .await?;
+        poll_until(conn, "thread/read", json!({"threadId": thread}), |v| v["thread"]["status"] == "idle").await?;
     }
     let last = json!({"threadId": thread, "from": total, "limit": 2});
-    poll_until(conn, "thread/events", last, |v| {
-        v["events"].as_array().map(Vec::len) == Some(1)
-    })
-    .await
+    poll_until(conn, "thread/events", last, |v| v["events"].as_array().map(Vec::len) == Some(1)).await
 }
 
 // ---------------------------------------------------------------------------
@@ -490,16 +442,12 @@ async fn spawn_subscribers(
     thread: &str,
     n: usize,
     turns: usize,
-) -> Result<(
-    Vec<tokio::task::JoinHandle<Result<SubReport>>>,
-    mpsc::UnboundedReceiver<()>,
-)> {
+) -> Result<(Vec<tokio::task::JoinHandle<Result<SubReport>>>, mpsc::UnboundedReceiver<()>)> {
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut tasks = Vec::with_capacity(n);
     for _ in 0..n {
         let mut conn = server.connect().await?;
-        conn.call("thread/subscribe", json!({"threadId": thread}))
-            .await?;
+        conn.call("thread/subscribe", json!({"threadId": thread})).await?;
         let done = done_tx.clone();
         tasks.push(tokio::spawn(async move {
             let mut tracker = TurnTracker::default();
@@ -526,9 +474,7 @@ async fn wait_for(done: &mut mpsc::UnboundedReceiver<()>, n: usize) -> Result<()
     Ok(())
 }
 
-async fn join_all(
-    tasks: Vec<tokio::task::JoinHandle<Result<SubReport>>>,
-) -> Result<Vec<SubReport>> {
+async fn join_all(tasks: Vec<tokio::task::JoinHandle<Result<SubReport>>>) -> Result<Vec<SubReport>> {
     let mut out = Vec::with_capacity(tasks.len());
     for task in tasks {
         out.push(task.await??);
@@ -578,20 +524,13 @@ impl<'a> EventHead<'a> {
         let mut at = find_after(line, 0, 64, br#""method":"thread/event""#)?;
         let mut seq = None;
         if let Some(start) = find_after(line, at, HEAD, br#""seq":"#) {
-            let digits = line[start..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
+            let digits =
+                line[start..].iter().take_while(|b| b.is_ascii_digit()).fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
             seq = Some(digits);
             at = start;
         }
         let (kind, rest) = string_after(line, at, br#""type":""#)?;
-        Some(EventHead {
-            line,
-            seq,
-            kind,
-            rest,
-        })
+        Some(EventHead { line, seq, kind, rest })
     }
 
     /// A string field that comes after the type (`pat` is `"key":"`).
@@ -637,9 +576,7 @@ struct OwnTurn {
 
 impl Conn {
     async fn connect(path: &Path) -> Result<Conn> {
-        let stream = UnixStream::connect(path)
-            .await
-            .with_context(|| format!("connecting to {}", path.display()))?;
+        let stream = UnixStream::connect(path).await.with_context(|| format!("connecting to {}", path.display()))?;
         let (r, w) = stream.into_split();
         Ok(Conn {
             reader: BufReader::with_capacity(64 * 1024, r),
@@ -653,9 +590,7 @@ impl Conn {
     async fn send(&mut self, method: &str, params: Value) -> Result<(u64, Instant)> {
         let id = self.next_id;
         self.next_id += 1;
-        let mut line = serde_json::to_vec(
-            &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
-        )?;
+        let mut line = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))?;
         line.push(b'\n');
         let sent = Instant::now();
         self.writer.write_all(&line).await?;
@@ -685,11 +620,7 @@ impl Conn {
                 continue;
             }
             if let Some(value) = response_to(line, id, method)? {
-                return Ok(Reply {
-                    sent,
-                    received,
-                    value,
-                });
+                return Ok(Reply { sent, received, value });
             }
         }
     }
@@ -703,9 +634,7 @@ impl Conn {
     /// come in either order: the answer waits for `turn/started` to be durable,
     /// and a short turn can be committed, and streamed, in that same group.
     async fn post_and_follow(&mut self, thread: &str, input: &str) -> Result<OwnTurn> {
-        let (id, sent) = self
-            .send("turn/start", json!({"threadId": thread, "input": input}))
-            .await?;
+        let (id, sent) = self.send("turn/start", json!({"threadId": thread, "input": input})).await?;
         let mut tracker = TurnTracker::default();
         let mut acked = None;
         while acked.is_none() || tracker.report.turns.is_empty() {
@@ -718,12 +647,7 @@ impl Conn {
             }
         }
         let seen = tracker.report.turns.pop().expect("a turn was completed");
-        Ok(OwnTurn {
-            sent,
-            acked: acked.expect("answered"),
-            completed: seen.completed,
-            events: seen.events,
-        })
+        Ok(OwnTurn { sent, acked: acked.expect("answered"), completed: seen.completed, events: seen.events })
     }
 }
 
@@ -741,26 +665,15 @@ fn response_to(line: &[u8], id: u64, method: &str) -> Result<Option<Value>> {
 
 async fn start_thread(conn: &mut Conn, title: &str) -> Result<String> {
     let v = conn.call("thread/start", json!({"title": title})).await?;
-    v["thread"]["id"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("thread/start without thread.id: {v}"))
+    v["thread"]["id"].as_str().map(str::to_owned).ok_or_else(|| anyhow!("thread/start without thread.id: {v}"))
 }
 
 fn turn_id(result: &Value) -> Result<String> {
-    result["turn"]["id"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("turn/start without turn.id: {result}"))
+    result["turn"]["id"].as_str().map(str::to_owned).ok_or_else(|| anyhow!("turn/start without turn.id: {result}"))
 }
 
 /// Repeats a call every few milliseconds until `ok` holds for its result.
-async fn poll_until(
-    conn: &mut Conn,
-    method: &str,
-    params: Value,
-    ok: impl Fn(&Value) -> bool,
-) -> Result<()> {
+async fn poll_until(conn: &mut Conn, method: &str, params: Value, ok: impl Fn(&Value) -> bool) -> Result<()> {
     let deadline = Instant::now() + PATIENCE;
     while !ok(&conn.call(method, params.clone()).await?) {
         if Instant::now() > deadline {
@@ -822,8 +735,7 @@ impl Server {
             let child = self.child.as_mut().expect("running");
             if let Some(status) = child.try_wait()? {
                 let mut log = String::new();
-                let _ = File::open(self.home.path().join("stderr.log"))
-                    .and_then(|mut f| f.read_to_string(&mut log));
+                let _ = File::open(self.home.path().join("stderr.log")).and_then(|mut f| f.read_to_string(&mut log));
                 bail!("app-server exited with {status} before answering:\n{log}");
             }
             if Instant::now() > deadline {
@@ -842,20 +754,12 @@ impl Server {
         )?;
         let mut line = String::new();
         std::io::BufReader::new(s).read_line(&mut line)?;
-        if line.contains("\"result\"") {
-            Ok(())
-        } else {
-            Err(std::io::Error::other(line))
-        }
+        if line.contains("\"result\"") { Ok(()) } else { Err(std::io::Error::other(line)) }
     }
 
     async fn connect(&self) -> Result<Conn> {
         let mut conn = Conn::connect(&self.socket).await?;
-        conn.call(
-            "initialize",
-            json!({"clientInfo": {"name": "bench", "version": "0"}}),
-        )
-        .await?;
+        conn.call("initialize", json!({"clientInfo": {"name": "bench", "version": "0"}})).await?;
         Ok(conn)
     }
 
@@ -874,10 +778,7 @@ impl Server {
         if let Some((status, took)) = self.terminate()
             && (!status.success() || took > Duration::from_secs(2))
         {
-            line.push_str(&format!(
-                "; app-server exited with {status} {} after SIGTERM",
-                ms(took)
-            ));
+            line.push_str(&format!("; app-server exited with {status} {} after SIGTERM", ms(took)));
         }
         line
     }

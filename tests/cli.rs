@@ -11,32 +11,16 @@ fn new_post_get_round_trip() {
     let home = Home::new();
     let _server = home.serve(&[]);
     let s = home.endpoint();
-    let out = home
-        .run(&["share", "new", "--title", "demo", "--json", "--server", &s])
-        .ok();
+    let out = home.run(&["share", "new", "--title", "demo", "--json", "--server", &s]).ok();
     let thread: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     let id = thread["id"].as_str().unwrap().to_owned();
     assert_eq!(thread["title"], "demo");
     assert_eq!(thread["status"], "idle");
     assert_eq!(thread["lastSeq"], 1);
 
-    let out = home
-        .run(&[
-            "share",
-            "post",
-            "--thread",
-            &id,
-            "--prompt",
-            "hello shared world",
-            "--server",
-            &s,
-        ])
-        .ok();
+    let out = home.run(&["share", "post", "--thread", &id, "--prompt", "hello shared world", "--server", &s]).ok();
     let lines = out.lines();
-    assert!(
-        lines[0].contains("tandem-share") && lines[0].ends_with("hello shared world"),
-        "{out:?}"
-    );
+    assert!(lines[0].contains("tandem-share") && lines[0].ends_with("hello shared world"), "{out:?}");
     assert_eq!(lines[1], "hello shared world");
     assert_eq!(lines[2], "[completed]");
 
@@ -70,29 +54,14 @@ fn new_post_get_round_trip() {
     }
 
     // --json post prints exactly the turn's events as stored.
-    let out = home
-        .run(&[
-            "share",
-            "post",
-            "--thread",
-            &id,
-            "--prompt",
-            "two words",
-            "--json",
-            "--server",
-            &s,
-        ])
-        .ok();
+    let out = home.run(&["share", "post", "--thread", &id, "--prompt", "two words", "--json", "--server", &s]).ok();
     let posted = out.json_lines();
     let stored = home.events(&id);
     assert_eq!(posted, stored[8..].to_vec());
 
     // list shows it, human and json.
     let out = home.run(&["share", "list", "--server", &s]).ok();
-    assert!(
-        out.stdout.contains(&id) && out.stdout.contains("demo"),
-        "{out:?}"
-    );
+    assert!(out.stdout.contains(&id) && out.stdout.contains("demo"), "{out:?}");
     let out = home.run(&["share", "list", "--json", "--server", &s]).ok();
     let listed = out.json_lines();
     assert_eq!(listed.len(), 1);
@@ -106,75 +75,36 @@ fn get_pages_with_from_and_limit() {
     let s = home.endpoint();
     let id = home.new_thread();
     // 2,500 words: one turn of 2,505 events, more than two server pages.
-    home.run(&[
-        "share",
-        "post",
-        "--thread",
-        &id,
-        "--prompt",
-        &words(2500),
-        "--json",
-        "--server",
-        &s,
-    ])
-    .ok();
+    home.run(&["share", "post", "--thread", &id, "--prompt", &words(2500), "--json", "--server", &s]).ok();
     let all = home.events(&id);
     assert_eq!(all.len(), 2 + 2500 + 3);
     assert_contiguous(&all, 1);
 
-    let page = home
-        .run(&[
-            "share", "get", "--thread", &id, "--from", "3", "--limit", "5", "--json", "--server",
-            &s,
-        ])
-        .ok();
+    let page =
+        home.run(&["share", "get", "--thread", &id, "--from", "3", "--limit", "5", "--json", "--server", &s]).ok();
     assert_eq!(page.json_lines(), all[2..7].to_vec());
 
-    let page = home
-        .run(&[
-            "share", "get", "--thread", &id, "--from", "999", "--limit", "1500", "--json",
-            "--server", &s,
-        ])
-        .ok();
+    let page =
+        home.run(&["share", "get", "--thread", &id, "--from", "999", "--limit", "1500", "--json", "--server", &s]).ok();
     assert_eq!(page.json_lines(), all[998..2498].to_vec());
 
     // From a timestamp: the first event at or after it.
     let ts = all[1500]["ts"].as_str().unwrap();
-    let first_at = all
-        .iter()
-        .position(|e| e["ts"].as_str().unwrap() >= ts)
-        .unwrap();
-    let page = home
-        .run(&[
-            "share", "get", "--thread", &id, "--from", ts, "--limit", "3", "--json", "--server", &s,
-        ])
-        .ok();
+    let first_at = all.iter().position(|e| e["ts"].as_str().unwrap() >= ts).unwrap();
+    let page =
+        home.run(&["share", "get", "--thread", &id, "--from", ts, "--limit", "3", "--json", "--server", &s]).ok();
     assert_eq!(page.json_lines(), all[first_at..first_at + 3].to_vec());
 
     // Past the end: nothing, successfully.
-    let page = home
-        .run(&[
-            "share", "get", "--thread", &id, "--from", "100000", "--json", "--server", &s,
-        ])
-        .ok();
+    let page = home.run(&["share", "get", "--thread", &id, "--from", "100000", "--json", "--server", &s]).ok();
     assert!(page.stdout.is_empty());
 
     // Raw paging: next is the seq to pass on, absent at the end.
     let mut raw = home.raw();
-    let r = raw.call(
-        "thread/events",
-        serde_json::json!({"threadId": id, "from": 1, "limit": 5000}),
-    );
-    assert_eq!(
-        r["events"].as_array().unwrap().len(),
-        1000,
-        "the server caps a page"
-    );
+    let r = raw.call("thread/events", serde_json::json!({"threadId": id, "from": 1, "limit": 5000}));
+    assert_eq!(r["events"].as_array().unwrap().len(), 1000, "the server caps a page");
     assert_eq!(r["next"], 1001);
-    let r = raw.call(
-        "thread/events",
-        serde_json::json!({"threadId": id, "from": 2501}),
-    );
+    let r = raw.call("thread/events", serde_json::json!({"threadId": id, "from": 2501}));
     assert_eq!(r["events"].as_array().unwrap().len(), 5);
     assert!(r.get("next").is_none());
 }
@@ -188,85 +118,20 @@ fn bad_input_is_refused_with_the_documented_codes_and_changes_nothing() {
     let before = home.events(&id);
 
     let cases: &[(&[&str], i32, &str)] = &[
+        (&["share", "post", "--thread", "not-a-uuid", "--prompt", "x"], 2, "not a UUID"),
+        (&["share", "post", "--thread", &id, "--prompt", "   "], 2, "prompt is empty"),
+        (&["share", "get", "--thread", &id, "--from", "yesterday"], 2, "RFC 3339"),
+        (&["share", "get", "--thread", &id, "--from", "0"], 2, "out of range"),
+        (&["share", "get", "--thread", &id, "--limit", "0"], 2, "--limit"),
+        (&["share", "tail", "--thread", &id, "--from", "2026-13-01T00:00:00Z"], 2, "RFC 3339"),
         (
-            &["share", "post", "--thread", "not-a-uuid", "--prompt", "x"],
-            2,
-            "not a UUID",
-        ),
-        (
-            &["share", "post", "--thread", &id, "--prompt", "   "],
-            2,
-            "prompt is empty",
-        ),
-        (
-            &["share", "get", "--thread", &id, "--from", "yesterday"],
-            2,
-            "RFC 3339",
-        ),
-        (
-            &["share", "get", "--thread", &id, "--from", "0"],
-            2,
-            "out of range",
-        ),
-        (
-            &["share", "get", "--thread", &id, "--limit", "0"],
-            2,
-            "--limit",
-        ),
-        (
-            &[
-                "share",
-                "tail",
-                "--thread",
-                &id,
-                "--from",
-                "2026-13-01T00:00:00Z",
-            ],
-            2,
-            "RFC 3339",
-        ),
-        (
-            &[
-                "share",
-                "post",
-                "--thread",
-                "0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f",
-                "--prompt",
-                "x",
-            ],
+            &["share", "post", "--thread", "0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f", "--prompt", "x"],
             4,
             "thread not found",
         ),
-        (
-            &[
-                "share",
-                "get",
-                "--thread",
-                "0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f",
-            ],
-            4,
-            "thread not found",
-        ),
-        (
-            &[
-                "share",
-                "tail",
-                "--thread",
-                "0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f",
-            ],
-            4,
-            "thread not found",
-        ),
-        (
-            &[
-                "share",
-                "interrupt",
-                "--thread",
-                "0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f",
-            ],
-            4,
-            "thread not found",
-        ),
+        (&["share", "get", "--thread", "0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f"], 4, "thread not found"),
+        (&["share", "tail", "--thread", "0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f"], 4, "thread not found"),
+        (&["share", "interrupt", "--thread", "0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f"], 4, "thread not found"),
         (&["share", "post", "--thread", &id], 2, "--prompt"),
         (&["share", "frobnicate"], 2, "unrecognized subcommand"),
     ];
@@ -278,19 +143,10 @@ fn bad_input_is_refused_with_the_documented_codes_and_changes_nothing() {
         }
         let out = home.run(&full);
         assert_eq!(out.code, *code, "{args:?}: {out:?}");
-        assert!(
-            out.stderr.contains(needle),
-            "{args:?}: stderr lacks {needle:?}: {}",
-            out.stderr
-        );
+        assert!(out.stderr.contains(needle), "{args:?}: stderr lacks {needle:?}: {}", out.stderr);
         // Our own errors are one line; clap's usage errors add a usage hint.
         if out.stderr.starts_with("tandem: ") {
-            assert_eq!(
-                out.stderr.lines().count(),
-                1,
-                "{args:?}: say it in one line: {}",
-                out.stderr
-            );
+            assert_eq!(out.stderr.lines().count(), 1, "{args:?}: say it in one line: {}", out.stderr);
         }
     }
     assert_eq!(home.events(&id), before, "bad input changed the thread");
@@ -305,15 +161,8 @@ fn an_explicit_server_that_does_not_answer_is_exit_5() {
     let ep = format!("unix:{}", missing.display());
     let out = home.run(&["share", "list", "--server", &ep]);
     assert_eq!(out.code, 5, "{out:?}");
-    assert!(
-        out.stderr.contains(&ep) && out.stderr.contains("try again"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        !missing.exists(),
-        "an explicit endpoint must not autostart a server"
-    );
+    assert!(out.stderr.contains(&ep) && out.stderr.contains("try again"), "{}", out.stderr);
+    assert!(!missing.exists(), "an explicit endpoint must not autostart a server");
     let out = home.run(&["share", "list", "--server", "stdio:exit 0"]);
     assert_eq!(out.code, 5, "{out:?}");
     let out = home.run(&["share", "list", "--server", "ws://127.0.0.1:1"]);
@@ -326,49 +175,21 @@ fn no_wait_returns_the_turn_id_and_interrupt_stops_it() {
     let _server = home.serve(&["--echo-delay-ms", "200"]);
     let s = home.endpoint();
     let id = home.new_thread();
-    let out = home
-        .run(&[
-            "share",
-            "post",
-            "--thread",
-            &id,
-            "--prompt",
-            &words(200),
-            "--no-wait",
-            "--server",
-            &s,
-        ])
-        .ok();
+    let out = home.run(&["share", "post", "--thread", &id, "--prompt", &words(200), "--no-wait", "--server", &s]).ok();
     let turn = out.stdout.trim().to_owned();
     assert_eq!(turn.len(), 36, "{out:?}");
-    let out = home
-        .run(&["share", "interrupt", "--thread", &id, "--server", &s])
-        .ok();
+    let out = home.run(&["share", "interrupt", "--thread", &id, "--server", &s]).ok();
     assert!(out.stdout.contains("interrupted"), "{out:?}");
     let mut raw = home.raw();
-    raw.call(
-        "thread/subscribe",
-        serde_json::json!({"threadId": id, "from": 1}),
-    );
+    raw.call("thread/subscribe", serde_json::json!({"threadId": id, "from": 1}));
     let events = raw.events_until_completed(&turn);
     let done = events.last().unwrap();
     assert_eq!(done["status"], "interrupted");
-    assert!(
-        done["error"]
-            .as_str()
-            .unwrap()
-            .contains("interrupted by tandem-share"),
-        "{done}"
-    );
-    let out = home
-        .run(&["share", "interrupt", "--thread", &id, "--server", &s])
-        .ok();
+    assert!(done["error"].as_str().unwrap().contains("interrupted by tandem-share"), "{done}");
+    let out = home.run(&["share", "interrupt", "--thread", &id, "--server", &s]).ok();
     assert!(out.stdout.contains("nothing to interrupt"), "{out:?}");
     // And the thread takes a new turn at once.
-    home.run(&[
-        "share", "post", "--thread", &id, "--prompt", "after", "--server", &s,
-    ])
-    .ok();
+    home.run(&["share", "post", "--thread", &id, "--prompt", "after", "--server", &s]).ok();
 }
 
 #[test]
@@ -377,21 +198,12 @@ fn prompt_from_stdin() {
     let _server = home.serve(&[]);
     let s = home.endpoint();
     let id = home.new_thread();
-    let out = home.run_with_stdin(
-        &[
-            "share", "post", "--thread", &id, "--prompt", "-", "--server", &s,
-        ],
-        "from\nstdin\n",
-    );
+    let out =
+        home.run_with_stdin(&["share", "post", "--thread", &id, "--prompt", "-", "--server", &s], "from\nstdin\n");
     assert_eq!(out.code, 0, "{out:?}");
     let events = home.events(&id);
     assert_eq!(events[1]["input"], "from\nstdin\n");
-    let out = home.run_with_stdin(
-        &[
-            "share", "post", "--thread", &id, "--prompt", "-", "--server", &s,
-        ],
-        "\n",
-    );
+    let out = home.run_with_stdin(&["share", "post", "--thread", &id, "--prompt", "-", "--server", &s], "\n");
     assert_eq!(out.code, 2, "{out:?}");
 }
 
@@ -401,56 +213,22 @@ fn wait_idle_posts_after_the_running_turn() {
     let _server = home.serve(&["--echo-delay-ms", "30"]);
     let s = home.endpoint();
     let id = home.new_thread();
-    let first = home
-        .run(&[
-            "share",
-            "post",
-            "--thread",
-            &id,
-            "--prompt",
-            &words(100),
-            "--no-wait",
-            "--server",
-            &s,
-        ])
-        .ok();
+    let first =
+        home.run(&["share", "post", "--thread", &id, "--prompt", &words(100), "--no-wait", "--server", &s]).ok();
     let first = first.stdout.trim().to_owned();
-    let busy = home.run(&[
-        "share", "post", "--thread", &id, "--prompt", "x", "--server", &s,
-    ]);
+    let busy = home.run(&["share", "post", "--thread", &id, "--prompt", "x", "--server", &s]);
     assert_eq!(busy.code, 3, "{busy:?}");
-    assert!(
-        busy.stderr.contains(&first) && busy.stderr.contains("--wait-idle"),
-        "{}",
-        busy.stderr
-    );
+    assert!(busy.stderr.contains(&first) && busy.stderr.contains("--wait-idle"), "{}", busy.stderr);
     let out = home
-        .run(&[
-            "share",
-            "post",
-            "--thread",
-            &id,
-            "--prompt",
-            "patient one",
-            "--wait-idle",
-            "--json",
-            "--server",
-            &s,
-        ])
+        .run(&["share", "post", "--thread", &id, "--prompt", "patient one", "--wait-idle", "--json", "--server", &s])
         .ok();
     let mine = out.json_lines();
     assert_eq!(mine.last().unwrap()["type"], "turn/completed");
     assert_eq!(mine.last().unwrap()["status"], "completed");
     // The second turn started only after the first completed.
     let events = home.events(&id);
-    let first_done = events
-        .iter()
-        .position(|e| e["type"] == "turn/completed" && e["turnId"] == first)
-        .unwrap();
-    let second_start = events
-        .iter()
-        .position(|e| e["type"] == "turn/started" && e["input"] == "patient one")
-        .unwrap();
+    let first_done = events.iter().position(|e| e["type"] == "turn/completed" && e["turnId"] == first).unwrap();
+    let second_start = events.iter().position(|e| e["type"] == "turn/started" && e["input"] == "patient one").unwrap();
     assert!(first_done < second_start);
 }
 
@@ -460,58 +238,23 @@ fn wait_idle_is_bounded() {
     let _server = home.serve(&["--echo-delay-ms", "1000"]);
     let s = home.endpoint();
     let id = home.new_thread();
-    home.run(&[
-        "share",
-        "post",
-        "--thread",
-        &id,
-        "--prompt",
-        &words(100),
-        "--no-wait",
-        "--server",
-        &s,
-    ])
-    .ok();
-    let out = home.run(&[
-        "share",
-        "post",
-        "--thread",
-        &id,
-        "--prompt",
-        "x",
-        "--wait-idle=1",
-        "--server",
-        &s,
-    ]);
+    home.run(&["share", "post", "--thread", &id, "--prompt", &words(100), "--no-wait", "--server", &s]).ok();
+    let out = home.run(&["share", "post", "--thread", &id, "--prompt", "x", "--wait-idle=1", "--server", &s]);
     assert_eq!(out.code, 3, "{out:?}");
-    assert!(
-        out.stderr.contains("still busy after waiting 1s"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("still busy after waiting 1s"), "{}", out.stderr);
 }
 
 #[test]
 fn failed_and_interrupted_turns_exit_1() {
     let home = Home::new();
-    let _server = home.serve(&[
-        "--agent",
-        "exec",
-        "--",
-        "sh",
-        "-c",
-        "echo partial; echo 'no model here' >&2; exit 7",
-    ]);
+    let _server = home.serve(&["--agent", "exec", "--", "sh", "-c", "echo partial; echo 'no model here' >&2; exit 7"]);
     let s = home.endpoint();
     let id = home.new_thread();
-    let out = home.run(&[
-        "share", "post", "--thread", &id, "--prompt", "hi", "--server", &s,
-    ]);
+    let out = home.run(&["share", "post", "--thread", &id, "--prompt", "hi", "--server", &s]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stdout.contains("partial"), "{out:?}");
     assert!(
-        out.stdout.contains("[failed: `sh -c")
-            && out.stdout.contains("exited with status 7: no model here"),
+        out.stdout.contains("[failed: `sh -c") && out.stdout.contains("exited with status 7: no model here"),
         "{out:?}"
     );
 }

@@ -21,16 +21,7 @@ fn kill_9_mid_turn_loses_no_acknowledged_event() {
     // A waiting `post` is connected when the server dies.
     let post = home
         .tandem()
-        .args([
-            "share",
-            "post",
-            "--thread",
-            &id,
-            "--prompt",
-            &words(5000),
-            "--server",
-            &s,
-        ])
+        .args(["share", "post", "--thread", &id, "--prompt", &words(5000), "--server", &s])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -40,10 +31,7 @@ fn kill_9_mid_turn_loses_no_acknowledged_event() {
         seen.push(watcher.next_event());
     }
     server.kill9();
-    assert!(
-        home.socket().exists(),
-        "kill -9 leaves the socket file behind"
-    );
+    assert!(home.socket().exists(), "kill -9 leaves the socket file behind");
 
     let post = post.wait_with_output().unwrap();
     assert_eq!(post.status.code(), Some(5), "{post:?}");
@@ -54,16 +42,9 @@ fn kill_9_mid_turn_loses_no_acknowledged_event() {
     let _server = home.serve(&[]);
     let events = home.events(&id);
     assert_contiguous(&events, 1);
-    assert_eq!(
-        events[..seen.len()],
-        seen[..],
-        "an event a client saw was lost or changed"
-    );
+    assert_eq!(events[..seen.len()], seen[..], "an event a client saw was lost or changed");
     let turn = seen[1]["turnId"].as_str().unwrap();
-    let completions: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["type"] == "turn/completed")
-        .collect();
+    let completions: Vec<&Value> = events.iter().filter(|e| e["type"] == "turn/completed").collect();
     assert_eq!(completions.len(), 1);
     assert_eq!(completions[0]["turnId"], turn);
     assert_eq!(completions[0]["status"], "interrupted");
@@ -74,18 +55,7 @@ fn kill_9_mid_turn_loses_no_acknowledged_event() {
     let thread = raw.call("thread/read", json!({"threadId": id}));
     assert_eq!(thread["thread"]["status"], "idle");
     assert_eq!(thread["thread"]["lastSeq"], events.len());
-    let out = home
-        .run(&[
-            "share",
-            "post",
-            "--thread",
-            &id,
-            "--prompt",
-            "back again",
-            "--server",
-            &s,
-        ])
-        .ok();
+    let out = home.run(&["share", "post", "--thread", &id, "--prompt", "back again", "--server", &s]).ok();
     assert!(out.stdout.contains("back again"));
     let after = home.events(&id);
     assert_contiguous(&after, 1);
@@ -98,26 +68,11 @@ fn sigterm_closes_running_turns_and_removes_the_socket() {
     let mut server = home.serve(&["--echo-delay-ms", "500"]);
     let s = home.endpoint();
     let id = home.new_thread();
-    let turn = home
-        .run(&[
-            "share",
-            "post",
-            "--thread",
-            &id,
-            "--prompt",
-            &words(100),
-            "--no-wait",
-            "--server",
-            &s,
-        ])
-        .ok();
+    let turn = home.run(&["share", "post", "--thread", &id, "--prompt", &words(100), "--no-wait", "--server", &s]).ok();
     let turn = turn.stdout.trim().to_owned();
     let status = server.terminate();
     assert!(status.success(), "{status:?}: {}", server.stderr());
-    assert!(
-        !home.socket().exists(),
-        "the socket file outlived a clean shutdown"
-    );
+    assert!(!home.socket().exists(), "the socket file outlived a clean shutdown");
 
     let _server = home.serve(&[]);
     let events = home.events(&id);
@@ -127,16 +82,6 @@ fn sigterm_closes_running_turns_and_removes_the_socket() {
     assert_eq!(last["turnId"], turn);
     assert_eq!(last["status"], "interrupted");
     assert_eq!(last["error"], "app-server stopped");
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| e["type"] == "turn/completed")
-            .count(),
-        1,
-        "closed twice"
-    );
-    home.run(&[
-        "share", "post", "--thread", &id, "--prompt", "again", "--server", &s,
-    ])
-    .ok();
+    assert_eq!(events.iter().filter(|e| e["type"] == "turn/completed").count(), 1, "closed twice");
+    home.run(&["share", "post", "--thread", &id, "--prompt", "again", "--server", &s]).ok();
 }

@@ -16,10 +16,7 @@ fn alive(pid: i32) -> bool {
 fn read_pid(path: &std::path::Path) -> i32 {
     let mut pid = 0;
     wait_for("the agent to write its pid", || {
-        pid = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
+        pid = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
         pid > 0
     });
     pid
@@ -28,8 +25,7 @@ fn read_pid(path: &std::path::Path) -> i32 {
 #[test]
 fn streams_stdout_with_the_prompt_on_stdin_and_ids_in_env() {
     let home = Home::new();
-    let script =
-        r#"printf 'thread=%s turn=%s\n' "$TANDEM_THREAD_ID" "$TANDEM_TURN_ID"; tr a-z A-Z"#;
+    let script = r#"printf 'thread=%s turn=%s\n' "$TANDEM_THREAD_ID" "$TANDEM_TURN_ID"; tr a-z A-Z"#;
     let _server = home.serve(&["--agent", "exec", "--", "sh", "-c", script]);
     let id = home.new_thread();
     let out = home
@@ -48,14 +44,8 @@ fn streams_stdout_with_the_prompt_on_stdin_and_ids_in_env() {
     let events = out.json_lines();
     let turn = events[0]["turnId"].as_str().unwrap();
     assert_eq!(events[0]["agent"]["kind"], "exec");
-    let done = events
-        .iter()
-        .find(|e| e["type"] == "item/completed")
-        .unwrap();
-    assert_eq!(
-        done["item"]["text"],
-        format!("thread={id} turn={turn}\nHELLO FROM STDIN")
-    );
+    let done = events.iter().find(|e| e["type"] == "item/completed").unwrap();
+    assert_eq!(done["item"]["text"], format!("thread={id} turn={turn}\nHELLO FROM STDIN"));
     assert_eq!(events.last().unwrap()["status"], "completed");
 }
 
@@ -64,40 +54,21 @@ fn a_missing_program_fails_the_turn_saying_what_was_tried() {
     let home = Home::new();
     let _server = home.serve(&["--agent", "exec", "--", "/nonexistent/agent", "--flag"]);
     let id = home.new_thread();
-    let out = home.run(&[
-        "share",
-        "post",
-        "--thread",
-        &id,
-        "--prompt",
-        "hi",
-        "--server",
-        &home.endpoint(),
-    ]);
+    let out = home.run(&["share", "post", "--thread", &id, "--prompt", "hi", "--server", &home.endpoint()]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stdout
-            .contains("could not start `/nonexistent/agent --flag`"),
-        "{out:?}"
-    );
+    assert!(out.stdout.contains("could not start `/nonexistent/agent --flag`"), "{out:?}");
 }
 
 #[test]
 fn interrupt_terminates_the_process_group_and_reaps_it() {
     let home = Home::new();
     let pidfile = home.path().join("agent.pid");
-    let script = format!(
-        "echo $$ > {}; echo started; exec sleep 1000",
-        pidfile.display()
-    );
+    let script = format!("echo $$ > {}; echo started; exec sleep 1000", pidfile.display());
     let _server = home.serve(&["--agent", "exec", "--", "sh", "-c", &script]);
     let id = home.new_thread();
     let mut raw = home.raw();
     raw.call("thread/subscribe", json!({"threadId": id}));
-    let turn = raw.call("turn/start", json!({"threadId": id, "input": "x"}))["turn"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let turn = raw.call("turn/start", json!({"threadId": id, "input": "x"}))["turn"]["id"].as_str().unwrap().to_owned();
     loop {
         if raw.next_event()["type"] == "item/agentMessage/delta" {
             break;
@@ -105,10 +76,7 @@ fn interrupt_terminates_the_process_group_and_reaps_it() {
     }
     let pid = read_pid(&pidfile);
     assert!(alive(pid));
-    assert_eq!(
-        raw.call("turn/interrupt", json!({"threadId": id}))["interrupted"],
-        true
-    );
+    assert_eq!(raw.call("turn/interrupt", json!({"threadId": id}))["interrupted"], true);
     let events = raw.events_until_completed(&turn);
     assert_eq!(events.last().unwrap()["status"], "interrupted");
     wait_for("the agent process to be reaped", || !alive(pid));
@@ -118,30 +86,14 @@ fn interrupt_terminates_the_process_group_and_reaps_it() {
 fn an_agent_ignoring_sigterm_is_killed_after_the_grace_period() {
     let home = Home::new();
     let pidfile = home.path().join("agent.pid");
-    let script = format!(
-        "trap '' TERM; echo $$ > {}; echo started; while :; do sleep 0.05; done",
-        pidfile.display()
-    );
+    let script = format!("trap '' TERM; echo $$ > {}; echo started; while :; do sleep 0.05; done", pidfile.display());
     let _server = home.serve(&["--agent", "exec", "--", "sh", "-c", &script]);
     let id = home.new_thread();
     let s = home.endpoint();
-    let turn = home
-        .run(&[
-            "share",
-            "post",
-            "--thread",
-            &id,
-            "--prompt",
-            "x",
-            "--no-wait",
-            "--server",
-            &s,
-        ])
-        .ok();
+    let turn = home.run(&["share", "post", "--thread", &id, "--prompt", "x", "--no-wait", "--server", &s]).ok();
     let turn = turn.stdout.trim().to_owned();
     let pid = read_pid(&pidfile);
-    home.run(&["share", "interrupt", "--thread", &id, "--server", &s])
-        .ok();
+    home.run(&["share", "interrupt", "--thread", &id, "--server", &s]).ok();
     let mut raw = home.raw();
     raw.call("thread/subscribe", json!({"threadId": id, "from": 1}));
     let events = raw.events_until_completed(&turn);
@@ -156,27 +108,14 @@ fn ctrl_c_on_post_interrupts_its_turn_and_exits_130() {
     let id = home.new_thread();
     let mut post = home
         .tandem()
-        .args([
-            "share",
-            "post",
-            "--thread",
-            &id,
-            "--prompt",
-            &words(100),
-            "--json",
-            "--server",
-            &home.endpoint(),
-        ])
+        .args(["share", "post", "--thread", &id, "--prompt", &words(100), "--json", "--server", &home.endpoint()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut raw = home.raw();
     wait_for("the turn to stream", || {
-        raw.call("thread/read", json!({"threadId": id}))["thread"]["lastSeq"]
-            .as_u64()
-            .unwrap()
-            >= 5
+        raw.call("thread/read", json!({"threadId": id}))["thread"]["lastSeq"].as_u64().unwrap() >= 5
     });
     unsafe {
         libc::kill(post.id() as i32, libc::SIGINT);

@@ -11,10 +11,7 @@ fn start_with_a_chosen_id_and_imported_turns() {
     let home = Home::new();
     let _server = home.serve(&[]);
     let mut raw = home.raw();
-    raw.call(
-        "initialize",
-        json!({"clientInfo": {"name": "tandem-tui", "version": "0.1.0"}}),
-    );
+    raw.call("initialize", json!({"clientInfo": {"name": "tandem-tui", "version": "0.1.0"}}));
     let id = "0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f";
     let thread = raw.call(
         "thread/start",
@@ -34,14 +31,8 @@ fn start_with_a_chosen_id_and_imported_turns() {
     assert_eq!(events.len(), 7);
     assert_eq!(events[0]["type"], "thread/started");
     assert!(events[0].get("imported").is_none());
-    let types: Vec<&str> = events[1..]
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        types,
-        ["turn/started", "item/completed", "turn/completed"].repeat(2)
-    );
+    let types: Vec<&str> = events[1..].iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["turn/started", "item/completed", "turn/completed"].repeat(2));
     for e in &events[1..] {
         assert_eq!(e["imported"], true, "{e}");
     }
@@ -55,44 +46,16 @@ fn start_with_a_chosen_id_and_imported_turns() {
     // The same id again is refused and changes nothing.
     let r = raw.request("thread/start", json!({"threadId": id}));
     assert_eq!(r["error"]["code"], -32602, "{r}");
-    assert!(
-        r["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("already exists"),
-        "{r}"
-    );
+    assert!(r["error"]["message"].as_str().unwrap().contains("already exists"), "{r}");
     assert_eq!(home.events(id), events);
 
     // A live turn follows the imported ones, and the CLI renders both.
     let out = home
-        .run(&[
-            "share",
-            "post",
-            "--thread",
-            id,
-            "--prompt",
-            "live now",
-            "--server",
-            home.socket().to_str().unwrap(),
-        ])
+        .run(&["share", "post", "--thread", id, "--prompt", "live now", "--server", home.socket().to_str().unwrap()])
         .ok();
     assert!(out.stdout.contains("live now"));
-    let text = home
-        .run(&[
-            "share",
-            "get",
-            "--thread",
-            id,
-            "--server",
-            home.socket().to_str().unwrap(),
-        ])
-        .ok()
-        .stdout;
-    assert!(
-        text.contains("(imported)") && text.contains("first answer") && text.contains("live now"),
-        "{text}"
-    );
+    let text = home.run(&["share", "get", "--thread", id, "--server", home.socket().to_str().unwrap()]).ok().stdout;
+    assert!(text.contains("(imported)") && text.contains("first answer") && text.contains("live now"), "{text}");
 }
 
 #[test]
@@ -101,10 +64,7 @@ fn append_imports_into_an_idle_thread_only() {
     let _server = home.serve(&["--echo-delay-ms", "300"]);
     let id = home.new_thread();
     let mut raw = home.raw();
-    let t = raw.call(
-        "thread/append",
-        json!({"threadId": id, "turns": [{"input": "q", "response": "a"}]}),
-    );
+    let t = raw.call("thread/append", json!({"threadId": id, "turns": [{"input": "q", "response": "a"}]}));
     assert_eq!(t["thread"]["lastSeq"], 4);
 
     // Bad input: refused, nothing written.
@@ -120,10 +80,7 @@ fn append_imports_into_an_idle_thread_only() {
 
     // While a turn runs: busy.
     let turn = raw.call("turn/start", json!({"threadId": id, "input": "a b c d e"}));
-    let r = raw.request(
-        "thread/append",
-        json!({"threadId": id, "turns": [{"input": "q", "response": "a"}]}),
-    );
+    let r = raw.request("thread/append", json!({"threadId": id, "turns": [{"input": "q", "response": "a"}]}));
     assert_eq!(r["error"]["code"], -32001, "{r}");
     assert_eq!(r["error"]["data"]["activeTurnId"], turn["turn"]["id"]);
 }

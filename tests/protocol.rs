@@ -17,31 +17,15 @@ fn malformed_frames_get_errors_and_the_connection_survives() {
 
     let cases: &[(&str, i64, &str)] = &[
         ("{not json\n", -32700, "parseError"),
-        (
-            "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"thread/list\"}]\n",
-            -32600,
-            "invalidRequest",
-        ),
-        (
-            "{\"id\":1,\"method\":\"thread/list\"}\n",
-            -32600,
-            "invalidRequest",
-        ),
-        (
-            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"thread/frobnicate\"}\n",
-            -32601,
-            "methodNotFound",
-        ),
+        ("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"thread/list\"}]\n", -32600, "invalidRequest"),
+        ("{\"id\":1,\"method\":\"thread/list\"}\n", -32600, "invalidRequest"),
+        ("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"thread/frobnicate\"}\n", -32601, "methodNotFound"),
         (
             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"turn/start\",\"params\":{\"threadId\":\"x\"}}\n",
             -32602,
             "invalidParams",
         ),
-        (
-            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"thread/read\",\"params\":[\"x\"]}\n",
-            -32602,
-            "invalidParams",
-        ),
+        ("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"thread/read\",\"params\":[\"x\"]}\n", -32602, "invalidParams"),
         ("\"just a string\"\n", -32600, "invalidRequest"),
     ];
     for (line, code, reason) in cases {
@@ -55,9 +39,7 @@ fn malformed_frames_get_errors_and_the_connection_survives() {
     }
 
     // 9 MiB on one line: refused as too large, then the same connection works.
-    let mut huge = String::from(
-        "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"thread/start\",\"params\":{\"title\":\"",
-    );
+    let mut huge = String::from("{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"thread/start\",\"params\":{\"title\":\"");
     huge.push_str(&"x".repeat(9 * 1024 * 1024));
     huge.push_str("\"}}\n");
     bad.send_raw(huge.as_bytes());
@@ -65,21 +47,13 @@ fn malformed_frames_get_errors_and_the_connection_survives() {
     assert_eq!(r["error"]["code"], -32600, "{r}");
     assert_eq!(r["error"]["data"]["reason"], "frameTooLarge");
     let list = bad.call("thread/list", json!({}));
-    assert_eq!(
-        list["data"].as_array().unwrap().len(),
-        1,
-        "the oversized thread/start must not have run"
-    );
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "the oversized thread/start must not have run");
 
     // A notification (no id) gets no answer; the next request's answer comes first.
     bad.send_raw(b"{\"jsonrpc\":\"2.0\",\"method\":\"thread/list\"}\n");
     let r = bad.request("thread/read", json!({"threadId": id}));
     assert!(r.get("result").is_some(), "{r}");
-    assert!(
-        bad.notes.is_empty(),
-        "a notification was answered: {:?}",
-        bad.notes
-    );
+    assert!(bad.notes.is_empty(), "a notification was answered: {:?}", bad.notes);
 
     // The subscriber saw no events from all that.
     other.call("turn/start", json!({"threadId": id, "input": "ok"}));
@@ -100,48 +74,27 @@ fn typed_errors_for_unknown_ids() {
         ("thread/events", json!({"threadId": missing})),
         ("thread/subscribe", json!({"threadId": missing})),
         ("turn/start", json!({"threadId": missing, "input": "x"})),
-        (
-            "thread/append",
-            json!({"threadId": missing, "turns": [{"input": "a", "response": "b"}]}),
-        ),
+        ("thread/append", json!({"threadId": missing, "turns": [{"input": "a", "response": "b"}]})),
     ] {
         let r = raw.request(method, params);
         assert_eq!(r["error"]["code"], -32002, "{method}: {r}");
         assert_eq!(r["error"]["data"]["reason"], "threadNotFound");
-        assert_eq!(
-            r["error"]["message"],
-            format!("thread not found: {missing}")
-        );
+        assert_eq!(r["error"]["message"], format!("thread not found: {missing}"));
     }
     let r = raw.request("turn/interrupt", json!({"threadId": id, "turnId": missing}));
     assert_eq!(r["error"]["code"], -32003, "{r}");
     assert_eq!(r["error"]["data"]["reason"], "turnNotFound");
     let r = raw.request("thread/read", json!({"threadId": "nope"}));
     assert_eq!(r["error"]["code"], -32602, "{r}");
-    assert!(
-        r["error"]["message"].as_str().unwrap().contains("UUID"),
-        "{r}"
-    );
-    let r = raw.request(
-        "thread/events",
-        json!({"threadId": id, "from": "last tuesday"}),
-    );
+    assert!(r["error"]["message"].as_str().unwrap().contains("UUID"), "{r}");
+    let r = raw.request("thread/events", json!({"threadId": id, "from": "last tuesday"}));
     assert_eq!(r["error"]["code"], -32602, "{r}");
-    assert!(
-        r["error"]["message"].as_str().unwrap().contains("RFC 3339"),
-        "{r}"
-    );
+    assert!(r["error"]["message"].as_str().unwrap().contains("RFC 3339"), "{r}");
     let r = raw.request("thread/events", json!({"threadId": id, "from": 0}));
     assert_eq!(r["error"]["code"], -32602, "{r}");
-    let r = raw.request(
-        "turn/start",
-        json!({"threadId": id, "input": "x", "bogus": 1}),
-    );
+    let r = raw.request("turn/start", json!({"threadId": id, "input": "x", "bogus": 1}));
     assert_eq!(r["error"]["code"], -32602, "{r}");
-    assert!(
-        r["error"]["message"].as_str().unwrap().contains("bogus"),
-        "{r}"
-    );
+    assert!(r["error"]["message"].as_str().unwrap().contains("bogus"), "{r}");
 }
 
 #[test]
@@ -149,10 +102,7 @@ fn initialize_names_the_client_of_its_turns() {
     let home = Home::new();
     let _server = home.serve(&[]);
     let mut raw = home.raw();
-    let init = raw.call(
-        "initialize",
-        json!({"clientInfo": {"name": "my-script", "version": "2.1"}}),
-    );
+    let init = raw.call("initialize", json!({"clientInfo": {"name": "my-script", "version": "2.1"}}));
     assert_eq!(init["protocolVersion"], 1);
     assert_eq!(init["serverInfo"]["name"], "tandem-app-server");
     assert_eq!(init["serverInfo"]["agent"]["kind"], "echo");
@@ -161,28 +111,20 @@ fn initialize_names_the_client_of_its_turns() {
     assert_eq!(thread["thread"]["shared"], true);
     raw.call("thread/subscribe", json!({"threadId": id}));
     let turn = raw.call("turn/start", json!({"threadId": id, "input": "hi"}));
-    assert_eq!(
-        turn["turn"]["client"],
-        json!({"name": "my-script", "version": "2.1"})
-    );
+    assert_eq!(turn["turn"]["client"], json!({"name": "my-script", "version": "2.1"}));
     assert_eq!(turn["turn"]["status"], "running");
     let turn_id = turn["turn"]["id"].as_str().unwrap().to_owned();
     let events = raw.events_until_completed(&turn_id);
     assert_eq!(events[0]["client"]["name"], "my-script");
     // An explicit client in turn/start wins.
-    let turn = raw.call(
-        "turn/start",
-        json!({"threadId": id, "input": "hi", "client": {"name": "bot", "version": "1"}}),
-    );
+    let turn =
+        raw.call("turn/start", json!({"threadId": id, "input": "hi", "client": {"name": "bot", "version": "1"}}));
     assert_eq!(turn["turn"]["client"]["name"], "bot");
     let turn_id = turn["turn"]["id"].as_str().unwrap().to_owned();
     raw.events_until_completed(&turn_id);
 
     // thread/update emits thread/updated and changes what list shows.
-    let up = raw.call(
-        "thread/update",
-        json!({"threadId": id, "title": "renamed", "shared": false}),
-    );
+    let up = raw.call("thread/update", json!({"threadId": id, "title": "renamed", "shared": false}));
     assert_eq!(up["thread"]["title"], "renamed");
     assert_eq!(up["thread"]["shared"], false);
     let ev = raw.next_event();
@@ -199,32 +141,19 @@ fn unsubscribe_stops_notifications_and_list_pages() {
     let mut raw = home.raw();
     let ids: Vec<String> = (0..5)
         .map(|i| {
-            raw.call("thread/start", json!({"title": format!("t{i}")}))["thread"]["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
+            raw.call("thread/start", json!({"title": format!("t{i}")}))["thread"]["id"].as_str().unwrap().to_owned()
         })
         .collect();
     let sub = raw.call("thread/subscribe", json!({"threadId": ids[0]}))["subscription"].clone();
-    assert_eq!(
-        raw.call("thread/unsubscribe", json!({"subscription": sub}))["unsubscribed"],
-        true
-    );
-    assert_eq!(
-        raw.call("thread/unsubscribe", json!({"subscription": sub}))["unsubscribed"],
-        false
-    );
+    assert_eq!(raw.call("thread/unsubscribe", json!({"subscription": sub}))["unsubscribed"], true);
+    assert_eq!(raw.call("thread/unsubscribe", json!({"subscription": sub}))["unsubscribed"], false);
     let turn = raw.call("turn/start", json!({"threadId": ids[0], "input": "quiet"}));
     let turn_id = turn["turn"]["id"].as_str().unwrap().to_owned();
     let mut other = home.raw();
     other.call("thread/subscribe", json!({"threadId": ids[0], "from": 1}));
     other.events_until_completed(&turn_id);
     raw.call("thread/list", json!({}));
-    assert!(
-        raw.notes.is_empty(),
-        "notifications after unsubscribe: {:?}",
-        raw.notes
-    );
+    assert!(raw.notes.is_empty(), "notifications after unsubscribe: {:?}", raw.notes);
 
     // Newest first, two per page, cursors chain to the end.
     let mut seen = Vec::new();

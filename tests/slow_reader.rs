@@ -18,18 +18,13 @@ fn a_stalled_subscriber_neither_blocks_others_nor_loses_events() {
     let sub = stalled.call("thread/subscribe", json!({"threadId": id}));
     assert!(sub["subscription"].is_u64(), "{sub}");
 
-    let mut readers: Vec<Tail> = (0..2)
-        .map(|_| Tail::start(&home, &["--thread", &id, "--from", "2"]))
-        .collect();
+    let mut readers: Vec<Tail> = (0..2).map(|_| Tail::start(&home, &["--thread", &id, "--from", "2"])).collect();
     let mut raw_reader = home.raw();
     raw_reader.call("thread/subscribe", json!({"threadId": id}));
 
     const DELTAS: usize = 100_000;
     let mut poster = home.raw();
-    let turn = poster.call(
-        "turn/start",
-        json!({"threadId": id, "input": words(DELTAS)}),
-    );
+    let turn = poster.call("turn/start", json!({"threadId": id, "input": words(DELTAS)}));
     let turn = turn["turn"]["id"].as_str().unwrap().to_owned();
 
     // Everyone else gets the whole turn while the stalled one reads nothing.

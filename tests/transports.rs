@@ -12,36 +12,15 @@ use serde_json::Value;
 fn stdio_transport_serves_a_spawning_client() {
     let home = Home::new();
     let ep = format!("stdio:{BIN} app-server --listen stdio");
-    let id = home
-        .run(&["share", "new", "--title", "via stdio", "--server", &ep])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+    let id = home.run(&["share", "new", "--title", "via stdio", "--server", &ep]).ok().stdout.trim().to_owned();
     // Each command spawns its own server over stdio; the log is shared through the data dir.
-    let out = home
-        .run(&[
-            "share",
-            "post",
-            "--thread",
-            &id,
-            "--prompt",
-            "over pipes",
-            "--server",
-            &ep,
-        ])
-        .ok();
+    let out = home.run(&["share", "post", "--thread", &id, "--prompt", "over pipes", "--server", &ep]).ok();
     assert!(out.stdout.contains("over pipes"), "{out:?}");
-    let out = home
-        .run(&["share", "get", "--thread", &id, "--json", "--server", &ep])
-        .ok();
+    let out = home.run(&["share", "get", "--thread", &id, "--json", "--server", &ep]).ok();
     let events = out.json_lines();
     assert_contiguous(&events, 1);
     assert_eq!(events.last().unwrap()["status"], "completed");
-    assert!(
-        !home.socket().exists(),
-        "a stdio-only server must not listen on the socket"
-    );
+    assert!(!home.socket().exists(), "a stdio-only server must not listen on the socket");
 }
 
 #[test]
@@ -60,19 +39,8 @@ fn proxy_bridges_stdio_to_the_socket() {
     let _server = home.serve(&[]);
     let id = home.new_thread();
     let ep = format!("stdio:{BIN} app-server proxy");
-    let out = home
-        .run(&[
-            "share",
-            "post",
-            "--thread",
-            &id,
-            "--prompt",
-            "through the proxy",
-            "--json",
-            "--server",
-            &ep,
-        ])
-        .ok();
+    let out =
+        home.run(&["share", "post", "--thread", &id, "--prompt", "through the proxy", "--json", "--server", &ep]).ok();
     let events = out.json_lines();
     assert_eq!(events.last().unwrap()["type"], "turn/completed");
     assert_eq!(home.events(&id)[1..], events[..]);
@@ -88,11 +56,7 @@ fn a_second_server_on_the_same_home_names_the_first() {
     let server = home.serve(&[]);
     let out = home.run(&["app-server"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains("already running")
-            && out.stderr.contains(&format!("pid {}", server.pid())),
-        "{out:?}"
-    );
+    assert!(out.stderr.contains("already running") && out.stderr.contains(&format!("pid {}", server.pid())), "{out:?}");
     // The first one is untouched.
     home.new_thread();
 }
@@ -106,11 +70,7 @@ fn a_stale_socket_file_is_replaced_and_a_live_one_never_stolen() {
     assert!(home.socket().exists());
     let _server = home.serve(&[]);
     home.new_thread();
-    let mode = std::fs::metadata(home.socket())
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode = std::fs::metadata(home.socket()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "socket mode {mode:o}");
     let mode = std::fs::metadata(home.path()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "data dir mode {mode:o}");
@@ -133,62 +93,25 @@ fn autostart_status_stop_start_restart() {
     assert!(out.stdout.contains("not running"), "{out:?}");
 
     // No --server: the default server is started in the background.
-    let id = home
-        .run(&["share", "new", "--title", "auto"])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
-    let status: Value = serde_json::from_str(
-        home.run(&["app-server", "status", "--json"])
-            .ok()
-            .stdout
-            .trim(),
-    )
-    .unwrap();
+    let id = home.run(&["share", "new", "--title", "auto"]).ok().stdout.trim().to_owned();
+    let status: Value = serde_json::from_str(home.run(&["app-server", "status", "--json"]).ok().stdout.trim()).unwrap();
     assert_eq!(status["running"], true);
     assert_eq!(status["agent"]["kind"], "echo");
     assert_eq!(status["protocolVersion"], 1);
     assert_eq!(status["socket"], home.socket().display().to_string());
     let pid = status["pid"].as_u64().unwrap();
     let log = std::fs::read_to_string(home.path().join("logs/app-server.log")).unwrap();
-    assert!(
-        log.contains("listening") && log.contains("thread started"),
-        "{log}"
-    );
+    assert!(log.contains("listening") && log.contains("thread started"), "{log}");
 
     let out = home.run(&["app-server", "start"]).ok();
-    assert!(
-        out.stdout.contains("already running") && out.stdout.contains(&pid.to_string()),
-        "{out:?}"
-    );
+    assert!(out.stdout.contains("already running") && out.stdout.contains(&pid.to_string()), "{out:?}");
 
-    let out = home
-        .run(&["app-server", "restart", "--echo-delay-ms", "1"])
-        .ok();
-    assert!(
-        out.stdout.contains("stopped") && out.stdout.contains("started"),
-        "{out:?}"
-    );
-    let status: Value = serde_json::from_str(
-        home.run(&["app-server", "status", "--json"])
-            .ok()
-            .stdout
-            .trim(),
-    )
-    .unwrap();
+    let out = home.run(&["app-server", "restart", "--echo-delay-ms", "1"]).ok();
+    assert!(out.stdout.contains("stopped") && out.stdout.contains("started"), "{out:?}");
+    let status: Value = serde_json::from_str(home.run(&["app-server", "status", "--json"]).ok().stdout.trim()).unwrap();
     assert_ne!(status["pid"].as_u64().unwrap(), pid);
     // The thread survived the restart.
-    let out = home
-        .run(&[
-            "share",
-            "post",
-            "--thread",
-            &id,
-            "--prompt",
-            "after restart",
-        ])
-        .ok();
+    let out = home.run(&["share", "post", "--thread", &id, "--prompt", "after restart"]).ok();
     assert!(out.stdout.contains("after restart"));
 
     home.run(&["app-server", "stop"]).ok();
@@ -218,13 +141,7 @@ fn race_of_autostarts_from_scratch() {
         let out = p.wait_with_output().unwrap();
         assert!(out.status.success(), "{out:?}");
     }
-    assert_eq!(
-        home.run(&["share", "list", "--json"])
-            .ok()
-            .json_lines()
-            .len(),
-        8
-    );
+    assert_eq!(home.run(&["share", "list", "--json"]).ok().json_lines().len(), 8);
 }
 
 #[test]
@@ -233,13 +150,8 @@ fn a_long_data_dir_gets_a_short_socket() {
     let runtime = Home::new();
     let long = base.path().join("a".repeat(60)).join("b".repeat(60));
     let run = |args: &[&str]| {
-        let out = base
-            .tandem()
-            .env("TANDEM_HOME", &long)
-            .env("XDG_RUNTIME_DIR", runtime.path())
-            .args(args)
-            .output()
-            .unwrap();
+        let out =
+            base.tandem().env("TANDEM_HOME", &long).env("XDG_RUNTIME_DIR", runtime.path()).args(args).output().unwrap();
         (
             out.status.code().unwrap(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -272,11 +184,7 @@ fn a_server_of_another_protocol_version_is_named_with_the_fix() {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { return };
             let mut line = String::new();
-            if BufReader::new(stream.try_clone().unwrap())
-                .read_line(&mut line)
-                .unwrap_or(0)
-                == 0
-            {
+            if BufReader::new(stream.try_clone().unwrap()).read_line(&mut line).unwrap_or(0) == 0 {
                 continue;
             }
             let req: Value = serde_json::from_str(&line).unwrap();
@@ -285,16 +193,7 @@ fn a_server_of_another_protocol_version_is_named_with_the_fix() {
             let _ = writeln!(stream, "{resp}");
         }
     });
-    let out = home.run(&[
-        "share",
-        "list",
-        "--server",
-        &format!("unix:{}", sock.display()),
-    ]);
+    let out = home.run(&["share", "list", "--server", &format!("unix:{}", sock.display())]);
     assert_eq!(out.code, 5, "{out:?}");
-    assert!(
-        out.stderr.contains("protocol version 99")
-            && out.stderr.contains("tandem app-server restart"),
-        "{out:?}"
-    );
+    assert!(out.stderr.contains("protocol version 99") && out.stderr.contains("tandem app-server restart"), "{out:?}");
 }

@@ -16,39 +16,18 @@ struct Tmux {
 
 impl Tmux {
     fn new(home: &Home) -> Tmux {
-        Tmux {
-            socket: home.path().join("tmux.sock"),
-        }
+        Tmux { socket: home.path().join("tmux.sock") }
     }
 
     fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is installed");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new("tmux").arg("-S").arg(&self.socket).args(args).output().expect("tmux is installed");
+        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Starts `script` (a shell command line) in a new 100x40 window `name`.
     fn start(&self, name: &str, script: &str) {
-        self.cmd(&[
-            "new-session",
-            "-d",
-            "-s",
-            name,
-            "-x",
-            "100",
-            "-y",
-            "40",
-            script,
-        ]);
+        self.cmd(&["new-session", "-d", "-s", name, "-x", "100", "-y", "40", script]);
     }
 
     fn screen(&self, name: &str) -> String {
@@ -73,10 +52,7 @@ impl Tmux {
             if cond(&last) {
                 return last;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what} on {name}:\n{last}"
-            );
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what} on {name}:\n{last}");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
@@ -84,11 +60,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .output();
+        let _ = Command::new("tmux").arg("-S").arg(&self.socket).arg("kill-server").output();
     }
 }
 
@@ -102,9 +74,7 @@ fn tui_line(home: &Home, args: &str) -> String {
 
 /// Where `needle` first appears in `screen`, panicking if it does not.
 fn at(screen: &str, needle: &str) -> usize {
-    screen
-        .find(needle)
-        .unwrap_or_else(|| panic!("{needle:?} not on screen:\n{screen}"))
+    screen.find(needle).unwrap_or_else(|| panic!("{needle:?} not on screen:\n{screen}"))
 }
 
 #[test]
@@ -129,60 +99,31 @@ fn two_tuis_and_a_script_see_the_same_turns_in_the_same_order() {
     tmux.type_text("b", "bravo from tui b");
     tmux.keys("b", &["Enter"]);
     for w in ["a", "b"] {
-        tmux.wait_screen(w, "the second answer", |s| {
-            s.matches("bravo from tui b").count() >= 2
-        });
+        tmux.wait_screen(w, "the second answer", |s| s.matches("bravo from tui b").count() >= 2);
     }
     let s = home.socket().display().to_string();
-    home.run(&[
-        "share",
-        "post",
-        "--thread",
-        &id,
-        "--prompt",
-        "charlie from a script",
-        "--server",
-        &s,
-    ])
-    .ok();
+    home.run(&["share", "post", "--thread", &id, "--prompt", "charlie from a script", "--server", &s]).ok();
 
     for w in ["a", "b"] {
         let screen = tmux.wait_screen(w, "all three turns", |s| {
             s.matches("charlie from a script").count() >= 2 && s.matches("completed").count() >= 3
         });
-        let (p1, p2, p3) = (
-            at(&screen, "alpha from tui a"),
-            at(&screen, "bravo from tui b"),
-            at(&screen, "charlie from a script"),
-        );
+        let (p1, p2, p3) =
+            (at(&screen, "alpha from tui a"), at(&screen, "bravo from tui b"), at(&screen, "charlie from a script"));
         assert!(p1 < p2 && p2 < p3, "out of order on {w}:\n{screen}");
-        assert!(
-            screen.contains("tandem-share: charlie from a script"),
-            "{screen}"
-        );
+        assert!(screen.contains("tandem-share: charlie from a script"), "{screen}");
     }
     // Each TUI calls its own prompt "you" and the other's by name.
     let a = tmux.screen("a");
     let b = tmux.screen("b");
-    assert!(
-        a.contains("you: alpha from tui a") && a.contains("): bravo from tui b"),
-        "{a}"
-    );
-    assert!(
-        b.contains("you: bravo from tui b") && b.contains("): alpha from tui a"),
-        "{b}"
-    );
+    assert!(a.contains("you: alpha from tui a") && a.contains("): bravo from tui b"), "{a}");
+    assert!(b.contains("you: bravo from tui b") && b.contains("): alpha from tui a"), "{b}");
 
     // /quit restores the terminal.
     tmux.type_text("b", "/quit");
     tmux.keys("b", &["Enter"]);
-    let screen = tmux.wait_screen("b", "exit", |s| {
-        s.contains("EXITED") && s.contains("icanon")
-    });
-    assert!(
-        screen.contains("EXITED 0") && screen.contains("icanon") && !screen.contains("-icanon"),
-        "{screen}"
-    );
+    let screen = tmux.wait_screen("b", "exit", |s| s.contains("EXITED") && s.contains("icanon"));
+    assert!(screen.contains("EXITED 0") && screen.contains("icanon") && !screen.contains("-icanon"), "{screen}");
 }
 
 #[test]
@@ -197,115 +138,62 @@ fn share_a_local_session_then_stop_and_resume() {
     tmux.keys("t", &["Enter"]);
     tmux.wait_screen("t", "the local answer", |s| s.contains("completed"));
     assert_eq!(
-        home.run(&["share", "list", "--json", "--server", &s])
-            .ok()
-            .stdout,
+        home.run(&["share", "list", "--json", "--server", &s]).ok().stdout,
         "",
         "LOCAL must not touch the server"
     );
 
     tmux.type_text("t", "/share");
     tmux.keys("t", &["Enter"]);
-    tmux.wait_screen("t", "the share menu", |s| {
-        s.contains("Start sharing this session")
-    });
+    tmux.wait_screen("t", "the share menu", |s| s.contains("Start sharing this session"));
     tmux.keys("t", &["1"]);
     let screen = tmux.wait_screen("t", "sharing", |s| s.contains("Sharing thread "));
     let start = at(&screen, "Sharing thread ") + "Sharing thread ".len();
     let id: String = screen[start..start + 36].to_owned();
-    assert!(
-        screen.contains(&format!("tandem share post --thread {id} --prompt")),
-        "{screen}"
-    );
+    assert!(screen.contains(&format!("tandem share post --thread {id} --prompt")), "{screen}");
     tmux.keys("t", &["Escape"]);
 
     // The script sees the imported turn and posts; the TUI shows it live.
     let events = home.events(&id);
     assert_eq!(events[1]["input"], "private words");
     assert_eq!(events[1]["imported"], true);
-    home.run(&[
-        "share",
-        "post",
-        "--thread",
-        &id,
-        "--prompt",
-        "hello from outside",
-        "--server",
-        &s,
-    ])
-    .ok();
-    tmux.wait_screen("t", "the script's turn", |s| {
-        s.contains("tandem-share: hello from outside")
-    });
+    home.run(&["share", "post", "--thread", &id, "--prompt", "hello from outside", "--server", &s]).ok();
+    tmux.wait_screen("t", "the script's turn", |s| s.contains("tandem-share: hello from outside"));
 
     // Stop sharing: back to LOCAL with the history; a local turn stays local.
     tmux.type_text("t", "/share");
     tmux.keys("t", &["Enter"]);
     tmux.wait_screen("t", "the share menu", |s| s.contains("Stop sharing"));
     tmux.keys("t", &["3"]);
-    tmux.wait_screen("t", "LOCAL again", |s| {
-        s.contains("Tandem  LOCAL") && s.contains("hello from outside")
-    });
+    tmux.wait_screen("t", "LOCAL again", |s| s.contains("Tandem  LOCAL") && s.contains("hello from outside"));
     tmux.type_text("t", "offline thought");
     tmux.keys("t", &["Enter"]);
-    tmux.wait_screen("t", "the offline answer", |s| {
-        s.matches("offline thought").count() >= 2
-    });
+    tmux.wait_screen("t", "the offline answer", |s| s.matches("offline thought").count() >= 2);
     let before = home.events(&id).len();
-    assert!(
-        !home
-            .events(&id)
-            .iter()
-            .any(|e| e["input"] == "offline thought")
-    );
+    assert!(!home.events(&id).iter().any(|e| e["input"] == "offline thought"));
 
     // Share again: the same thread, with what was done meanwhile appended once.
     tmux.type_text("t", "/share");
     tmux.keys("t", &["Enter"]);
     tmux.wait_screen("t", "the share menu", |s| s.contains("Start sharing"));
     tmux.keys("t", &["1"]);
-    tmux.wait_screen("t", "sharing again", |s| {
-        s.contains(&format!("SHARED {}", &id[..8]))
-    });
+    tmux.wait_screen("t", "sharing again", |s| s.contains(&format!("SHARED {}", &id[..8])));
     let events = home.events(&id);
     assert_contiguous(&events, 1);
-    let inputs: Vec<&str> = events
-        .iter()
-        .filter(|e| e["type"] == "turn/started")
-        .map(|e| e["input"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        inputs,
-        ["private words", "hello from outside", "offline thought"]
-    );
+    let inputs: Vec<&str> =
+        events.iter().filter(|e| e["type"] == "turn/started").map(|e| e["input"].as_str().unwrap()).collect();
+    assert_eq!(inputs, ["private words", "hello from outside", "offline thought"]);
     assert!(events.len() > before);
     let lists = home.run(&["share", "list", "--json", "--server", &s]).ok();
-    assert_eq!(
-        lists.json_lines().len(),
-        1,
-        "resuming must not make a second thread"
-    );
+    assert_eq!(lists.json_lines().len(), 1, "resuming must not make a second thread");
 
     // SIGTERM restores the terminal too.
-    let pid = Command::new("pgrep")
-        .args(["-f", &format!("{BIN} --server unix:{s}")])
-        .output()
-        .unwrap();
-    let pid = String::from_utf8_lossy(&pid.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    let pid = Command::new("pgrep").args(["-f", &format!("{BIN} --server unix:{s}")]).output().unwrap();
+    let pid = String::from_utf8_lossy(&pid.stdout).lines().next().unwrap_or_default().trim().to_owned();
     assert!(!pid.is_empty(), "TUI process not found");
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let screen = tmux.wait_screen("t", "exit", |s| {
-        s.contains("EXITED") && s.contains("icanon")
-    });
-    assert!(
-        screen.contains("EXITED 0") && !screen.contains("-icanon"),
-        "{screen}"
-    );
+    let screen = tmux.wait_screen("t", "exit", |s| s.contains("EXITED") && s.contains("icanon"));
+    assert!(screen.contains("EXITED 0") && !screen.contains("-icanon"), "{screen}");
     drop(server);
 }
 
@@ -315,57 +203,24 @@ fn the_tui_survives_a_server_restart_without_gaps_or_repeats() {
     let mut server = home.serve(&[]);
     let s = home.socket().display().to_string();
     let id = home.new_thread();
-    home.run(&[
-        "share",
-        "post",
-        "--thread",
-        &id,
-        "--prompt",
-        "before the crash",
-        "--server",
-        &s,
-    ])
-    .ok();
+    home.run(&["share", "post", "--thread", &id, "--prompt", "before the crash", "--server", &s]).ok();
     let tmux = Tmux::new(&home);
     tmux.start("t", &tui_line(&home, &format!("--thread {id}")));
-    tmux.wait_screen("t", "the first turn", |s| {
-        s.matches("before the crash").count() >= 2
-    });
+    tmux.wait_screen("t", "the first turn", |s| s.matches("before the crash").count() >= 2);
     tmux.type_text("t", "typed while it is down");
 
     server.kill9();
     let screen = tmux.wait_screen("t", "the outage notice", |s| s.contains("connection lost"));
-    assert!(
-        screen.contains(&format!("unix:{s}")),
-        "the notice names the endpoint:\n{screen}"
-    );
+    assert!(screen.contains(&format!("unix:{s}")), "the notice names the endpoint:\n{screen}");
     // Sending now is refused and the text stays.
     tmux.keys("t", &["Enter"]);
-    tmux.wait_screen("t", "the refusal", |s| {
-        s.contains("not connected") && s.contains("typed while it is down")
-    });
+    tmux.wait_screen("t", "the refusal", |s| s.contains("not connected") && s.contains("typed while it is down"));
 
     let _server = home.serve(&[]);
     tmux.wait_screen("t", "the reconnection", |s| s.contains("reconnected"));
-    home.run(&[
-        "share",
-        "post",
-        "--thread",
-        &id,
-        "--prompt",
-        "after the restart",
-        "--server",
-        &s,
-    ])
-    .ok();
-    let screen = tmux.wait_screen("t", "the new turn", |s| {
-        s.matches("after the restart").count() >= 2
-    });
-    assert_eq!(
-        screen.matches("› tandem-share: before the crash").count(),
-        1,
-        "a turn was repeated:\n{screen}"
-    );
+    home.run(&["share", "post", "--thread", &id, "--prompt", "after the restart", "--server", &s]).ok();
+    let screen = tmux.wait_screen("t", "the new turn", |s| s.matches("after the restart").count() >= 2);
+    assert_eq!(screen.matches("› tandem-share: before the crash").count(), 1, "a turn was repeated:\n{screen}");
     assert!(screen.contains("typed while it is down"), "{screen}");
     // And what was typed can be sent now.
     tmux.keys("t", &["Enter"]);

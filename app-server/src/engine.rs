@@ -11,8 +11,7 @@ use tandem_protocol::ids::normalize_uuid;
 use tandem_protocol::methods::*;
 use tandem_protocol::time::{format_millis, now_millis, parse_rfc3339};
 use tandem_protocol::{
-    AgentInfo, ClientInfo, EventBody, ImportedTurn, Item, MAX_PAGE, Position, RpcError, Thread,
-    Turn, TurnStatus,
+    AgentInfo, ClientInfo, EventBody, ImportedTurn, Item, MAX_PAGE, Position, RpcError, Thread, Turn, TurnStatus,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -49,11 +48,7 @@ fn new_id() -> String {
 impl Engine {
     /// Opens the log at `db`, loads its threads and closes the turns a previous
     /// run left open (invariant 5).
-    pub async fn open(
-        db: &Path,
-        durability: Durability,
-        agent: Arc<dyn Agent>,
-    ) -> Result<Engine, StoreError> {
+    pub async fn open(db: &Path, durability: Durability, agent: Arc<dyn Agent>) -> Result<Engine, StoreError> {
         Engine::start(Arc::new(Store::open(db, durability)?), agent).await
     }
 
@@ -67,24 +62,14 @@ impl Engine {
         let mut threads = BTreeMap::new();
         let mut recovered = 0;
         for row in rows {
-            let handle = Arc::new(ThreadHandle::new(
-                &row.id,
-                row.title,
-                row.shared,
-                row.created_at,
-                row.last_seq,
-                &row.last_ts,
-            ));
+            let handle =
+                Arc::new(ThreadHandle::new(&row.id, row.title, row.shared, row.created_at, row.last_seq, &row.last_ts));
             if let Some(turn_id) = row.active_turn {
                 let mut state = handle.lock();
                 handle.append(
                     &mut state,
                     &store,
-                    EventBody::TurnCompleted {
-                        turn_id,
-                        status: TurnStatus::Interrupted,
-                        error: Some(STOPPED.into()),
-                    },
+                    EventBody::TurnCompleted { turn_id, status: TurnStatus::Interrupted, error: Some(STOPPED.into()) },
                     RowChange::TurnEnded,
                     AppendOptions::default(),
                 )?;
@@ -94,12 +79,7 @@ impl Engine {
         }
         store.flush().await?;
         tracing::info!(threads = threads.len(), recovered, "event log opened");
-        Ok(Engine(Arc::new(Inner {
-            store,
-            threads: RwLock::new(threads),
-            agent,
-            stopping: AtomicBool::new(false),
-        })))
+        Ok(Engine(Arc::new(Inner { store, threads: RwLock::new(threads), agent, stopping: AtomicBool::new(false) })))
     }
 
     /// The agent that runs this engine's turns.
@@ -119,18 +99,11 @@ impl Engine {
     pub fn thread(&self, id: &str) -> Result<Arc<ThreadHandle>, RpcError> {
         let id = normalize_uuid("threadId", id).map_err(RpcError::invalid_params)?;
         let threads = self.0.threads.read().unwrap_or_else(|p| p.into_inner());
-        threads
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| RpcError::thread_not_found(&id))
+        threads.get(&id).cloned().ok_or_else(|| RpcError::thread_not_found(&id))
     }
 
     /// `thread/start`.
-    pub async fn thread_start(
-        &self,
-        p: ThreadStartParams,
-        client: &ClientInfo,
-    ) -> Result<Thread, RpcError> {
+    pub async fn thread_start(&self, p: ThreadStartParams, client: &ClientInfo) -> Result<Thread, RpcError> {
         let id = match &p.thread_id {
             Some(id) => normalize_uuid("threadId", id).map_err(RpcError::invalid_params)?,
             None => new_id(),
@@ -145,32 +118,15 @@ impl Engine {
                 )));
             }
             let now = format_millis(now_millis());
-            let handle = Arc::new(ThreadHandle::new(
-                &id,
-                p.title.clone(),
-                shared,
-                now.clone(),
-                0,
-                &now,
-            ));
+            let handle = Arc::new(ThreadHandle::new(&id, p.title.clone(), shared, now.clone(), 0, &now));
             let mut state = handle.lock();
             let mut done = handle
                 .append(
                     &mut state,
                     &self.0.store,
-                    EventBody::ThreadStarted {
-                        title: p.title.clone(),
-                        shared,
-                    },
-                    RowChange::Create {
-                        title: p.title.clone(),
-                        shared,
-                        created_at: now,
-                    },
-                    AppendOptions {
-                        ack: true,
-                        ..Default::default()
-                    },
+                    EventBody::ThreadStarted { title: p.title.clone(), shared },
+                    RowChange::Create { title: p.title.clone(), shared, created_at: now },
+                    AppendOptions { ack: true, ..Default::default() },
                 )
                 .map_err(store_error)?;
             if !imports.is_empty() {
@@ -187,17 +143,11 @@ impl Engine {
     }
 
     /// `thread/append`: imports turns into an idle thread.
-    pub async fn thread_append(
-        &self,
-        p: ThreadAppendParams,
-        client: &ClientInfo,
-    ) -> Result<Thread, RpcError> {
+    pub async fn thread_append(&self, p: ThreadAppendParams, client: &ClientInfo) -> Result<Thread, RpcError> {
         let handle = self.thread(&p.thread_id)?;
         let imports = check_imports(&p.turns)?;
         if imports.is_empty() {
-            return Err(RpcError::invalid_params(
-                "invalid params for thread/append: turns must not be empty",
-            ));
+            return Err(RpcError::invalid_params("invalid params for thread/append: turns must not be empty"));
         }
         let (done, thread) = {
             let mut state = handle.lock();
@@ -223,36 +173,24 @@ impl Engine {
         let count = turns.len();
         for (i, (turn, original_ts)) in turns.into_iter().enumerate() {
             let turn_id = new_id();
-            let opts = |ack| AppendOptions {
-                imported: true,
-                original_ts: original_ts.clone(),
-                ack,
-            };
+            let opts = |ack| AppendOptions { imported: true, original_ts: original_ts.clone(), ack };
             let bodies = [
                 EventBody::TurnStarted {
                     turn_id: turn_id.clone(),
                     input: turn.input,
                     client: turn.client.unwrap_or_else(|| client.clone()),
-                    agent: AgentInfo {
-                        kind: "imported".into(),
-                        model: None,
-                    },
+                    agent: AgentInfo { kind: "imported".into(), model: None },
                 },
                 EventBody::ItemCompleted {
                     turn_id: turn_id.clone(),
                     item: Item::agent_message(new_id(), turn.response),
                 },
-                EventBody::TurnCompleted {
-                    turn_id,
-                    status: TurnStatus::Completed,
-                    error: None,
-                },
+                EventBody::TurnCompleted { turn_id, status: TurnStatus::Completed, error: None },
             ];
             for (j, body) in bodies.into_iter().enumerate() {
                 let last = i + 1 == count && j == 2;
-                let ack = handle
-                    .append(state, &self.0.store, body, RowChange::None, opts(last))
-                    .map_err(store_error)?;
+                let ack =
+                    handle.append(state, &self.0.store, body, RowChange::None, opts(last)).map_err(store_error)?;
                 if last {
                     done = ack;
                 }
@@ -265,9 +203,7 @@ impl Engine {
     pub fn thread_list(&self, p: ThreadListParams) -> Result<ThreadListResult, RpcError> {
         let limit = match p.limit {
             Some(0) => {
-                return Err(RpcError::invalid_params(
-                    "invalid params for thread/list: limit must be at least 1",
-                ));
+                return Err(RpcError::invalid_params("invalid params for thread/list: limit must be at least 1"));
             }
             Some(n) => n.min(MAX_PAGE),
             None => DEFAULT_LIST_LIMIT,
@@ -290,11 +226,7 @@ impl Engine {
             }
             data.push(handle.snapshot(&handle.lock()));
         }
-        let next_cursor = if more {
-            data.last().map(|t| t.id.clone())
-        } else {
-            None
-        };
+        let next_cursor = if more { data.last().map(|t| t.id.clone()) } else { None };
         Ok(ThreadListResult { data, next_cursor })
     }
 
@@ -309,9 +241,7 @@ impl Engine {
     pub async fn thread_update(&self, p: ThreadUpdateParams) -> Result<Thread, RpcError> {
         let handle = self.thread(&p.thread_id)?;
         if p.title.is_none() && p.shared.is_none() {
-            return Err(RpcError::invalid_params(
-                "invalid params for thread/update: give title, shared, or both",
-            ));
+            return Err(RpcError::invalid_params("invalid params for thread/update: give title, shared, or both"));
         }
         let (done, thread) = {
             let mut state = handle.lock();
@@ -321,18 +251,9 @@ impl Engine {
                 .append(
                     &mut state,
                     &self.0.store,
-                    EventBody::ThreadUpdated {
-                        title: title.clone(),
-                        shared,
-                    },
-                    RowChange::Update {
-                        title: title.clone(),
-                        shared,
-                    },
-                    AppendOptions {
-                        ack: true,
-                        ..Default::default()
-                    },
+                    EventBody::ThreadUpdated { title: title.clone(), shared },
+                    RowChange::Update { title: title.clone(), shared },
+                    AppendOptions { ack: true, ..Default::default() },
                 )
                 .map_err(store_error)?;
             state.title = title;
@@ -355,39 +276,24 @@ impl Engine {
             Some(Position::Seq(n)) => Ok(n),
             Some(Position::Time { millis, .. }) => {
                 let ts = format_millis(millis);
-                let found = self
-                    .0
-                    .store
-                    .first_seq_at(&handle.id, ts)
-                    .await
-                    .map_err(store_error)?;
+                let found = self.0.store.first_seq_at(&handle.id, ts).await.map_err(store_error)?;
                 Ok(found.unwrap_or_else(|| handle.lock().last_seq + 1))
             }
         }
     }
 
     /// `thread/events`.
-    pub async fn thread_events(
-        &self,
-        p: ThreadEventsParams,
-    ) -> Result<ThreadEventsResult, RpcError> {
+    pub async fn thread_events(&self, p: ThreadEventsParams) -> Result<ThreadEventsResult, RpcError> {
         let handle = self.thread(&p.thread_id)?;
         let limit = match p.limit {
             Some(0) => {
-                return Err(RpcError::invalid_params(
-                    "invalid params for thread/events: limit must be at least 1",
-                ));
+                return Err(RpcError::invalid_params("invalid params for thread/events: limit must be at least 1"));
             }
             Some(n) => n.min(MAX_PAGE),
             None => MAX_PAGE,
         };
         let from = self.resolve_from(&handle, p.from, 1).await?;
-        let mut page = self
-            .0
-            .store
-            .read_page(&handle.id, from, limit + 1)
-            .await
-            .map_err(store_error)?;
+        let mut page = self.0.store.read_page(&handle.id, from, limit + 1).await.map_err(store_error)?;
         let next = if page.len() > limit {
             page.truncate(limit);
             page.last().map(|e| e.seq + 1)
@@ -404,16 +310,10 @@ impl Engine {
 
     /// `turn/start`: atomically claims the thread, writes `turn/started`, answers
     /// once that is durable, and runs the agent in the background.
-    pub async fn turn_start(
-        &self,
-        p: TurnStartParams,
-        conn_client: &ClientInfo,
-    ) -> Result<Turn, RpcError> {
+    pub async fn turn_start(&self, p: TurnStartParams, conn_client: &ClientInfo) -> Result<Turn, RpcError> {
         let handle = self.thread(&p.thread_id)?;
         if p.input.trim().is_empty() {
-            return Err(RpcError::invalid_params(
-                "invalid params for turn/start: input must not be empty",
-            ));
+            return Err(RpcError::invalid_params("invalid params for turn/start: input must not be empty"));
         }
         let client = p.client.unwrap_or_else(|| conn_client.clone());
         let turn_id = new_id();
@@ -424,9 +324,7 @@ impl Engine {
                 return Err(busy(&handle.id, active));
             }
             if self.0.stopping.load(Ordering::SeqCst) {
-                return Err(RpcError::internal(
-                    "the app-server is shutting down; try again once it is back",
-                ));
+                return Err(RpcError::internal("the app-server is shutting down; try again once it is back"));
             }
             let done = handle
                 .append(
@@ -439,10 +337,7 @@ impl Engine {
                         agent: self.0.agent.info(),
                     },
                     RowChange::TurnStarted(turn_id.clone()),
-                    AppendOptions {
-                        ack: true,
-                        ..Default::default()
-                    },
+                    AppendOptions { ack: true, ..Default::default() },
                 )
                 .map_err(store_error)?;
             let started_at = state.updated_at.clone();
@@ -454,31 +349,15 @@ impl Engine {
             });
             (done, started_at)
         };
-        crate::turn::spawn(
-            self.clone(),
-            Arc::clone(&handle),
-            turn_id.clone(),
-            p.input,
-            cancel_rx,
-        );
+        crate::turn::spawn(self.clone(), Arc::clone(&handle), turn_id.clone(), p.input, cancel_rx);
         wait_durable(done).await?;
         tracing::info!(thread = %handle.id, turn = %turn_id, client = %client, "turn started");
-        Ok(Turn {
-            id: turn_id,
-            thread_id: handle.id.to_string(),
-            status: TurnStatus::Running,
-            client,
-            started_at,
-        })
+        Ok(Turn { id: turn_id, thread_id: handle.id.to_string(), status: TurnStatus::Running, client, started_at })
     }
 
     /// `turn/interrupt`: asks the running turn to stop. `false` when the thread is
     /// idle; turn-not-found when `turn_id` names another turn.
-    pub fn turn_interrupt(
-        &self,
-        p: TurnInterruptParams,
-        client: &ClientInfo,
-    ) -> Result<bool, RpcError> {
+    pub fn turn_interrupt(&self, p: TurnInterruptParams, client: &ClientInfo) -> Result<bool, RpcError> {
         let handle = self.thread(&p.thread_id)?;
         let turn_id = match &p.turn_id {
             Some(t) => Some(normalize_uuid("turnId", t).map_err(RpcError::invalid_params)?),
@@ -508,23 +387,14 @@ impl Engine {
     /// with "app-server stopped"), waits for them, and flushes the log.
     pub async fn shutdown(&self) {
         self.0.stopping.store(true, Ordering::SeqCst);
-        let threads: Vec<_> = self
-            .0
-            .threads
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let threads: Vec<_> = self.0.threads.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         for t in &threads {
             if let Some(active) = &t.lock().active {
                 let _ = active.cancel.send(Some(STOPPED.into()));
             }
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while threads.iter().any(|t| t.lock().active.is_some())
-            && tokio::time::Instant::now() < deadline
-        {
+        while threads.iter().any(|t| t.lock().active.is_some()) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         if let Err(e) = self.0.store.flush().await {
@@ -550,15 +420,14 @@ fn check_imports(turns: &[ImportedTurn]) -> Result<Vec<(ImportedTurn, Option<Str
         .enumerate()
         .map(|(i, t)| {
             let ts = match &t.started_at {
-                Some(s) => Some(format_millis(parse_rfc3339(s).map_err(|e| {
-                    RpcError::invalid_params(format!("invalid params: turns[{i}].startedAt: {e}"))
-                })?)),
+                Some(s) => Some(format_millis(
+                    parse_rfc3339(s)
+                        .map_err(|e| RpcError::invalid_params(format!("invalid params: turns[{i}].startedAt: {e}")))?,
+                )),
                 None => None,
             };
             if t.input.trim().is_empty() {
-                return Err(RpcError::invalid_params(format!(
-                    "invalid params: turns[{i}].input must not be empty"
-                )));
+                return Err(RpcError::invalid_params(format!("invalid params: turns[{i}].input must not be empty")));
             }
             Ok((t.clone(), ts))
         })

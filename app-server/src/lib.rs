@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod client;
+pub mod config;
 pub mod engine;
 pub mod lock;
 pub mod logging;

@@ -25,26 +25,15 @@ pub enum LockError {
 impl DataLock {
     /// Takes the lock without waiting and records our pid in it.
     pub fn acquire(path: &Path) -> Result<DataLock, LockError> {
-        let io_err = |source| LockError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io_err)?;
+        let io_err = |source| LockError::Io { path: path.display().to_string(), source };
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io_err)?;
         // SAFETY: flock on a file descriptor we own.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
             let err = io::Error::last_os_error();
             if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Err(LockError::Held {
-                    pid: read_pid(&mut file),
-                    path: path.display().to_string(),
-                });
+                return Err(LockError::Held { pid: read_pid(&mut file), path: path.display().to_string() });
             }
             return Err(io_err(err));
         }

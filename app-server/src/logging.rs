@@ -19,12 +19,7 @@ pub fn init(home: &Home) -> std::io::Result<std::path::PathBuf> {
         .ok()
         .and_then(|v| Targets::from_str(&v).ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
-    let layer = tracing_subscriber::fmt::layer()
-        .with_ansi(false)
-        .with_writer(Mutex::new(file));
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(layer)
-        .try_init();
+    let layer = tracing_subscriber::fmt::layer().with_ansi(false).with_writer(Mutex::new(file));
+    let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
     Ok(path)
 }

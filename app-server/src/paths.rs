@@ -23,9 +23,7 @@ impl Home {
             None => match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
                 Some(d) => PathBuf::from(d).join("tandem"),
                 None => {
-                    let home = std::env::var_os("HOME")
-                        .map(PathBuf::from)
-                        .unwrap_or_else(|| PathBuf::from("."));
+                    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
                     home.join(".local/share/tandem")
                 }
             },
@@ -36,11 +34,7 @@ impl Home {
     /// A data directory at `dir` (made absolute against the current directory).
     pub fn at(dir: impl Into<PathBuf>) -> Home {
         let dir = dir.into();
-        let dir = if dir.is_absolute() {
-            dir
-        } else {
-            std::env::current_dir().map(|c| c.join(&dir)).unwrap_or(dir)
-        };
+        let dir = if dir.is_absolute() { dir } else { std::env::current_dir().map(|c| c.join(&dir)).unwrap_or(dir) };
         Home { dir }
     }
 
@@ -50,15 +44,9 @@ impl Home {
 
     /// Creates the directory (0700) and its `logs/`.
     pub fn ensure(&self) -> io::Result<()> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir)?;
         std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))?;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(self.logs_dir())?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(self.logs_dir())?;
         Ok(())
     }
 
@@ -83,10 +71,7 @@ impl Home {
         if direct.as_os_str().len() <= MAX_SOCKET_PATH {
             return direct;
         }
-        self.short_socket_dir().join(format!(
-            "{:016x}.sock",
-            fnv1a(self.dir.as_os_str().as_encoded_bytes())
-        ))
+        self.short_socket_dir().join(format!("{:016x}.sock", fnv1a(self.dir.as_os_str().as_encoded_bytes())))
     }
 
     /// Where long-path sockets live (create it 0700 before binding).
@@ -100,9 +85,7 @@ impl Home {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -29,13 +29,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(engine: Engine, out: mpsc::Sender<String>) -> Self {
-        Session {
-            engine,
-            client: ClientInfo::anonymous(),
-            subs: HashMap::new(),
-            next_sub: 1,
-            out,
-        }
+        Session { engine, client: ClientInfo::anonymous(), subs: HashMap::new(), next_sub: 1, out }
     }
 
     /// Queues a line for the client; a closed connection is not an error here.
@@ -47,8 +41,7 @@ impl Session {
     pub async fn handle_line(&mut self, line: &[u8]) {
         match parse_line(line) {
             None => {}
-            Some(Incoming::Request { id, method, params }) => match Request::parse(&method, params)
-            {
+            Some(Incoming::Request { id, method, params }) => match Request::parse(&method, params) {
                 Ok(req) => self.dispatch(id, req).await,
                 Err(e) => self.send(error_line(&id, &e)).await,
             },
@@ -81,32 +74,15 @@ impl Session {
                     }),
                 )
             }
-            Request::ThreadStart(p) => reply(
-                &id,
-                engine
-                    .thread_start(p, &self.client)
-                    .await
-                    .map(|thread| ThreadResult { thread }),
-            ),
-            Request::ThreadAppend(p) => reply(
-                &id,
-                engine
-                    .thread_append(p, &self.client)
-                    .await
-                    .map(|thread| ThreadResult { thread }),
-            ),
+            Request::ThreadStart(p) => {
+                reply(&id, engine.thread_start(p, &self.client).await.map(|thread| ThreadResult { thread }))
+            }
+            Request::ThreadAppend(p) => {
+                reply(&id, engine.thread_append(p, &self.client).await.map(|thread| ThreadResult { thread }))
+            }
             Request::ThreadList(p) => reply(&id, engine.thread_list(p)),
-            Request::ThreadRead(p) => reply(
-                &id,
-                engine.thread_read(p).map(|thread| ThreadResult { thread }),
-            ),
-            Request::ThreadUpdate(p) => reply(
-                &id,
-                engine
-                    .thread_update(p)
-                    .await
-                    .map(|thread| ThreadResult { thread }),
-            ),
+            Request::ThreadRead(p) => reply(&id, engine.thread_read(p).map(|thread| ThreadResult { thread })),
+            Request::ThreadUpdate(p) => reply(&id, engine.thread_update(p).await.map(|thread| ThreadResult { thread })),
             Request::ThreadEvents(p) => reply(&id, engine.thread_events(p).await),
             Request::ThreadSubscribe(p) => match self.subscribe(&id, p).await {
                 Ok(()) => return,
@@ -122,18 +98,12 @@ impl Session {
                 };
                 reply(&id, Ok(ThreadUnsubscribeResult { unsubscribed }))
             }
-            Request::TurnStart(p) => reply(
-                &id,
-                engine
-                    .turn_start(p, &self.client)
-                    .await
-                    .map(|turn| TurnResult { turn }),
-            ),
+            Request::TurnStart(p) => {
+                reply(&id, engine.turn_start(p, &self.client).await.map(|turn| TurnResult { turn }))
+            }
             Request::TurnInterrupt(p) => reply(
                 &id,
-                engine
-                    .turn_interrupt(p, &self.client)
-                    .map(|interrupted| TurnInterruptResult { interrupted }),
+                engine.turn_interrupt(p, &self.client).map(|interrupted| TurnInterruptResult { interrupted }),
             ),
         };
         tracing::trace!(method, "answered");
@@ -156,19 +126,9 @@ impl Session {
         let from = self.engine.resolve_from(&handle, p.from, live_from).await?;
         let sub = self.next_sub;
         self.next_sub += 1;
-        self.send(response_line(
-            id,
-            &ThreadSubscribeResult { subscription: sub },
-        ))
-        .await;
-        let task = tokio::spawn(follow(
-            std::sync::Arc::clone(self.engine.store()),
-            handle,
-            live,
-            from,
-            sub,
-            self.out.clone(),
-        ));
+        self.send(response_line(id, &ThreadSubscribeResult { subscription: sub })).await;
+        let task =
+            tokio::spawn(follow(std::sync::Arc::clone(self.engine.store()), handle, live, from, sub, self.out.clone()));
         self.subs.insert(sub, task);
         Ok(())
     }

@@ -34,9 +34,7 @@ impl std::str::FromStr for Listen {
             "stdio" => Ok(Listen::Stdio),
             _ => match s.strip_prefix("unix:") {
                 Some(p) if !p.is_empty() => Ok(Listen::Unix(Some(PathBuf::from(p)))),
-                _ => Err(format!(
-                    "unknown transport {s:?}; accepted: unix, unix:PATH, stdio"
-                )),
+                _ => Err(format!("unknown transport {s:?}; accepted: unix, unix:PATH, stdio")),
             },
         }
     }
@@ -54,10 +52,7 @@ pub struct ServeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot create the data directory {path}: {source}")]
-    Home {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Home { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(transparent)]
@@ -71,10 +66,7 @@ pub enum ServeError {
 /// Runs the server until it is told to stop.
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let home = &opts.home;
-    home.ensure().map_err(|source| ServeError::Home {
-        path: home.dir().to_owned(),
-        source,
-    })?;
+    home.ensure().map_err(|source| ServeError::Home { path: home.dir().to_owned(), source })?;
     let _lock = DataLock::acquire(&home.lock_path())?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
@@ -104,11 +96,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
                 let listener = transport::unix::bind(&path)?;
                 tracing::info!(socket = %path.display(), "listening");
                 sockets.push(path);
-                tokio::spawn(transport::unix::accept_loop(
-                    listener,
-                    engine.clone(),
-                    stop_rx.clone(),
-                ));
+                tokio::spawn(transport::unix::accept_loop(listener, engine.clone(), stop_rx.clone()));
             }
             Listen::Stdio => {
                 tracing::info!("serving stdio");

@@ -28,8 +28,7 @@ impl LiveFeed {
     /// A receiver of events published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogEntry>> {
         let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        tx.get_or_insert_with(|| broadcast::channel(LIVE_BUFFER).0)
-            .subscribe()
+        tx.get_or_insert_with(|| broadcast::channel(LIVE_BUFFER).0).subscribe()
     }
 
     /// Publishes a committed event to the followers, if any (dropping the

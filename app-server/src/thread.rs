@@ -105,9 +105,7 @@ impl ThreadHandle {
             imported: opts.imported,
             original_ts: opts.original_ts,
         };
-        let json = serde_json::to_string(&event)
-            .expect("events always serialize")
-            .into_boxed_str();
+        let json = serde_json::to_string(&event).expect("events always serialize").into_boxed_str();
         let (ack, done) = if opts.ack {
             let (a, d) = oneshot::channel();
             (Some(a), Some(d))
@@ -135,15 +133,8 @@ impl ThreadHandle {
             id: self.id.to_string(),
             title: state.title.clone(),
             shared: state.shared,
-            status: if state.active.is_some() {
-                ThreadStatus::Running
-            } else {
-                ThreadStatus::Idle
-            },
-            active_turn: state.active.as_ref().map(|t| ActiveTurn {
-                id: t.id.clone(),
-                client: t.client.clone(),
-            }),
+            status: if state.active.is_some() { ThreadStatus::Running } else { ThreadStatus::Idle },
+            active_turn: state.active.as_ref().map(|t| ActiveTurn { id: t.id.clone(), client: t.client.clone() }),
             last_seq: state.last_seq,
             created_at: state.created_at.clone(),
             updated_at: state.updated_at.clone(),

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use tandem_protocol::{EventBody, Item, TurnStatus};
+use tandem_protocol::{Event, EventBody, Item, TurnStatus};
 use tokio::sync::watch;
 
-use crate::agent::{Cancel, DeltaSink, Outcome, TurnInput};
+use crate::agent::{Cancel, DeltaSink, Outcome, PastTurn, TurnInput};
 use crate::engine::Engine;
 use crate::store::{RowChange, Store};
 use crate::thread::{AppendOptions, ThreadHandle};
@@ -23,6 +23,19 @@ struct MessageSink {
 }
 
 impl DeltaSink for MessageSink {
+    fn item(&mut self, item_type: &str, fields: serde_json::Map<String, serde_json::Value>) {
+        let item =
+            Item { id: uuid::Uuid::now_v7().to_string(), item_type: item_type.to_owned(), text: None, extra: fields };
+        let turn_id = self.turn_id.clone();
+        append(
+            &self.thread,
+            &self.store,
+            EventBody::ItemStarted { turn_id: turn_id.clone(), item: item.clone() },
+            RowChange::None,
+        );
+        append(&self.thread, &self.store, EventBody::ItemCompleted { turn_id, item }, RowChange::None);
+    }
+
     fn delta(&mut self, text: &str) {
         if text.is_empty() {
             return;
@@ -34,13 +47,7 @@ impl DeltaSink for MessageSink {
             delta: text.to_owned(),
         };
         let mut state = self.thread.lock();
-        if let Err(e) = self.thread.append(
-            &mut state,
-            &self.store,
-            body,
-            RowChange::None,
-            AppendOptions::default(),
-        ) {
+        if let Err(e) = self.thread.append(&mut state, &self.store, body, RowChange::None, AppendOptions::default()) {
             tracing::error!(error = %e, turn = %self.turn_id, "could not log a delta");
         }
     }
@@ -69,19 +76,13 @@ async fn run(
     append(
         &thread,
         &store,
-        EventBody::ItemStarted {
-            turn_id: turn_id.clone(),
-            item: Item::agent_message(&item_id, ""),
-        },
+        EventBody::ItemStarted { turn_id: turn_id.clone(), item: Item::agent_message(&item_id, "") },
         RowChange::None,
     );
 
     let agent = engine.agent();
-    let turn_input = TurnInput {
-        thread_id: thread.id.to_string(),
-        turn_id: turn_id.clone(),
-        input,
-    };
+    let history = if agent.wants_history() { history(&store, &thread.id, &turn_id).await } else { Vec::new() };
+    let turn_input = TurnInput { thread_id: thread.id.to_string(), turn_id: turn_id.clone(), input, history };
     let mut sink = MessageSink {
         thread: Arc::clone(&thread),
         store: Arc::clone(&store),
@@ -99,19 +100,13 @@ async fn run(
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, turn = %turn_id, "agent task failed");
-            (
-                Outcome::Failed("the agent crashed (see the app-server log)".into()),
-                String::new(),
-            )
+            (Outcome::Failed("the agent crashed (see the app-server log)".into()), String::new())
         }
     };
     append(
         &thread,
         &store,
-        EventBody::ItemCompleted {
-            turn_id: turn_id.clone(),
-            item: Item::agent_message(&item_id, text),
-        },
+        EventBody::ItemCompleted { turn_id: turn_id.clone(), item: Item::agent_message(&item_id, text) },
         RowChange::None,
     );
 
@@ -123,18 +118,8 @@ async fn run(
     tracing::info!(thread = %thread.id, turn = %turn_id, status = status.as_str(), "turn completed");
     let mut state = thread.lock();
     state.active = None;
-    let body = EventBody::TurnCompleted {
-        turn_id,
-        status,
-        error,
-    };
-    if let Err(e) = thread.append(
-        &mut state,
-        &store,
-        body,
-        RowChange::TurnEnded,
-        AppendOptions::default(),
-    ) {
+    let body = EventBody::TurnCompleted { turn_id, status, error };
+    if let Err(e) = thread.append(&mut state, &store, body, RowChange::TurnEnded, AppendOptions::default()) {
         tracing::error!(error = %e, "could not log turn/completed");
     }
 }
@@ -144,4 +129,41 @@ fn append(thread: &ThreadHandle, store: &Store, body: EventBody, row: RowChange)
     if let Err(e) = thread.append(&mut state, store, body, row, AppendOptions::default()) {
         tracing::error!(error = %e, thread = %thread.id, "could not log an event");
     }
+}
+
+/// The thread's turns other than `current`, with the agent's message text.
+async fn history(store: &Arc<Store>, thread_id: &str, current: &str) -> Vec<PastTurn> {
+    let mut turns: Vec<(String, PastTurn)> = Vec::new();
+    let mut from = 1;
+    loop {
+        let page = match store.read_page(thread_id, from, 1000).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the thread's history");
+                break;
+            }
+        };
+        let Some(last) = page.last() else { break };
+        from = last.seq + 1;
+        for entry in &page {
+            let Ok(ev) = serde_json::from_str::<Event>(&entry.json) else { continue };
+            match ev.body {
+                EventBody::TurnStarted { turn_id, input, .. } if turn_id != current => {
+                    turns.push((turn_id, PastTurn { input, ..Default::default() }));
+                }
+                EventBody::ItemCompleted { turn_id, item } => {
+                    let Some((_, t)) = turns.iter_mut().rev().find(|(id, _)| *id == turn_id) else { continue };
+                    match item.item_type.as_str() {
+                        "agentMessage" => t.response.push_str(item.text.as_deref().unwrap_or("")),
+                        "agentSession" => {
+                            t.session = item.extra.get("sessionId").and_then(|s| s.as_str()).map(str::to_owned)
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    turns.into_iter().map(|(_, t)| t).collect()
 }

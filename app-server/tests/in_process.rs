@@ -10,16 +10,12 @@ use tandem_protocol::methods::*;
 use tandem_protocol::{ClientInfo, ErrorCode, Event, EventBody, ImportedTurn, Position};
 
 async fn engine(delay_ms: u64) -> Engine {
-    let agent = EchoAgent {
-        delay: std::time::Duration::from_millis(delay_ms),
-    };
+    let agent = EchoAgent { delay: std::time::Duration::from_millis(delay_ms) };
     Engine::in_memory(Arc::new(agent)).await.unwrap()
 }
 
 async fn client(engine: &Engine, name: &str) -> Client {
-    Client::in_process(engine.clone(), ClientInfo::new(name, "1"))
-        .await
-        .unwrap()
+    Client::in_process(engine.clone(), ClientInfo::new(name, "1")).await.unwrap()
 }
 
 fn parse(raw: &tandem_protocol::RawEvent) -> Event {
@@ -30,47 +26,27 @@ fn parse(raw: &tandem_protocol::RawEvent) -> Event {
 async fn a_memory_session_imports_runs_and_replays() {
     let engine = engine(0).await;
     let c = client(&engine, "tui").await;
-    assert_eq!(
-        c.server().unwrap().server_info.agent.as_ref().unwrap().kind,
-        "echo"
-    );
-    let turns = vec![ImportedTurn {
-        input: "q".into(),
-        client: None,
-        response: "a".into(),
-        started_at: None,
-    }];
+    assert_eq!(c.server().unwrap().server_info.agent.as_ref().unwrap().kind, "echo");
+    let turns = vec![ImportedTurn { input: "q".into(), client: None, response: "a".into(), started_at: None }];
     let thread = c
-        .call::<ThreadStart>(&ThreadStartParams {
-            title: Some("local".into()),
-            turns,
-            ..Default::default()
-        })
+        .call::<ThreadStart>(&ThreadStartParams { title: Some("local".into()), turns, ..Default::default() })
         .await
         .unwrap()
         .thread;
     assert_eq!(thread.last_seq, 4);
     let mut sub = c
-        .subscribe(&ThreadSubscribeParams {
-            thread_id: thread.id.clone(),
-            from: Some(Position::Seq(1)),
-        })
+        .subscribe(&ThreadSubscribeParams { thread_id: thread.id.clone(), from: Some(Position::Seq(1)) })
         .await
         .unwrap();
     let turn = c
-        .call::<TurnStart>(&TurnStartParams {
-            thread_id: thread.id.clone(),
-            input: "one two".into(),
-            client: None,
-        })
+        .call::<TurnStart>(&TurnStartParams { thread_id: thread.id.clone(), input: "one two".into(), client: None })
         .await
         .unwrap()
         .turn;
     let mut seen = Vec::new();
     loop {
         let ev = parse(&sub.next().await.unwrap());
-        let done =
-            matches!(&ev.body, EventBody::TurnCompleted { turn_id, .. } if *turn_id == turn.id);
+        let done = matches!(&ev.body, EventBody::TurnCompleted { turn_id, .. } if *turn_id == turn.id);
         seen.push(ev);
         if done {
             break;
@@ -94,10 +70,7 @@ async fn a_memory_session_imports_runs_and_replays() {
         })
         .await
         .unwrap();
-    assert_eq!(
-        page.events.iter().map(|e| parse(e).seq).collect::<Vec<_>>(),
-        [3, 4, 5, 6]
-    );
+    assert_eq!(page.events.iter().map(|e| parse(e).seq).collect::<Vec<_>>(), [3, 4, 5, 6]);
     assert_eq!(page.next, Some(7));
     let ts = seen[6].ts.clone();
     let page = c
@@ -115,22 +88,13 @@ async fn a_memory_session_imports_runs_and_replays() {
 async fn concurrent_in_process_submits_start_one_turn() {
     let engine = engine(20).await;
     let c = client(&engine, "a").await;
-    let thread = c
-        .call::<ThreadStart>(&ThreadStartParams::default())
-        .await
-        .unwrap()
-        .thread;
+    let thread = c.call::<ThreadStart>(&ThreadStartParams::default()).await.unwrap().thread;
     let mut tasks = Vec::new();
     for i in 0..16 {
         let c = client(&engine, &format!("c{i}")).await;
         let id = thread.id.clone();
         tasks.push(tokio::spawn(async move {
-            c.call::<TurnStart>(&TurnStartParams {
-                thread_id: id,
-                input: "a b c d e".into(),
-                client: None,
-            })
-            .await
+            c.call::<TurnStart>(&TurnStartParams { thread_id: id, input: "a b c d e".into(), client: None }).await
         }));
     }
     let mut ok = 0;

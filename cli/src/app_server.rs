@@ -6,17 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use tandem_app_server::agent::{Agent, EchoAgent, ExecAgent};
-use tandem_app_server::client::{
-    AUTOSTART_TIMEOUT, Client, ClientError, Endpoint, connect_or_start, start_background,
-};
+use tandem_app_server::agent::Agent;
+use tandem_app_server::client::{AUTOSTART_TIMEOUT, Client, ClientError, Endpoint, connect_or_start, start_background};
+use tandem_app_server::config::{AgentSettings, Overrides};
 use tandem_app_server::lock::DataLock;
 use tandem_app_server::server::{self, Listen, ServeOptions};
 use tandem_app_server::{Durability, Home};
 use tandem_protocol::ClientInfo;
 
 use crate::exit::{self, Fail};
-use crate::{AgentKind, AppServerAction, AppServerArgs, ConnArgs, DurabilityArg, ServeArgs};
+use crate::{AppServerAction, AppServerArgs, ConnArgs, DurabilityArg, ServeArgs};
 
 /// How long `stop` waits for the server to exit.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -40,54 +39,43 @@ pub async fn run(args: AppServerArgs) -> Result<u8> {
     }
 }
 
-fn build_agent(args: &ServeArgs) -> Result<Arc<dyn Agent>, Fail> {
-    match args.agent {
-        AgentKind::Echo => {
-            if !args.command.is_empty() {
-                return Err(Fail::usage(
-                    "a command after `--` is only used with --agent exec: tandem app-server --agent exec -- COMMAND ARGS…",
-                ));
-            }
-            Ok(Arc::new(EchoAgent {
-                delay: Duration::from_millis(args.echo_delay_ms),
-            }))
-        }
-        AgentKind::Exec => match ExecAgent::new(args.command.clone()) {
-            Some(agent) => Ok(Arc::new(agent)),
-            None => Err(Fail::usage(
-                "--agent exec needs a command: tandem app-server --agent exec -- COMMAND ARGS…",
-            )),
-        },
+/// Flags and environment, as the config layer takes them.
+fn overrides(args: &ServeArgs) -> Overrides {
+    Overrides {
+        agent: args.agent.clone(),
+        echo_delay_ms: args.echo_delay_ms,
+        exec_command: args.command.clone(),
+        model: args.model.clone(),
+        base_url: args.base_url.clone(),
+        api_key_env: args.api_key_env.clone(),
+        timeout_secs: args.request_timeout,
+        system_prompt: args.system_prompt.clone(),
     }
 }
 
+/// The agent that flags, environment and config.toml (in that order) choose.
+fn build_agent(home: &Home, args: &ServeArgs) -> Result<Arc<dyn Agent>, Fail> {
+    let settings = AgentSettings::load(home, &overrides(args)).map_err(|e| Fail::usage(e.to_string()))?;
+    if !args.command.is_empty() && settings.kind != "exec" {
+        return Err(Fail::usage(
+            "a command after `--` is only used with --agent exec: tandem app-server --agent exec -- COMMAND ARGS…",
+        ));
+    }
+    settings.build().map_err(|e| Fail::usage(e.to_string()))
+}
+
 async fn serve(home: Home, args: ServeArgs) -> Result<u8> {
-    let agent = build_agent(&args)?;
+    let agent = build_agent(&home, &args)?;
     let log = tandem_app_server::logging::init(&home).map_err(|e| {
-        Fail::new(
-            exit::FAILURE,
-            format!(
-                "cannot open the log under {}: {e}",
-                home.logs_dir().display()
-            ),
-        )
+        Fail::new(exit::FAILURE, format!("cannot open the log under {}: {e}", home.logs_dir().display()))
     })?;
-    let listen = if args.listen.is_empty() {
-        vec![Listen::Unix(None)]
-    } else {
-        args.listen.clone()
-    };
+    let listen = if args.listen.is_empty() { vec![Listen::Unix(None)] } else { args.listen.clone() };
     let durability = match args.durability {
         DurabilityArg::Normal => Durability::Normal,
         DurabilityArg::Full => Durability::Full,
     };
     tracing::info!(home = %home.dir().display(), agent = ?agent.info(), ?listen, "app-server starting");
-    let opts = ServeOptions {
-        home,
-        listen,
-        agent,
-        durability,
-    };
+    let opts = ServeOptions { home, listen, agent, durability };
     match server::run(opts).await {
         Ok(()) => Ok(0),
         Err(e) => {
@@ -100,15 +88,18 @@ async fn serve(home: Home, args: ServeArgs) -> Result<u8> {
 /// The flags to hand a background server so it runs like `args` says.
 fn serve_flags(args: &ServeArgs) -> Vec<OsString> {
     let mut flags: Vec<OsString> = Vec::new();
-    let agent = match args.agent {
-        AgentKind::Echo => "echo",
-        AgentKind::Exec => "exec",
+    let mut flag = |name: &str, value: Option<String>| {
+        if let Some(v) = value {
+            flags.extend([OsString::from(name), OsString::from(v)]);
+        }
     };
-    flags.extend(["--agent".into(), agent.into()]);
-    flags.extend([
-        "--echo-delay-ms".into(),
-        args.echo_delay_ms.to_string().into(),
-    ]);
+    flag("--agent", args.agent.clone());
+    flag("--echo-delay-ms", args.echo_delay_ms.map(|d| d.to_string()));
+    flag("--model", args.model.clone());
+    flag("--base-url", args.base_url.clone());
+    flag("--api-key-env", args.api_key_env.clone());
+    flag("--request-timeout", args.request_timeout.map(|t| t.to_string()));
+    flag("--system-prompt", args.system_prompt.clone());
     let durability = match args.durability {
         DurabilityArg::Normal => "normal",
         DurabilityArg::Full => "full",
@@ -122,17 +113,13 @@ fn serve_flags(args: &ServeArgs) -> Vec<OsString> {
 }
 
 async fn start(home: &Home, args: &ServeArgs) -> Result<u8> {
-    build_agent(args)?;
+    build_agent(home, args)?;
     if !args.listen.is_empty() {
         return Err(Fail::usage("`app-server start` always listens on the default socket; use `tandem app-server --listen …` to run one in the foreground").into());
     }
     let endpoint = Endpoint::Unix(home.socket_path());
     if let Ok(client) = Client::connect(&endpoint, client_info()).await {
-        let pid = client
-            .server()
-            .and_then(|s| s.server_info.pid)
-            .map(|p| format!(" (pid {p})"))
-            .unwrap_or_default();
+        let pid = client.server().and_then(|s| s.server_info.pid).map(|p| format!(" (pid {p})")).unwrap_or_default();
         println!("app-server already running{pid} on {endpoint}");
         return Ok(0);
     }
@@ -163,11 +150,9 @@ async fn start(home: &Home, args: &ServeArgs) -> Result<u8> {
             .into());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(Fail::new(
-                exit::UNREACHABLE,
-                format!("the app-server did not answer on {endpoint} in time"),
-            )
-            .into());
+            return Err(
+                Fail::new(exit::UNREACHABLE, format!("the app-server did not answer on {endpoint} in time")).into()
+            );
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -182,21 +167,14 @@ async fn stop(home: &Home) -> Result<u8> {
     // SAFETY: kill(2) on the pid recorded by the lock holder.
     if unsafe { libc::kill(pid as i32, libc::SIGTERM) } != 0 {
         let e = std::io::Error::last_os_error();
-        return Err(Fail::new(
-            exit::FAILURE,
-            format!("cannot signal the app-server (pid {pid}): {e}"),
-        )
-        .into());
+        return Err(Fail::new(exit::FAILURE, format!("cannot signal the app-server (pid {pid}): {e}")).into());
     }
     let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
     while DataLock::holder(&lock).is_some() {
         if tokio::time::Instant::now() >= deadline {
             return Err(Fail::new(
                 exit::FAILURE,
-                format!(
-                    "the app-server (pid {pid}) did not stop within {}s",
-                    STOP_TIMEOUT.as_secs()
-                ),
+                format!("the app-server (pid {pid}) did not stop within {}s", STOP_TIMEOUT.as_secs()),
             )
             .into());
         }
@@ -210,10 +188,7 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
     let endpoint = Endpoint::Unix(home.socket_path());
     match Client::connect(&endpoint, client_info()).await {
         Ok(client) => {
-            let init = client
-                .server()
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("no initialize answer"))?;
+            let init = client.server().cloned().ok_or_else(|| anyhow::anyhow!("no initialize answer"))?;
             let info = &init.server_info;
             if json {
                 let v = serde_json::json!({
@@ -228,24 +203,12 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
                 println!("{v}");
             } else {
                 println!("app-server running");
-                println!(
-                    "  pid:      {}",
-                    info.pid
-                        .map(|p| p.to_string())
-                        .unwrap_or_else(|| "?".into())
-                );
+                println!("  pid:      {}", info.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()));
                 println!("  socket:   {}", home.socket_path().display());
                 println!("  home:     {}", home.dir().display());
-                println!(
-                    "  version:  {} (protocol {})",
-                    info.version, init.protocol_version
-                );
+                println!("  version:  {} (protocol {})", info.version, init.protocol_version);
                 if let Some(agent) = &info.agent {
-                    let model = agent
-                        .model
-                        .as_deref()
-                        .map(|m| format!(" ({m})"))
-                        .unwrap_or_default();
+                    let model = agent.model.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
                     println!("  agent:    {}{model}", agent.kind);
                 }
             }
@@ -265,9 +228,7 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
                 println!("{v}");
             } else {
                 match holder {
-                    Some(pid) => println!(
-                        "app-server (pid {pid}) holds the data directory but does not answer: {e}"
-                    ),
+                    Some(pid) => println!("app-server (pid {pid}) holds the data directory but does not answer: {e}"),
                     None => println!("app-server is not running ({})", home.dir().display()),
                 }
             }
@@ -282,25 +243,17 @@ async fn proxy(home: &Home, conn: &ConnArgs) -> Result<u8> {
     let path = match &conn.server {
         Some(Endpoint::Unix(p)) => p.clone(),
         Some(Endpoint::Stdio(_)) => {
-            return Err(Fail::usage(
-                "proxy bridges to a unix socket; give --server unix:PATH or nothing",
-            )
-            .into());
+            return Err(Fail::usage("proxy bridges to a unix socket; give --server unix:PATH or nothing").into());
         }
         None => {
             let exe = std::env::current_exe()?;
             // Make sure the default server runs; the check connection is dropped.
-            connect_or_start(home, &exe, client_info())
-                .await
-                .map_err(Fail::from)?;
+            connect_or_start(home, &exe, client_info()).await.map_err(Fail::from)?;
             home.socket_path()
         }
     };
     let stream = tokio::net::UnixStream::connect(&path).await.map_err(|e| {
-        Fail::from(ClientError::Unreachable {
-            endpoint: format!("unix:{}", path.display()),
-            reason: e.to_string(),
-        })
+        Fail::from(ClientError::Unreachable { endpoint: format!("unix:{}", path.display()), reason: e.to_string() })
     })?;
     let (mut sock_r, mut sock_w) = stream.into_split();
     let up = async {

@@ -19,10 +19,7 @@ pub struct Fail {
 
 impl Fail {
     pub fn new(code: u8, message: impl Into<String>) -> Fail {
-        Fail {
-            code,
-            message: message.into(),
-        }
+        Fail { code, message: message.into() }
     }
 
     pub fn usage(message: impl Into<String>) -> Fail {
@@ -62,7 +59,8 @@ impl From<ClientError> for Fail {
         let code = code_for(&e);
         let mut message = e.to_string();
         if let ClientError::Unreachable { .. } = e {
-            message.push_str("\nIs it running? Start it with `tandem app-server start`, or check --server and try again.");
+            message
+                .push_str("\nIs it running? Start it with `tandem app-server start`, or check --server and try again.");
         }
         Fail::new(code, message)
     }

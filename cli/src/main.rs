@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the app-server in the foreground, or manage the background one.
-    AppServer(AppServerArgs),
+    AppServer(Box<AppServerArgs>),
     /// Create, post to, follow and read shared threads (for scripts and people).
     #[command(subcommand)]
     Share(ShareCommand),
@@ -75,31 +75,34 @@ struct ServeArgs {
     /// Transport to serve: unix (the default socket), unix:PATH, or stdio. Repeatable.
     #[arg(long = "listen", value_name = "TRANSPORT")]
     listen: Vec<Listen>,
-    /// Which agent answers turns.
-    #[arg(long, value_enum, env = "TANDEM_AGENT", default_value = "echo")]
-    agent: AgentKind,
+    /// Which agent answers turns: echo, exec, openai, codex or claude
+    /// [default: echo, or `agent` in $TANDEM_HOME/config.toml].
+    #[arg(long, value_name = "AGENT", env = "TANDEM_AGENT")]
+    agent: Option<String>,
     /// echo agent: milliseconds to wait between words.
-    #[arg(
-        long,
-        value_name = "MS",
-        env = "TANDEM_ECHO_DELAY_MS",
-        default_value_t = 0
-    )]
-    echo_delay_ms: u64,
+    #[arg(long, value_name = "MS", env = "TANDEM_ECHO_DELAY_MS")]
+    echo_delay_ms: Option<u64>,
+    /// The model for the chosen agent (openai, codex, claude).
+    #[arg(long, value_name = "MODEL", env = "TANDEM_MODEL")]
+    model: Option<String>,
+    /// openai agent: the API's base URL [default: https://api.openai.com/v1].
+    #[arg(long, value_name = "URL", env = "TANDEM_BASE_URL")]
+    base_url: Option<String>,
+    /// openai agent: the environment variable holding the API key [default: OPENAI_API_KEY].
+    #[arg(long, value_name = "VAR", env = "TANDEM_API_KEY_ENV")]
+    api_key_env: Option<String>,
+    /// openai agent: seconds to wait for the server to connect or send more [default: 120].
+    #[arg(long, value_name = "SECS", env = "TANDEM_REQUEST_TIMEOUT")]
+    request_timeout: Option<u64>,
+    /// openai agent: a system prompt sent first.
+    #[arg(long, value_name = "TEXT", env = "TANDEM_SYSTEM_PROMPT")]
+    system_prompt: Option<String>,
     /// normal: survives a crash of the process; full: also a power loss (fsync per commit).
     #[arg(long, value_enum, default_value = "normal")]
     durability: DurabilityArg,
     /// exec agent: the command to run per turn (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum AgentKind {
-    /// Streams the prompt's words back (built in, deterministic).
-    Echo,
-    /// Runs a command per turn: prompt on stdin, stdout streamed as the answer.
-    Exec,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -222,10 +225,7 @@ async fn tui(thread: Option<String>, conn: ConnArgs) -> anyhow::Result<u8> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tandem: cannot start the async runtime: {e}");
@@ -235,7 +235,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             None => tui(cli.thread, cli.conn).await,
-            Some(Command::AppServer(args)) => app_server::run(args).await,
+            Some(Command::AppServer(args)) => app_server::run(*args).await,
             Some(Command::Share(cmd)) => share::run(cmd).await,
         }
     });

@@ -56,14 +56,9 @@ impl Transcript {
                     if *shared { "" } else { ", not shared" }
                 ),
             ),
-            EventBody::TurnStarted {
-                input,
-                client,
-                agent,
-                ..
-            } => {
+            EventBody::TurnStarted { input, client, agent, .. } => {
                 let who = format!("{client}{imported}");
-                self.line(out, &format!("[{who} → {}] {input}", agent.kind))
+                self.line(out, &format!("[{who} → {agent}] {input}"))
             }
             EventBody::ItemStarted { .. } => Ok(()),
             EventBody::AgentMessageDelta { item_id, delta, .. } => {
@@ -76,6 +71,15 @@ impl Transcript {
                 // Live messages were already shown delta by delta; imported ones
                 // (and other item types) arrive whole.
                 if self.streamed.remove(&item.id) {
+                    return Ok(());
+                }
+                if let Some(lines) = item.summary(8) {
+                    for l in lines {
+                        self.line(out, &l)?;
+                    }
+                    return Ok(());
+                }
+                if item.item_type != "agentMessage" {
                     return Ok(());
                 }
                 match item.text.as_deref() {

@@ -29,9 +29,8 @@ pub async fn connect(conn: &ConnArgs) -> Result<Client, Fail> {
     let client = match &conn.server {
         Some(endpoint) => Client::connect(endpoint, client_info()).await,
         None => {
-            let exe = std::env::current_exe().map_err(|e| {
-                Fail::new(exit::FAILURE, format!("cannot find the tandem binary: {e}"))
-            })?;
+            let exe = std::env::current_exe()
+                .map_err(|e| Fail::new(exit::FAILURE, format!("cannot find the tandem binary: {e}")))?;
             connect_or_start(&Home::from_env(), &exe, client_info()).await
         }
     };
@@ -39,13 +38,11 @@ pub async fn connect(conn: &ConnArgs) -> Result<Client, Fail> {
 }
 
 fn thread_id(raw: &str) -> Result<String, Fail> {
-    normalize_uuid("--thread", raw)
-        .map_err(|e| Fail::usage(format!("{e} (use the id `tandem share new` printed)")))
+    normalize_uuid("--thread", raw).map_err(|e| Fail::usage(format!("{e} (use the id `tandem share new` printed)")))
 }
 
 fn position(raw: Option<&str>) -> Result<Option<Position>, Fail> {
-    raw.map(|s| Position::parse(s).map_err(|e| Fail::usage(format!("--{e}"))))
-        .transpose()
+    raw.map(|s| Position::parse(s).map_err(|e| Fail::usage(format!("--{e}")))).transpose()
 }
 
 fn stdout_error(e: std::io::Error) -> anyhow::Error {
@@ -61,38 +58,13 @@ pub async fn run(cmd: ShareCommand) -> Result<u8> {
     match cmd {
         ShareCommand::New { title, json, conn } => new(title, json, &conn).await,
         ShareCommand::List { json, conn } => list(json, &conn).await,
-        ShareCommand::Post {
-            thread,
-            prompt,
-            wait: _,
-            no_wait,
-            wait_idle,
-            json,
-            conn,
-        } => {
-            post(
-                &thread,
-                &prompt,
-                no_wait,
-                wait_idle.map(Duration::from_secs),
-                json,
-                &conn,
-            )
-            .await
+        ShareCommand::Post { thread, prompt, wait: _, no_wait, wait_idle, json, conn } => {
+            post(&thread, &prompt, no_wait, wait_idle.map(Duration::from_secs), json, &conn).await
         }
-        ShareCommand::Tail {
-            thread,
-            from,
-            json,
-            conn,
-        } => tail(&thread, from.as_deref(), json, &conn).await,
-        ShareCommand::Get {
-            thread,
-            from,
-            limit,
-            json,
-            conn,
-        } => get(&thread, from.as_deref(), limit, json, &conn).await,
+        ShareCommand::Tail { thread, from, json, conn } => tail(&thread, from.as_deref(), json, &conn).await,
+        ShareCommand::Get { thread, from, limit, json, conn } => {
+            get(&thread, from.as_deref(), limit, json, &conn).await
+        }
         ShareCommand::Interrupt { thread, conn } => interrupt(&thread, &conn).await,
     }
     .or_else(|e| match e.downcast_ref::<Fail>() {
@@ -103,15 +75,8 @@ pub async fn run(cmd: ShareCommand) -> Result<u8> {
 
 async fn new(title: Option<String>, json: bool, conn: &ConnArgs) -> Result<u8> {
     let client = connect(conn).await?;
-    let params = ThreadStartParams {
-        title,
-        ..Default::default()
-    };
-    let thread = client
-        .call::<ThreadStart>(&params)
-        .await
-        .map_err(Fail::from)?
-        .thread;
+    let params = ThreadStartParams { title, ..Default::default() };
+    let thread = client.call::<ThreadStart>(&params).await.map_err(Fail::from)?.thread;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string(&thread)?).map_err(stdout_error)?;
@@ -127,10 +92,7 @@ async fn list(json: bool, conn: &ConnArgs) -> Result<u8> {
     let mut out = std::io::stdout().lock();
     loop {
         let page = client
-            .call::<ThreadList>(&ThreadListParams {
-                limit: Some(tandem_protocol::MAX_PAGE),
-                cursor,
-            })
+            .call::<ThreadList>(&ThreadListParams { limit: Some(tandem_protocol::MAX_PAGE), cursor })
             .await
             .map_err(Fail::from)?;
         for t in &page.data {
@@ -173,9 +135,7 @@ fn read_prompt(prompt: &str) -> Result<String, Fail> {
         prompt.to_owned()
     };
     if text.trim().is_empty() {
-        return Err(Fail::usage(
-            "the prompt is empty; give --prompt TEXT, or --prompt - with the text on stdin",
-        ));
+        return Err(Fail::usage("the prompt is empty; give --prompt TEXT, or --prompt - with the text on stdin"));
     }
     Ok(text)
 }
@@ -191,11 +151,7 @@ async fn post(
     let thread = thread_id(thread)?;
     let input = read_prompt(prompt)?;
     let client = connect(conn).await?;
-    let params = TurnStartParams {
-        thread_id: thread.clone(),
-        input,
-        client: None,
-    };
+    let params = TurnStartParams { thread_id: thread.clone(), input, client: None };
     let turn = start_turn(&client, &params, wait_idle).await?;
     let mut out = std::io::stdout().lock();
     if no_wait {
@@ -209,13 +165,9 @@ async fn post(
     drop(out);
     // Everything of our turn is at or after its start time; other events in the
     // same millisecond are filtered out by turn id.
-    let from = Position::parse(&turn.started_at)
-        .map_err(|e| anyhow::anyhow!("server sent a bad startedAt: {e}"))?;
+    let from = Position::parse(&turn.started_at).map_err(|e| anyhow::anyhow!("server sent a bad startedAt: {e}"))?;
     let mut sub = client
-        .subscribe(&ThreadSubscribeParams {
-            thread_id: thread.clone(),
-            from: Some(from),
-        })
+        .subscribe(&ThreadSubscribeParams { thread_id: thread.clone(), from: Some(from) })
         .await
         .map_err(Fail::from)?;
     let mut transcript = Transcript::default();
@@ -275,9 +227,7 @@ async fn start_turn(
         let err = match client.call::<TurnStart>(params).await {
             Ok(r) => {
                 if let Some(w) = watcher {
-                    let _ = client
-                        .call::<ThreadUnsubscribe>(&ThreadUnsubscribeParams { subscription: w.id })
-                        .await;
+                    let _ = client.call::<ThreadUnsubscribe>(&ThreadUnsubscribeParams { subscription: w.id }).await;
                 }
                 return Ok(r.turn);
             }
@@ -291,10 +241,7 @@ async fn start_turn(
             // Watch from now, then try again at once: the turn may have ended
             // between the refusal and the subscription.
             let sub = client
-                .subscribe(&ThreadSubscribeParams {
-                    thread_id: params.thread_id.clone(),
-                    from: None,
-                })
+                .subscribe(&ThreadSubscribeParams { thread_id: params.thread_id.clone(), from: None })
                 .await
                 .map_err(Fail::from)?;
             watcher = Some(sub);
@@ -335,13 +282,8 @@ async fn tail(thread: &str, from: Option<&str>, json: bool, conn: &ConnArgs) -> 
     let thread = thread_id(thread)?;
     let from = position(from)?;
     let client = connect(conn).await?;
-    let mut sub = client
-        .subscribe(&ThreadSubscribeParams {
-            thread_id: thread.clone(),
-            from,
-        })
-        .await
-        .map_err(Fail::from)?;
+    let mut sub =
+        client.subscribe(&ThreadSubscribeParams { thread_id: thread.clone(), from }).await.map_err(Fail::from)?;
     let mut transcript = Transcript::default();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -362,13 +304,7 @@ async fn tail(thread: &str, from: Option<&str>, json: bool, conn: &ConnArgs) -> 
     }
 }
 
-async fn get(
-    thread: &str,
-    from: Option<&str>,
-    limit: Option<usize>,
-    json: bool,
-    conn: &ConnArgs,
-) -> Result<u8> {
+async fn get(thread: &str, from: Option<&str>, limit: Option<usize>, json: bool, conn: &ConnArgs) -> Result<u8> {
     let thread = thread_id(thread)?;
     let mut from = position(from)?;
     if limit == Some(0) {
@@ -390,9 +326,7 @@ async fn get(
             .map_err(Fail::from)?;
         for raw in &page.events {
             let event = if json { None } else { parse(raw) };
-            transcript
-                .write(&mut out, raw, event.as_ref(), json)
-                .map_err(stdout_error)?;
+            transcript.write(&mut out, raw, event.as_ref(), json).map_err(stdout_error)?;
         }
         if let Some(r) = remaining.as_mut() {
             *r -= page.events.len().min(*r);
@@ -412,10 +346,7 @@ async fn interrupt(thread: &str, conn: &ConnArgs) -> Result<u8> {
     let thread = thread_id(thread)?;
     let client = connect(conn).await?;
     let r = client
-        .call::<TurnInterrupt>(&TurnInterruptParams {
-            thread_id: thread.clone(),
-            turn_id: None,
-        })
+        .call::<TurnInterrupt>(&TurnInterruptParams { thread_id: thread.clone(), turn_id: None })
         .await
         .map_err(Fail::from)?;
     if r.interrupted {

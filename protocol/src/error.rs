@@ -67,11 +67,7 @@ pub struct RpcError {
 impl RpcError {
     /// An error of `kind` whose `data` is `{reason}` merged with `extra` (an object).
     pub fn new(kind: ErrorCode, message: impl Into<String>) -> Self {
-        RpcError {
-            code: kind.code(),
-            message: message.into(),
-            data: Some(json!({ "reason": kind.reason() })),
-        }
+        RpcError { code: kind.code(), message: message.into(), data: Some(json!({ "reason": kind.reason() })) }
     }
 
     /// Adds a field to `data`.
@@ -94,27 +90,19 @@ impl RpcError {
     pub fn frame_too_large(limit: usize) -> Self {
         RpcError {
             code: ErrorCode::InvalidRequest.code(),
-            message: format!(
-                "frame too large: a message must fit on one line of at most {limit} bytes"
-            ),
+            message: format!("frame too large: a message must fit on one line of at most {limit} bytes"),
             data: Some(json!({ "reason": "frameTooLarge", "limit": limit })),
         }
     }
 
     pub fn parse_error(detail: impl std::fmt::Display) -> Self {
-        RpcError::new(
-            ErrorCode::ParseError,
-            format!("parse error: {detail}; send one JSON-RPC 2.0 object per line"),
-        )
+        RpcError::new(ErrorCode::ParseError, format!("parse error: {detail}; send one JSON-RPC 2.0 object per line"))
     }
 
     pub fn method_not_found(method: &str) -> Self {
         RpcError::new(
             ErrorCode::MethodNotFound,
-            format!(
-                "method not found: {method}; known methods: {}",
-                crate::methods::METHOD_NAMES.join(", ")
-            ),
+            format!("method not found: {method}; known methods: {}", crate::methods::METHOD_NAMES.join(", ")),
         )
     }
 

@@ -45,20 +45,11 @@ pub enum EventBody {
         shared: bool,
     },
     #[serde(rename = "turn/started", rename_all = "camelCase")]
-    TurnStarted {
-        turn_id: String,
-        input: String,
-        client: ClientInfo,
-        agent: AgentInfo,
-    },
+    TurnStarted { turn_id: String, input: String, client: ClientInfo, agent: AgentInfo },
     #[serde(rename = "item/started", rename_all = "camelCase")]
     ItemStarted { turn_id: String, item: Item },
     #[serde(rename = "item/agentMessage/delta", rename_all = "camelCase")]
-    AgentMessageDelta {
-        turn_id: String,
-        item_id: String,
-        delta: String,
-    },
+    AgentMessageDelta { turn_id: String, item_id: String, delta: String },
     #[serde(rename = "item/completed", rename_all = "camelCase")]
     ItemCompleted { turn_id: String, item: Item },
     #[serde(rename = "turn/completed", rename_all = "camelCase")]
@@ -117,11 +108,59 @@ pub struct Item {
 impl Item {
     /// The agent message item with the given text.
     pub fn agent_message(id: impl Into<String>, text: impl Into<String>) -> Item {
-        Item {
-            id: id.into(),
-            item_type: "agentMessage".into(),
-            text: Some(text.into()),
-            extra: Default::default(),
+        Item { id: id.into(), item_type: "agentMessage".into(), text: Some(text.into()), extra: Default::default() }
+    }
+}
+
+impl Item {
+    /// How a person reads this item in a transcript: for a command run, file
+    /// change or tool call, a few lines (`max_output` lines of output at most);
+    /// `None` for agent messages (shown as text) and for bookkeeping items.
+    pub fn summary(&self, max_output: usize) -> Option<Vec<String>> {
+        let field = |k: &str| self.extra.get(k);
+        let failed = field("status").and_then(|s| s.as_str()) == Some("failed");
+        match self.item_type.as_str() {
+            "commandExecution" => {
+                let command = field("command").and_then(|c| c.as_str()).unwrap_or("?");
+                let exit = match field("exitCode").and_then(|c| c.as_i64()) {
+                    Some(code) => format!(" (exit {code})"),
+                    None if failed => " (failed)".to_owned(),
+                    None => String::new(),
+                };
+                let mut lines = vec![format!("$ {command}{exit}")];
+                let output = field("output").and_then(|o| o.as_str()).unwrap_or("").trim_end();
+                let out_lines: Vec<&str> = output.lines().collect();
+                for l in out_lines.iter().take(max_output) {
+                    lines.push(format!("  {l}"));
+                }
+                if out_lines.len() > max_output {
+                    lines.push(format!("  … {} more lines", out_lines.len() - max_output));
+                }
+                Some(lines)
+            }
+            "fileChange" => {
+                let changes = field("changes").and_then(|c| c.as_array()).cloned().unwrap_or_default();
+                let mut lines: Vec<String> = changes
+                    .iter()
+                    .map(|c| {
+                        let verb = match c.get("kind").and_then(|k| k.as_str()) {
+                            Some("add") => "added",
+                            Some("delete") => "deleted",
+                            _ => "edited",
+                        };
+                        format!("~ {verb} {}", c.get("path").and_then(|p| p.as_str()).unwrap_or("?"))
+                    })
+                    .collect();
+                if failed {
+                    lines.iter_mut().for_each(|l| l.push_str(" (failed)"));
+                }
+                Some(lines)
+            }
+            "toolCall" => {
+                let name = field("name").and_then(|n| n.as_str()).unwrap_or("tool");
+                Some(vec![format!("⚙ {name}{}", if failed { " (failed)" } else { "" })])
+            }
+            _ => None,
         }
     }
 }
@@ -136,11 +175,7 @@ mod tests {
             seq: 42,
             ts: "2026-11-22T11:03:04.123Z".into(),
             thread_id: "t".into(),
-            body: EventBody::AgentMessageDelta {
-                turn_id: "u".into(),
-                item_id: "i".into(),
-                delta: "Hel".into(),
-            },
+            body: EventBody::AgentMessageDelta { turn_id: "u".into(), item_id: "i".into(), delta: "Hel".into() },
             imported: false,
             original_ts: None,
         };
@@ -150,6 +185,21 @@ mod tests {
         );
         let back: Event = serde_json::from_str(&serde_json::to_string(&ev).unwrap()).unwrap();
         assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn items_summarize_for_people() {
+        let item: Item = serde_json::from_str(
+            r#"{"id":"i","type":"commandExecution","command":"cargo test","output":"a\nb\nc","exitCode":0,"status":"completed"}"#,
+        )
+        .unwrap();
+        assert_eq!(item.summary(2).unwrap(), ["$ cargo test (exit 0)", "  a", "  b", "  … 1 more lines"]);
+        let item: Item = serde_json::from_str(
+            r#"{"id":"i","type":"fileChange","changes":[{"path":"src/a.rs","kind":"update"},{"path":"b","kind":"add"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(item.summary(2).unwrap(), ["~ edited src/a.rs", "~ added b"]);
+        assert!(Item::agent_message("i", "x").summary(2).is_none());
     }
 
     #[test]

@@ -21,11 +21,7 @@ pub struct LineDecoder {
 
 impl LineDecoder {
     pub fn new(max: usize) -> Self {
-        LineDecoder {
-            buf: Vec::new(),
-            max,
-            discarding: false,
-        }
+        LineDecoder { buf: Vec::new(), max, discarding: false }
     }
 
     /// Takes bytes from `chunk`; returns how many it used and the frame completed,
@@ -89,10 +85,7 @@ mod tests {
     fn splits_lines_across_chunks() {
         let mut d = LineDecoder::new(100);
         assert_eq!(frames(&mut d, b"ab"), vec![]);
-        assert_eq!(
-            frames(&mut d, b"c\r\nde\nf"),
-            vec![Frame::Line(b"abc".to_vec()), Frame::Line(b"de".to_vec())]
-        );
+        assert_eq!(frames(&mut d, b"c\r\nde\nf"), vec![Frame::Line(b"abc".to_vec()), Frame::Line(b"de".to_vec())]);
         assert_eq!(d.finish(), Some(Frame::Line(b"f".to_vec())));
     }
 
@@ -102,17 +95,8 @@ mod tests {
         assert_eq!(frames(&mut d, b"123"), vec![]);
         assert_eq!(frames(&mut d, b"456"), vec![Frame::TooLarge]);
         assert_eq!(frames(&mut d, b"789"), vec![]);
-        assert_eq!(
-            frames(&mut d, b"0\nok\n"),
-            vec![Frame::Line(b"ok".to_vec())]
-        );
-        assert_eq!(
-            frames(&mut d, b"12345\nyes\n"),
-            vec![Frame::TooLarge, Frame::Line(b"yes".to_vec())]
-        );
-        assert_eq!(
-            frames(&mut d, b"1234\n"),
-            vec![Frame::Line(b"1234".to_vec())]
-        );
+        assert_eq!(frames(&mut d, b"0\nok\n"), vec![Frame::Line(b"ok".to_vec())]);
+        assert_eq!(frames(&mut d, b"12345\nyes\n"), vec![Frame::TooLarge, Frame::Line(b"yes".to_vec())]);
+        assert_eq!(frames(&mut d, b"1234\n"), vec![Frame::Line(b"1234".to_vec())]);
     }
 }

@@ -12,9 +12,7 @@ pub fn normalize_uuid(what: &str, s: &str) -> Result<String, String> {
     if ok {
         Ok(s.to_ascii_lowercase())
     } else {
-        Err(format!(
-            "{what} {s:?} is not a UUID; expected 36 characters like 0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f"
-        ))
+        Err(format!("{what} {s:?} is not a UUID; expected 36 characters like 0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f"))
     }
 }
 

@@ -70,8 +70,7 @@ fn parse_params<P: DeserializeOwned>(method: &str, params: Option<Value>) -> Res
             )));
         }
     };
-    serde_json::from_value(params)
-        .map_err(|e| RpcError::invalid_params(format!("invalid params for {method}: {e}")))
+    serde_json::from_value(params).map_err(|e| RpcError::invalid_params(format!("invalid params for {method}: {e}")))
 }
 
 methods! {
@@ -201,10 +200,7 @@ pub struct ThreadEventsResult {
 
 impl Clone for ThreadEventsResult {
     fn clone(&self) -> Self {
-        ThreadEventsResult {
-            events: self.events.iter().map(|e| e.to_owned()).collect(),
-            next: self.next,
-        }
+        ThreadEventsResult { events: self.events.iter().map(|e| e.to_owned()).collect(), next: self.next }
     }
 }
 
@@ -280,11 +276,7 @@ mod tests {
         assert!(e.message.contains("input"), "{}", e.message);
         let e = Request::parse("turn/start", Some(json!(["t", "hi"]))).unwrap_err();
         assert!(e.message.contains("named"), "{}", e.message);
-        let e = Request::parse(
-            "thread/events",
-            Some(json!({"threadId":"t","from":"never"})),
-        )
-        .unwrap_err();
+        let e = Request::parse("thread/events", Some(json!({"threadId":"t","from":"never"}))).unwrap_err();
         assert!(e.message.contains("RFC 3339"), "{}", e.message);
         let e = Request::parse("thread/nope", None).unwrap_err();
         assert_eq!(e.code, -32601);

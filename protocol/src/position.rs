@@ -18,8 +18,7 @@ pub enum Position {
 }
 
 /// What `from` accepts, for error messages.
-pub const POSITION_ACCEPTED: &str =
-    "a seq (an integer >= 1) or an RFC 3339 timestamp such as 2026-11-22T11:03:04Z";
+pub const POSITION_ACCEPTED: &str = "a seq (an integer >= 1) or an RFC 3339 timestamp such as 2026-11-22T11:03:04Z";
 
 impl Position {
     /// Parses what a user typed: digits are a seq, anything else a timestamp.
@@ -27,20 +26,13 @@ impl Position {
         let s = s.trim();
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
             return match s.parse::<u64>() {
-                Ok(0) | Err(_) => Err(format!(
-                    "from {s:?} is out of range; expected {POSITION_ACCEPTED}"
-                )),
+                Ok(0) | Err(_) => Err(format!("from {s:?} is out of range; expected {POSITION_ACCEPTED}")),
                 Ok(n) => Ok(Position::Seq(n)),
             };
         }
         match parse_rfc3339(s) {
-            Ok(millis) => Ok(Position::Time {
-                text: s.to_owned(),
-                millis,
-            }),
-            Err(_) => Err(format!(
-                "from {s:?} is not valid; expected {POSITION_ACCEPTED}"
-            )),
+            Ok(millis) => Ok(Position::Time { text: s.to_owned(), millis }),
+            Err(_) => Err(format!("from {s:?} is not valid; expected {POSITION_ACCEPTED}")),
         }
     }
 }
@@ -73,36 +65,25 @@ impl<'de> Deserialize<'de> for Position {
             }
             fn visit_u64<E: de::Error>(self, n: u64) -> Result<Position, E> {
                 if n == 0 {
-                    Err(E::custom(format!(
-                        "from 0 is out of range; expected {POSITION_ACCEPTED}"
-                    )))
+                    Err(E::custom(format!("from 0 is out of range; expected {POSITION_ACCEPTED}")))
                 } else {
                     Ok(Position::Seq(n))
                 }
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<Position, E> {
                 if n < 1 {
-                    Err(E::custom(format!(
-                        "from {n} is out of range; expected {POSITION_ACCEPTED}"
-                    )))
+                    Err(E::custom(format!("from {n} is out of range; expected {POSITION_ACCEPTED}")))
                 } else {
                     self.visit_u64(n as u64)
                 }
             }
             fn visit_f64<E: de::Error>(self, n: f64) -> Result<Position, E> {
-                Err(E::custom(format!(
-                    "from {n} is not valid; expected {POSITION_ACCEPTED}"
-                )))
+                Err(E::custom(format!("from {n} is not valid; expected {POSITION_ACCEPTED}")))
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Position, E> {
                 match parse_rfc3339(s) {
-                    Ok(millis) => Ok(Position::Time {
-                        text: s.to_owned(),
-                        millis,
-                    }),
-                    Err(_) => Err(E::custom(format!(
-                        "from {s:?} is not valid; expected {POSITION_ACCEPTED}"
-                    ))),
+                    Ok(millis) => Ok(Position::Time { text: s.to_owned(), millis }),
+                    Err(_) => Err(E::custom(format!("from {s:?} is not valid; expected {POSITION_ACCEPTED}"))),
                 }
             }
         }
@@ -117,10 +98,7 @@ mod tests {
     #[test]
     fn parses_user_text() {
         assert_eq!(Position::parse("42").unwrap(), Position::Seq(42));
-        assert!(matches!(
-            Position::parse("2026-11-22T11:03:04Z").unwrap(),
-            Position::Time { .. }
-        ));
+        assert!(matches!(Position::parse("2026-11-22T11:03:04Z").unwrap(), Position::Time { .. }));
         for bad in ["0", "-3", "1.5", "soon", "", "99999999999999999999999"] {
             assert!(Position::parse(bad).is_err(), "accepted {bad:?}");
         }
@@ -135,9 +113,7 @@ mod tests {
             matches!(p, Position::Time { millis, .. } if millis == crate::time::parse_rfc3339("2026-11-22T11:03:04Z").unwrap())
         );
         for bad in ["0", "-1", "1.5", "\"x\"", "true", "null", "[1]"] {
-            let err = serde_json::from_str::<Position>(bad)
-                .unwrap_err()
-                .to_string();
+            let err = serde_json::from_str::<Position>(bad).unwrap_err().to_string();
             assert!(err.contains("RFC 3339"), "{bad}: {err}");
         }
     }

@@ -19,12 +19,7 @@ pub fn format_millis(ms: i64) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z", sod / 3600, (sod / 60) % 60, sod % 60)
 }
 
 /// Parses an RFC 3339 timestamp with any offset (`Z`, `+02:00`, …) and optional
@@ -42,30 +37,17 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
     let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
         let part = &b[r];
         if part.iter().all(u8::is_ascii_digit) {
-            Ok(part
-                .iter()
-                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+            Ok(part.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
         } else {
             Err(err())
         }
     };
-    if b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
         return Err(err());
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || min > 59
-        || sec > 60
-    {
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23 || min > 59 || sec > 60 {
         return Err(err());
     }
     let mut i = 19;
@@ -80,9 +62,7 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
             return Err(err());
         }
         let digits = &b[start..i.min(start + 3)];
-        millis = digits
-            .iter()
-            .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+        millis = digits.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
         for _ in digits.len()..3 {
             millis *= 10;
         }
@@ -155,28 +135,15 @@ mod tests {
 
     #[test]
     fn parse_round_trips_and_honours_offsets() {
-        for ms in [
-            0,
-            1,
-            999,
-            1_795_000_984_123,
-            951_782_400_000,
-            4_102_444_799_999,
-        ] {
+        for ms in [0, 1, 999, 1_795_000_984_123, 951_782_400_000, 4_102_444_799_999] {
             assert_eq!(parse_rfc3339(&format_millis(ms)).unwrap(), ms);
         }
         assert_eq!(
             parse_rfc3339("2026-11-18T12:23:04.123+01:00").unwrap(),
             parse_rfc3339("2026-11-18T11:23:04.123Z").unwrap()
         );
-        assert_eq!(
-            parse_rfc3339("2026-11-18T06:53:04-04:30").unwrap(),
-            parse_rfc3339("2026-11-18T11:23:04Z").unwrap()
-        );
-        assert_eq!(
-            parse_rfc3339("2026-11-18T11:23:04.1239999Z").unwrap() % 1000,
-            123
-        );
+        assert_eq!(parse_rfc3339("2026-11-18T06:53:04-04:30").unwrap(), parse_rfc3339("2026-11-18T11:23:04Z").unwrap());
+        assert_eq!(parse_rfc3339("2026-11-18T11:23:04.1239999Z").unwrap() % 1000, 123);
         assert_eq!(parse_rfc3339("2026-11-18T11:23:04.5Z").unwrap() % 1000, 500);
     }
 

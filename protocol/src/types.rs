@@ -12,10 +12,7 @@ pub struct ClientInfo {
 
 impl ClientInfo {
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
-        ClientInfo {
-            name: name.into(),
-            version: version.into(),
-        }
+        ClientInfo { name: name.into(), version: version.into() }
     }
 
     /// What a connection that never sent `initialize` is called.
@@ -26,11 +23,7 @@ impl ClientInfo {
 
 impl std::fmt::Display for ClientInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.version.is_empty() {
-            f.write_str(&self.name)
-        } else {
-            write!(f, "{} {}", self.name, self.version)
-        }
+        if self.version.is_empty() { f.write_str(&self.name) } else { write!(f, "{} {}", self.name, self.version) }
     }
 }
 
@@ -40,6 +33,15 @@ pub struct AgentInfo {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+}
+
+impl std::fmt::Display for AgentInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.model {
+            Some(m) => write!(f, "{} ({m})", self.kind),
+            None => f.write_str(&self.kind),
+        }
+    }
 }
 
 /// Whether a thread has a turn running.

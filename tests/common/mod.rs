@@ -39,10 +39,7 @@ impl Out {
         self.stdout.lines().collect()
     }
     pub fn json_lines(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
+        self.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
     }
 }
 
@@ -54,10 +51,7 @@ impl Default for Home {
 
 impl Home {
     pub fn new() -> Home {
-        let dir = tempfile::Builder::new()
-            .prefix("tdm")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("tdm").tempdir_in("/tmp").expect("temp dir");
         Home { dir }
     }
 
@@ -106,12 +100,7 @@ impl Home {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
         Out {
             code: out.status.code().unwrap_or(-1),
@@ -132,33 +121,21 @@ impl Home {
             .spawn()
             .expect("spawn app-server");
         let server = Server { child };
-        wait_for("the app-server to answer", || {
-            UnixStream::connect(self.socket()).is_ok()
-        });
+        wait_for("the app-server to answer", || UnixStream::connect(self.socket()).is_ok());
         server
     }
 
     /// A new thread on the running server; its id.
     pub fn new_thread(&self) -> String {
-        let out = self
-            .run(&["share", "new", "--server", self.socket().to_str().unwrap()])
-            .ok();
+        let out = self.run(&["share", "new", "--server", self.socket().to_str().unwrap()]).ok();
         out.stdout.trim().to_owned()
     }
 
     /// `share get --json` of the whole thread.
     pub fn events(&self, thread: &str) -> Vec<Value> {
-        self.run(&[
-            "share",
-            "get",
-            "--thread",
-            thread,
-            "--json",
-            "--server",
-            self.socket().to_str().unwrap(),
-        ])
-        .ok()
-        .json_lines()
+        self.run(&["share", "get", "--thread", thread, "--json", "--server", self.socket().to_str().unwrap()])
+            .ok()
+            .json_lines()
     }
 
     /// A raw NDJSON connection to the server.
@@ -197,10 +174,7 @@ impl Server {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "app-server did not stop on SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "app-server did not stop on SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -263,12 +237,7 @@ impl Raw {
     pub fn connect(path: &Path) -> Raw {
         let stream = UnixStream::connect(path).expect("connect");
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        Raw {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-            next_id: 1,
-            notes: VecDeque::new(),
-        }
+        Raw { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream, next_id: 1, notes: VecDeque::new() }
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
@@ -278,10 +247,7 @@ impl Raw {
     /// The next line the server sends, parsed.
     pub fn read(&mut self) -> Value {
         let mut line = String::new();
-        let n = self
-            .reader
-            .read_line(&mut line)
-            .expect("read from server (timed out?)");
+        let n = self.reader.read_line(&mut line).expect("read from server (timed out?)");
         assert!(n > 0, "server closed the connection");
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
     }
@@ -290,8 +256,7 @@ impl Raw {
     pub fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
-        let line =
-            json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}).to_string() + "\n";
+        let line = json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}).to_string() + "\n";
         self.send_raw(line.as_bytes());
         loop {
             let msg = self.read();
@@ -338,20 +303,13 @@ impl Raw {
 /// Asserts `events` have seqs `first, first+1, …` with no gap or repeat.
 pub fn assert_contiguous(events: &[Value], first: u64) {
     for (i, ev) in events.iter().enumerate() {
-        assert_eq!(
-            ev["seq"].as_u64(),
-            Some(first + i as u64),
-            "event {i} out of order: {ev}"
-        );
+        assert_eq!(ev["seq"].as_u64(), Some(first + i as u64), "event {i} out of order: {ev}");
     }
 }
 
 /// A prompt of `n` words.
 pub fn words(n: usize) -> String {
-    (0..n)
-        .map(|i| format!("w{i}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    (0..n).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")
 }
 
 /// A running `tandem share tail --json`, read line by line on a thread.
@@ -364,13 +322,7 @@ impl Tail {
     pub fn start(home: &Home, args: &[&str]) -> Tail {
         let mut child = home
             .tandem()
-            .args([
-                "share",
-                "tail",
-                "--json",
-                "--server",
-                &format!("unix:{}", home.socket().display()),
-            ])
+            .args(["share", "tail", "--json", "--server", &format!("unix:{}", home.socket().display())])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -393,10 +345,7 @@ impl Tail {
     pub fn until(&mut self, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
         let mut out = Vec::new();
         loop {
-            let line = self
-                .lines
-                .recv_timeout(PATIENCE)
-                .expect("tail printed nothing more (hung or exited)");
+            let line = self.lines.recv_timeout(PATIENCE).expect("tail printed nothing more (hung or exited)");
             let ev: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
             let stop = done(&ev);
             out.push(ev);

@@ -30,12 +30,7 @@ fn event(seq: u64, body: EventBody) -> Event {
 
 fn app_with_turns(n: usize) -> App {
     let me = ClientInfo::new("tandem-tui (bench, 0000)", "0.1.0");
-    let mut app = App::new(
-        Mode::Shared,
-        THREAD.into(),
-        "unix:/tmp/bench.sock".into(),
-        me.clone(),
-    );
+    let mut app = App::new(Mode::Shared, THREAD.into(), "unix:/tmp/bench.sock".into(), me.clone());
     let answer = "the quick brown fox jumps over the lazy dog ".repeat(6);
     let mut seq = 0;
     let mut push = |app: &mut App, body| {
@@ -44,39 +39,21 @@ fn app_with_turns(n: usize) -> App {
     };
     for i in 0..n {
         let turn = format!("turn-{i}");
-        let client = if i % 3 == 0 {
-            me.clone()
-        } else {
-            ClientInfo::new("tandem-share", "0.1.0")
-        };
+        let client = if i % 3 == 0 { me.clone() } else { ClientInfo::new("tandem-share", "0.1.0") };
         push(
             &mut app,
             EventBody::TurnStarted {
                 turn_id: turn.clone(),
                 input: format!("question number {i}: what about the thing we discussed?"),
                 client,
-                agent: AgentInfo {
-                    kind: "echo".into(),
-                    model: None,
-                },
+                agent: AgentInfo { kind: "echo".into(), model: None },
             },
         );
         push(
             &mut app,
-            EventBody::AgentMessageDelta {
-                turn_id: turn.clone(),
-                item_id: "i".into(),
-                delta: answer.clone(),
-            },
+            EventBody::AgentMessageDelta { turn_id: turn.clone(), item_id: "i".into(), delta: answer.clone() },
         );
-        push(
-            &mut app,
-            EventBody::TurnCompleted {
-                turn_id: turn,
-                status: TurnStatus::Completed,
-                error: None,
-            },
-        );
+        push(&mut app, EventBody::TurnCompleted { turn_id: turn, status: TurnStatus::Completed, error: None });
     }
     app
 }
@@ -111,11 +88,7 @@ fn main() {
     );
     app.scroll = 20_000;
     let (p50, p99) = frame_times(&app, 100);
-    println!(
-        "render, 10,000 turns, scrolled 20,000 lines up: p50 {:.3} ms  p99 {:.3} ms",
-        ms(p50),
-        ms(p99)
-    );
+    println!("render, 10,000 turns, scrolled 20,000 lines up: p50 {:.3} ms  p99 {:.3} ms", ms(p50), ms(p99));
     app.scroll = 0;
 
     // Streaming at 2,000 deltas/s for 5 s into a long transcript.
@@ -133,10 +106,7 @@ fn main() {
                     turn_id: "live".into(),
                     input: "stream please".into(),
                     client: ClientInfo::new("tandem-share", "0.1.0"),
-                    agent: AgentInfo {
-                        kind: "echo".into(),
-                        model: None,
-                    },
+                    agent: AgentInfo { kind: "echo".into(), model: None },
                 },
             ),
         ))
@@ -148,11 +118,7 @@ fn main() {
             }
             let ev = event(
                 base_seq + 2 + i,
-                EventBody::AgentMessageDelta {
-                    turn_id: "live".into(),
-                    item_id: "i".into(),
-                    delta: format!("w{i} "),
-                },
+                EventBody::AgentMessageDelta { turn_id: "live".into(), item_id: "i".into(), delta: format!("w{i} ") },
             );
             if tx.send((Instant::now(), ev)).is_err() {
                 return;
@@ -190,11 +156,7 @@ fn main() {
             .map(|(_, l)| *l)
             .collect();
         v.sort();
-        if v.is_empty() {
-            (Duration::ZERO, Duration::ZERO)
-        } else {
-            (percentile(&v, 0.5), *v.last().unwrap())
-        }
+        if v.is_empty() { (Duration::ZERO, Duration::ZERO) } else { (percentile(&v, 0.5), *v.last().unwrap()) }
     };
     let (early50, early_max) = window(0.0, 1.0);
     let (late50, late_max) = window(4.0, 5.5);

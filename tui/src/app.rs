@@ -17,12 +17,8 @@ pub enum Mode {
 }
 
 /// The `/share` menu's actions, in order (digits 1–4 pick them).
-pub const SHARE_ACTIONS: [&str; 4] = [
-    "Start sharing this session",
-    "Join shared session",
-    "Stop sharing",
-    "Help / About sharing",
-];
+pub const SHARE_ACTIONS: [&str; 4] =
+    ["Start sharing this session", "Join shared session", "Stop sharing", "Help / About sharing"];
 
 /// The join picker: the server's threads, or an id typed in.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -181,10 +177,7 @@ impl App {
     }
 
     fn notice(&mut self, text: impl Into<String>, kind: NoteKind) {
-        self.notice = Some(Notice {
-            text: text.into(),
-            kind,
-        });
+        self.notice = Some(Notice { text: text.into(), kind });
     }
 
     /// The slash commands the popup offers now (empty when it is closed).
@@ -192,9 +185,7 @@ impl App {
         if self.popup.is_some() {
             return Vec::new();
         }
-        typed_command(self.composer.text())
-            .map(SlashCommand::matching)
-            .unwrap_or_default()
+        typed_command(self.composer.text()).map(SlashCommand::matching).unwrap_or_default()
     }
 
     /// The first 8 characters of the thread id, as the header shows it.
@@ -227,12 +218,7 @@ impl App {
                 self.scroll = self.scroll.saturating_sub(n);
                 vec![]
             }
-            Msg::Attached {
-                mode,
-                thread_id,
-                server,
-                agent,
-            } => {
+            Msg::Attached { mode, thread_id, server, agent } => {
                 self.mode = mode;
                 self.thread_id = thread_id;
                 self.server = server;
@@ -249,17 +235,11 @@ impl App {
             }
             Msg::Event(ev) => {
                 match &ev.body {
-                    EventBody::TurnStarted {
-                        turn_id, client, ..
-                    } => {
-                        self.turn = TurnState::Running {
-                            turn_id: turn_id.clone(),
-                            client: client.clone(),
-                        };
+                    EventBody::TurnStarted { turn_id, client, .. } => {
+                        self.turn = TurnState::Running { turn_id: turn_id.clone(), client: client.clone() };
                     }
                     EventBody::TurnCompleted { turn_id, .. } => {
-                        if matches!(&self.turn, TurnState::Running { turn_id: t, .. } if t == turn_id)
-                        {
+                        if matches!(&self.turn, TurnState::Running { turn_id: t, .. } if t == turn_id) {
                             self.turn = TurnState::Idle;
                             if self.armed == Some(Armed::Interrupt) {
                                 self.armed = None;
@@ -272,34 +252,21 @@ impl App {
                 vec![]
             }
             Msg::SharingStarted { thread_id } => {
-                self.notice(
-                    format!("sharing thread {thread_id} — /share for options"),
-                    NoteKind::Success,
-                );
+                self.notice(format!("sharing thread {thread_id} — /share for options"), NoteKind::Success);
                 self.popup = Some(Popup::Shared { thread_id });
                 vec![]
             }
             Msg::SubmitFailed { text, error } => {
                 self.composer.restore(&text);
                 match error {
-                    SubmitError::Busy {
-                        turn_id,
-                        started_by,
-                    } => {
-                        let by = started_by
-                            .map(|c| format!(" (started by {})", c.name))
-                            .unwrap_or_default();
+                    SubmitError::Busy { turn_id, started_by } => {
+                        let by = started_by.map(|c| format!(" (started by {})", c.name)).unwrap_or_default();
                         self.notice(
-                            format!(
-                                "busy — turn {} running{by}; your text is kept",
-                                short(&turn_id)
-                            ),
+                            format!("busy — turn {} running{by}; your text is kept", short(&turn_id)),
                             NoteKind::Error,
                         );
                     }
-                    SubmitError::Other(e) => {
-                        self.notice(format!("not sent: {e}; your text is kept"), NoteKind::Error)
-                    }
+                    SubmitError::Other(e) => self.notice(format!("not sent: {e}; your text is kept"), NoteKind::Error),
                 }
                 vec![]
             }
@@ -390,9 +357,7 @@ impl App {
                 _ => {}
             }
         }
-        let alt_or_shift = key
-            .modifiers
-            .intersects(KeyModifiers::ALT | KeyModifiers::SHIFT);
+        let alt_or_shift = key.modifiers.intersects(KeyModifiers::ALT | KeyModifiers::SHIFT);
         match key.code {
             KeyCode::Enter if alt_or_shift => self.composer.insert("\n"),
             KeyCode::Char('j') if ctrl => self.composer.insert("\n"),
@@ -428,10 +393,7 @@ impl App {
             TurnState::Running { turn_id, client } => {
                 if self.is_me(&client) || self.armed == Some(Armed::Interrupt) {
                     self.armed = None;
-                    self.notice(
-                        format!("interrupting turn {}…", short(&turn_id)),
-                        NoteKind::Info,
-                    );
+                    self.notice(format!("interrupting turn {}…", short(&turn_id)), NoteKind::Info);
                     vec![Effect::Interrupt(turn_id)]
                 } else {
                     self.armed = Some(Armed::Interrupt);
@@ -452,11 +414,7 @@ impl App {
                     vec![Effect::Quit]
                 } else {
                     self.armed = Some(Armed::Quit);
-                    let draft = if self.composer.is_empty() {
-                        ""
-                    } else {
-                        " (your draft will be lost)"
-                    };
+                    let draft = if self.composer.is_empty() { "" } else { " (your draft will be lost)" };
                     self.notice(format!("press Ctrl-C again to quit{draft}"), NoteKind::Info);
                     vec![]
                 }
@@ -476,42 +434,23 @@ impl App {
                     self.run_command(cmd)
                 }
                 None => {
-                    self.notice(
-                        format!("unknown command /{name} — try /help"),
-                        NoteKind::Error,
-                    );
+                    self.notice(format!("unknown command /{name} — try /help"), NoteKind::Error);
                     vec![]
                 }
             };
         }
         if self.pending_action {
-            self.notice(
-                "one moment — switching sessions; your text is kept",
-                NoteKind::Info,
-            );
+            self.notice("one moment — switching sessions; your text is kept", NoteKind::Info);
             return vec![];
         }
         if let Conn::Lost { .. } = self.conn {
-            self.notice(
-                format!(
-                    "not connected to {} — your text is kept; retrying…",
-                    self.server
-                ),
-                NoteKind::Error,
-            );
+            self.notice(format!("not connected to {} — your text is kept; retrying…", self.server), NoteKind::Error);
             return vec![];
         }
         if let TurnState::Running { turn_id, client } = &self.turn {
-            let by = if self.is_me(client) {
-                "you".to_owned()
-            } else {
-                client.name.clone()
-            };
+            let by = if self.is_me(client) { "you".to_owned() } else { client.name.clone() };
             self.notice(
-                format!(
-                    "busy — turn {} running (started by {by}); your text is kept",
-                    short(turn_id)
-                ),
+                format!("busy — turn {} running (started by {by}); your text is kept", short(turn_id)),
                 NoteKind::Error,
             );
             return vec![];
@@ -619,10 +558,7 @@ impl App {
             0 => {
                 self.popup = None;
                 if self.mode == Mode::Shared {
-                    self.notice(
-                        format!("already sharing thread {}", self.thread_id),
-                        NoteKind::Info,
-                    );
+                    self.notice(format!("already sharing thread {}", self.thread_id), NoteKind::Info);
                     return vec![];
                 }
                 if self.pending_action {

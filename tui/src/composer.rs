@@ -97,9 +97,7 @@ impl Composer {
     }
 
     fn line_end(&self) -> usize {
-        self.text[self.cursor..]
-            .find('\n')
-            .map_or(self.text.len(), |i| self.cursor + i)
+        self.text[self.cursor..].find('\n').map_or(self.text.len(), |i| self.cursor + i)
     }
 
     pub fn home(&mut self) {
@@ -138,9 +136,7 @@ impl Composer {
         }
         let col = self.text[self.line_start()..self.cursor].chars().count();
         let next_start = end + 1;
-        let next_end = self.text[next_start..]
-            .find('\n')
-            .map_or(self.text.len(), |i| next_start + i);
+        let next_end = self.text[next_start..].find('\n').map_or(self.text.len(), |i| next_start + i);
         self.cursor = advance(&self.text, next_start, next_end, col);
     }
 
@@ -156,11 +152,8 @@ impl Composer {
             return;
         }
         self.recall = next as usize;
-        let text = if self.recall == self.history.len() {
-            self.draft.clone()
-        } else {
-            self.history[self.recall].clone()
-        };
+        let text =
+            if self.recall == self.history.len() { self.draft.clone() } else { self.history[self.recall].clone() };
         self.set_text(&text);
     }
 
@@ -180,10 +173,7 @@ impl Composer {
 
 /// The byte offset `col` chars after `start`, but not past `end`.
 fn advance(text: &str, start: usize, end: usize, col: usize) -> usize {
-    text[start..end]
-        .char_indices()
-        .nth(col)
-        .map_or(end, |(i, _)| start + i)
+    text[start..end].char_indices().nth(col).map_or(end, |(i, _)| start + i)
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@ use std::time::Duration;
 use crossterm::event::{Event as TermEvent, EventStream, MouseEventKind};
 use futures_util::StreamExt;
 use tandem_app_server::Engine;
-use tandem_app_server::agent::EchoAgent;
+use tandem_app_server::Home;
+use tandem_app_server::agent::Agent;
 use tandem_app_server::client::{Client, ClientError, connect_or_start};
+use tandem_app_server::config::{AgentSettings, Overrides};
 use tandem_protocol::ids::normalize_uuid;
 use tandem_protocol::methods::*;
 use tandem_protocol::{ClientInfo, ErrorCode, Event, ImportedTurn, Position, TurnStatus};
@@ -28,15 +30,9 @@ use crate::{Options, TuiError, terminal, ui};
 pub fn client_info() -> ClientInfo {
     static ME: std::sync::OnceLock<ClientInfo> = std::sync::OnceLock::new();
     ME.get_or_init(|| {
-        let user = std::env::var("USER")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| "user".into());
+        let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "user".into());
         let tag = &uuid::Uuid::now_v7().simple().to_string()[28..];
-        ClientInfo::new(
-            format!("tandem-tui ({user}, {tag})"),
-            env!("CARGO_PKG_VERSION"),
-        )
+        ClientInfo::new(format!("tandem-tui ({user}, {tag})"), env!("CARGO_PKG_VERSION"))
     })
     .clone()
 }
@@ -46,11 +42,7 @@ enum Inbound {
     /// A message for the app, tagged with the attachment it belongs to (0: any).
     App(u64, Msg),
     /// A share or join finished its calls: attach to this thread.
-    AttachShared {
-        client: Client,
-        thread_id: String,
-        sharing: bool,
-    },
+    AttachShared { client: Client, thread_id: String, sharing: bool },
     /// Stop sharing built the new private session: attach to it.
     LocalReady(Local),
 }
@@ -104,38 +96,24 @@ struct Runtime {
     follow: Option<JoinHandle<()>>,
 }
 
-fn local_agent() -> Arc<EchoAgent> {
-    let delay = std::env::var("TANDEM_ECHO_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    Arc::new(EchoAgent {
-        delay: Duration::from_millis(delay),
-    })
+/// The agent of a LOCAL session: the one configured (environment, then
+/// config.toml), like the app-server's; echo if nothing is configured.
+fn local_agent(home: &Home) -> Result<Arc<dyn Agent>, String> {
+    AgentSettings::load(home, &Overrides::from_env())
+        .and_then(|s| s.build())
+        .map_err(|e| format!("agent configuration: {e}"))
 }
 
 /// A fresh in-memory engine holding `turns` in thread `thread_id`.
-async fn new_local(thread_id: String, turns: Vec<ImportedTurn>) -> Result<Local, String> {
-    let engine = Engine::in_memory(local_agent())
-        .await
-        .map_err(|e| e.to_string())?;
-    let client = Client::in_process(engine, client_info())
-        .await
-        .map_err(|e| e.to_string())?;
+async fn new_local(home: &Home, thread_id: String, turns: Vec<ImportedTurn>) -> Result<Local, String> {
+    let engine = Engine::in_memory(local_agent(home)?).await.map_err(|e| e.to_string())?;
+    let client = Client::in_process(engine, client_info()).await.map_err(|e| e.to_string())?;
     let base_turns = turns.len();
     client
-        .call::<ThreadStart>(&ThreadStartParams {
-            thread_id: Some(thread_id.clone()),
-            turns,
-            ..Default::default()
-        })
+        .call::<ThreadStart>(&ThreadStartParams { thread_id: Some(thread_id.clone()), turns, ..Default::default() })
         .await
         .map_err(|e| e.to_string())?;
-    Ok(Local {
-        client,
-        thread_id,
-        base_turns,
-    })
+    Ok(Local { client, thread_id, base_turns })
 }
 
 /// Finished turns, as imports.
@@ -155,9 +133,7 @@ fn imports<'a>(turns: impl Iterator<Item = &'a TurnCell>) -> Vec<ImportedTurn> {
 pub async fn run(opts: Options) -> Result<(), TuiError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let connector = Connector { opts: opts.clone() };
-    let local = new_local(uuid::Uuid::now_v7().to_string(), Vec::new())
-        .await
-        .map_err(TuiError::Start)?;
+    let local = new_local(&opts.home, uuid::Uuid::now_v7().to_string(), Vec::new()).await.map_err(TuiError::Start)?;
     let mut rt = Runtime {
         tx,
         connector: connector.clone(),
@@ -167,22 +143,13 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
         generation: 0,
         follow: None,
     };
-    let mut app = App::new(
-        Mode::Local,
-        rt.thread_id.clone(),
-        "in-process".into(),
-        client_info(),
-    );
+    let mut app = App::new(Mode::Local, rt.thread_id.clone(), "in-process".into(), client_info());
     match &opts.thread {
         None => rt.attach_local(),
         Some(id) => {
             let id = normalize_uuid("--thread", id).map_err(TuiError::Start)?;
             let client = connector.connect().await?;
-            client
-                .call::<ThreadRead>(&ThreadReadParams {
-                    thread_id: id.clone(),
-                })
-                .await?;
+            client.call::<ThreadRead>(&ThreadReadParams { thread_id: id.clone() }).await?;
             rt.attach_shared(client, id);
         }
     }
@@ -239,14 +206,8 @@ impl Runtime {
     /// from an attachment that has been replaced are dropped.
     fn accept(&mut self, inbound: Inbound) -> Option<Msg> {
         match inbound {
-            Inbound::App(generation, msg) => {
-                (generation == 0 || generation == self.generation).then_some(msg)
-            }
-            Inbound::AttachShared {
-                client,
-                thread_id,
-                sharing,
-            } => {
+            Inbound::App(generation, msg) => (generation == 0 || generation == self.generation).then_some(msg),
+            Inbound::AttachShared { client, thread_id, sharing } => {
                 self.attach_shared(client, thread_id.clone());
                 sharing.then_some(Msg::SharingStarted { thread_id })
             }
@@ -272,49 +233,25 @@ impl Runtime {
     }
 
     /// Starts showing `thread_id` through `slot`, from its first event.
-    fn attach(
-        &mut self,
-        mode: Mode,
-        slot: Slot,
-        thread_id: String,
-        server: String,
-        reconnect: Option<Connector>,
-    ) {
+    fn attach(&mut self, mode: Mode, slot: Slot, thread_id: String, server: String, reconnect: Option<Connector>) {
         if let Some(f) = self.follow.take() {
             f.abort();
         }
         self.generation += 1;
         let agent = slot_client(&slot)
             .and_then(|c| c.server().and_then(|s| s.server_info.agent.clone()))
-            .map(|a| a.kind)
+            .map(|a| a.to_string())
             .unwrap_or_default();
-        self.send(Msg::Attached {
-            mode,
-            thread_id: thread_id.clone(),
-            server,
-            agent,
-        });
+        self.send(Msg::Attached { mode, thread_id: thread_id.clone(), server, agent });
         self.slot = Arc::clone(&slot);
         self.thread_id = thread_id.clone();
         let tx = self.tx.clone();
-        self.follow = Some(tokio::spawn(follow(
-            slot,
-            thread_id,
-            reconnect,
-            self.generation,
-            tx,
-        )));
+        self.follow = Some(tokio::spawn(follow(slot, thread_id, reconnect, self.generation, tx)));
     }
 
     fn attach_local(&mut self) {
         let slot = Arc::new(Mutex::new(Some(self.local.client.clone())));
-        self.attach(
-            Mode::Local,
-            slot,
-            self.local.thread_id.clone(),
-            "in-process".into(),
-            None,
-        );
+        self.attach(Mode::Local, slot, self.local.thread_id.clone(), "in-process".into(), None);
     }
 
     fn attach_shared(&mut self, client: Client, thread_id: String) {
@@ -329,44 +266,22 @@ impl Runtime {
             Effect::Quit => {}
             Effect::Submit(text) => {
                 let Some(client) = slot_client(&self.slot) else {
-                    self.send(Msg::SubmitFailed {
-                        text,
-                        error: SubmitError::Other("not connected".into()),
-                    });
+                    self.send(Msg::SubmitFailed { text, error: SubmitError::Other("not connected".into()) });
                     return;
                 };
                 let tx = self.tx.clone();
                 let thread_id = self.thread_id.clone();
                 tokio::spawn(async move {
-                    let params = TurnStartParams {
-                        thread_id,
-                        input: text.clone(),
-                        client: None,
-                    };
+                    let params = TurnStartParams { thread_id, input: text.clone(), client: None };
                     let msg = match client.call::<TurnStart>(&params).await {
                         Ok(_) => return,
                         Err(ClientError::Rpc(e)) if e.is(ErrorCode::Busy) => {
                             let data = e.data.unwrap_or_default();
-                            let turn_id = data
-                                .get("activeTurnId")
-                                .and_then(|v| v.as_str())
-                                .unwrap_or("?")
-                                .to_owned();
-                            let started_by = data
-                                .get("startedBy")
-                                .and_then(|v| serde_json::from_value(v.clone()).ok());
-                            Msg::SubmitFailed {
-                                text,
-                                error: SubmitError::Busy {
-                                    turn_id,
-                                    started_by,
-                                },
-                            }
+                            let turn_id = data.get("activeTurnId").and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+                            let started_by = data.get("startedBy").and_then(|v| serde_json::from_value(v.clone()).ok());
+                            Msg::SubmitFailed { text, error: SubmitError::Busy { turn_id, started_by } }
                         }
-                        Err(e) => Msg::SubmitFailed {
-                            text,
-                            error: SubmitError::Other(e.to_string()),
-                        },
+                        Err(e) => Msg::SubmitFailed { text, error: SubmitError::Other(e.to_string()) },
                     };
                     let _ = tx.send(Inbound::App(0, msg));
                 });
@@ -378,15 +293,10 @@ impl Runtime {
                 let tx = self.tx.clone();
                 let thread_id = self.thread_id.clone();
                 tokio::spawn(async move {
-                    let params = TurnInterruptParams {
-                        thread_id,
-                        turn_id: Some(turn_id),
-                    };
+                    let params = TurnInterruptParams { thread_id, turn_id: Some(turn_id) };
                     if let Err(e) = client.call::<TurnInterrupt>(&params).await {
-                        let _ = tx.send(Inbound::App(
-                            0,
-                            Msg::Note(format!("could not interrupt: {e}"), NoteKind::Error),
-                        ));
+                        let _ =
+                            tx.send(Inbound::App(0, Msg::Note(format!("could not interrupt: {e}"), NoteKind::Error)));
                     }
                 });
             }
@@ -396,10 +306,7 @@ impl Runtime {
                 tokio::spawn(async move {
                     let result = match connector.connect().await {
                         Ok(client) => client
-                            .call::<ThreadList>(&ThreadListParams {
-                                limit: Some(50),
-                                cursor: None,
-                            })
+                            .call::<ThreadList>(&ThreadListParams { limit: Some(50), cursor: None })
                             .await
                             .map(|r| r.data)
                             .map_err(|e| e.to_string()),
@@ -413,17 +320,8 @@ impl Runtime {
                 self.spawn_action(async move {
                     let id = normalize_uuid("thread id", &id)?;
                     let client = connector.connect().await.map_err(|e| e.to_string())?;
-                    match client
-                        .call::<ThreadRead>(&ThreadReadParams {
-                            thread_id: id.clone(),
-                        })
-                        .await
-                    {
-                        Ok(_) => Ok(Inbound::AttachShared {
-                            client,
-                            thread_id: id,
-                            sharing: false,
-                        }),
+                    match client.call::<ThreadRead>(&ThreadReadParams { thread_id: id.clone() }).await {
+                        Ok(_) => Ok(Inbound::AttachShared { client, thread_id: id, sharing: false }),
                         Err(ClientError::Rpc(e)) if e.is(ErrorCode::ThreadNotFound) => {
                             Err(format!("thread not found: {id} — nothing changed"))
                         }
@@ -438,20 +336,16 @@ impl Runtime {
                 let base = self.local.base_turns;
                 self.spawn_action(async move {
                     let client = start_sharing(&connector, &id, all, base).await?;
-                    Ok(Inbound::AttachShared {
-                        client,
-                        thread_id: id,
-                        sharing: true,
-                    })
+                    Ok(Inbound::AttachShared { client, thread_id: id, sharing: true })
                 });
             }
             Effect::StopSharing => {
                 let turns = imports(app.transcript.turns());
                 let id = self.thread_id.clone();
+                let home = self.connector.opts.home.clone();
                 self.spawn_action(async move {
-                    let local = new_local(id, turns)
-                        .await
-                        .map_err(|e| format!("could not stop sharing: {e}"))?;
+                    let local =
+                        new_local(&home, id, turns).await.map_err(|e| format!("could not stop sharing: {e}"))?;
                     Ok(Inbound::LocalReady(local))
                 });
             }
@@ -460,15 +354,10 @@ impl Runtime {
 
     /// Runs a share/join/stop in the background; its result comes back to the
     /// loop (an error as `ActionFailed`, which leaves everything as it was).
-    fn spawn_action(
-        &self,
-        action: impl std::future::Future<Output = Result<Inbound, String>> + Send + 'static,
-    ) {
+    fn spawn_action(&self, action: impl std::future::Future<Output = Result<Inbound, String>> + Send + 'static) {
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let inbound = action
-                .await
-                .unwrap_or_else(|e| Inbound::App(0, Msg::ActionFailed(e)));
+            let inbound = action.await.unwrap_or_else(|e| Inbound::App(0, Msg::ActionFailed(e)));
             let _ = tx.send(inbound);
         });
     }
@@ -476,22 +365,12 @@ impl Runtime {
 
 /// Creates the shared thread from the LOCAL session (same id, its turns), or,
 /// if it exists from an earlier share, appends the turns after `base`.
-async fn start_sharing(
-    connector: &Connector,
-    id: &str,
-    all: Vec<ImportedTurn>,
-    base: usize,
-) -> Result<Client, String> {
+async fn start_sharing(connector: &Connector, id: &str, all: Vec<ImportedTurn>, base: usize) -> Result<Client, String> {
     let client = connector
         .connect()
         .await
         .map_err(|e| format!("cannot share: {e} (can `tandem app-server start` start it?)"))?;
-    let exists = match client
-        .call::<ThreadRead>(&ThreadReadParams {
-            thread_id: id.to_owned(),
-        })
-        .await
-    {
+    let exists = match client.call::<ThreadRead>(&ThreadReadParams { thread_id: id.to_owned() }).await {
         Ok(_) => true,
         Err(ClientError::Rpc(e)) if e.is(ErrorCode::ThreadNotFound) => false,
         Err(e) => return Err(format!("cannot share: {e}")),
@@ -500,10 +379,7 @@ async fn start_sharing(
         let new: Vec<ImportedTurn> = all.into_iter().skip(base).collect();
         if !new.is_empty() {
             client
-                .call::<ThreadAppend>(&ThreadAppendParams {
-                    thread_id: id.to_owned(),
-                    turns: new,
-                })
+                .call::<ThreadAppend>(&ThreadAppendParams { thread_id: id.to_owned(), turns: new })
                 .await
                 .map_err(|e| format!("cannot resume sharing: {e}"))?;
         }
@@ -535,10 +411,7 @@ async fn follow(
     loop {
         let mut reason = "connection closed".to_owned();
         if let Some(client) = slot_client(&slot) {
-            let params = ThreadSubscribeParams {
-                thread_id: thread_id.clone(),
-                from: Some(Position::Seq(next)),
-            };
+            let params = ThreadSubscribeParams { thread_id: thread_id.clone(), from: Some(Position::Seq(next)) };
             match client.subscribe(&params).await {
                 Ok(mut sub) => {
                     while let Some(raw) = sub.next().await {
@@ -555,10 +428,7 @@ async fn follow(
                     }
                 }
                 Err(ClientError::Rpc(e)) => {
-                    send(Msg::Note(
-                        format!("cannot follow thread {thread_id}: {e}"),
-                        NoteKind::Error,
-                    ));
+                    send(Msg::Note(format!("cannot follow thread {thread_id}: {e}"), NoteKind::Error));
                     return;
                 }
                 Err(e) => reason = e.to_string(),

@@ -10,12 +10,8 @@ pub enum SlashCommand {
 }
 
 impl SlashCommand {
-    pub const ALL: [SlashCommand; 4] = [
-        SlashCommand::Share,
-        SlashCommand::Status,
-        SlashCommand::Help,
-        SlashCommand::Quit,
-    ];
+    pub const ALL: [SlashCommand; 4] =
+        [SlashCommand::Share, SlashCommand::Status, SlashCommand::Help, SlashCommand::Quit];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -66,14 +62,8 @@ mod tests {
     #[test]
     fn filters_in_table_order_prefixes_first() {
         assert_eq!(SlashCommand::matching(""), SlashCommand::ALL.to_vec());
-        assert_eq!(
-            SlashCommand::matching("s"),
-            vec![SlashCommand::Share, SlashCommand::Status]
-        );
-        assert_eq!(
-            SlashCommand::matching("t"),
-            vec![SlashCommand::Status, SlashCommand::Quit]
-        );
+        assert_eq!(SlashCommand::matching("s"), vec![SlashCommand::Share, SlashCommand::Status]);
+        assert_eq!(SlashCommand::matching("t"), vec![SlashCommand::Status, SlashCommand::Quit]);
         assert_eq!(SlashCommand::matching("q"), vec![SlashCommand::Quit]);
         assert!(SlashCommand::matching("zz").is_empty());
         assert_eq!(typed_command("/sh"), Some("sh"));

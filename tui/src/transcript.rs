@@ -18,6 +18,8 @@ pub struct TurnCell {
     pub client: ClientInfo,
     pub agent: String,
     pub imported: bool,
+    /// What the agent did besides talking: commands, file changes, tool calls.
+    pub actions: Vec<String>,
     pub started_at: String,
     pub response: String,
     pub status: TurnStatus,
@@ -116,19 +118,15 @@ impl Transcript {
             EventBody::ThreadStarted { title, .. } | EventBody::ThreadUpdated { title, .. } => {
                 self.title = title.clone();
             }
-            EventBody::TurnStarted {
-                turn_id,
-                input,
-                client,
-                agent,
-            } => {
+            EventBody::TurnStarted { turn_id, input, client, agent } => {
                 self.turn_index.insert(turn_id.clone(), self.entries.len());
                 self.heights.get_mut().push(None);
                 self.entries.push(Entry::Turn(TurnCell {
                     id: turn_id.clone(),
                     input: input.clone(),
                     client: client.clone(),
-                    agent: agent.kind.clone(),
+                    agent: agent.to_string(),
+                    actions: Vec::new(),
                     imported: ev.imported,
                     started_at: ev.original_ts.clone().unwrap_or_else(|| ev.ts.clone()),
                     response: String::new(),
@@ -142,6 +140,12 @@ impl Transcript {
                 }
             }
             EventBody::ItemCompleted { turn_id, item } => {
+                if let Some(lines) = item.summary(4) {
+                    if let Some(t) = self.turn_mut(turn_id) {
+                        t.actions.extend(lines);
+                    }
+                    return;
+                }
                 // Imported answers arrive whole; live ones were streamed.
                 if let (Some(t), Some(text)) = (self.turn_mut(turn_id), item.text.as_deref())
                     && item.item_type == "agentMessage"
@@ -150,11 +154,7 @@ impl Transcript {
                     t.response = text.to_owned();
                 }
             }
-            EventBody::TurnCompleted {
-                turn_id,
-                status,
-                error,
-            } => {
+            EventBody::TurnCompleted { turn_id, status, error } => {
                 if let Some(t) = self.turn_mut(turn_id) {
                     t.status = *status;
                     t.error = error.clone();
@@ -199,36 +199,23 @@ impl Entry {
                     NoteKind::Error => style::bad(),
                 };
                 for l in wrap(text, width - 2) {
-                    lines.push(Line::from(vec![
-                        Span::styled("• ", st),
-                        Span::styled(l, st),
-                    ]));
+                    lines.push(Line::from(vec![Span::styled("• ", st), Span::styled(l, st)]));
                 }
             }
             Entry::Turn(t) => {
                 let mine = is_me(&t.client);
-                let who = if mine {
-                    "you".to_owned()
-                } else {
-                    t.client.name.clone()
-                };
+                let who = if mine { "you".to_owned() } else { t.client.name.clone() };
                 let who_style = if mine {
                     style::hint().add_modifier(Modifier::BOLD)
                 } else {
-                    Style::default()
-                        .fg(Color::Magenta)
-                        .add_modifier(Modifier::BOLD)
+                    Style::default().fg(Color::Magenta).add_modifier(Modifier::BOLD)
                 };
                 let head = format!("{who}{}: ", if t.imported { " (imported)" } else { "" });
                 let head_width = head.chars().count() + 2;
                 let bold = Style::default().add_modifier(Modifier::BOLD);
-                let mut first = vec![
-                    Span::styled("› ", style::hint()),
-                    Span::styled(head, who_style),
-                ];
+                let mut first = vec![Span::styled("› ", style::hint()), Span::styled(head, who_style)];
                 // The prompt follows the name when there is room, else goes below it.
-                let fits = head_width + 12 <= width
-                    && t.input.starts_with(&wrap(&t.input, width - head_width)[0]);
+                let fits = head_width + 12 <= width && t.input.starts_with(&wrap(&t.input, width - head_width)[0]);
                 let rest = if fits {
                     let line = wrap(&t.input, width - head_width).swap_remove(0);
                     let rest = t.input.get(line.len()..).unwrap_or("");
@@ -245,6 +232,11 @@ impl Entry {
                         lines.push(Line::from(vec![Span::raw("  "), Span::styled(l, bold)]));
                     }
                 }
+                for action in &t.actions {
+                    for l in wrap(action, width - 2) {
+                        lines.push(Line::from(vec![Span::raw("  "), Span::styled(l, style::dim())]));
+                    }
+                }
                 if !t.response.is_empty() {
                     for l in wrap(&t.response, width - 2) {
                         lines.push(Line::from(vec![Span::raw("  "), Span::raw(l)]));
@@ -252,11 +244,9 @@ impl Entry {
                 }
                 let (mark, text, st) = match t.status {
                     TurnStatus::Running => ("…", format!("running · {}", t.agent), style::hint()),
-                    TurnStatus::Completed => (
-                        "✓",
-                        format!("completed · {}", t.agent),
-                        style::ok().add_modifier(Modifier::DIM),
-                    ),
+                    TurnStatus::Completed => {
+                        ("✓", format!("completed · {}", t.agent), style::ok().add_modifier(Modifier::DIM))
+                    }
                     TurnStatus::Interrupted => (
                         "■",
                         match &t.error {
@@ -265,22 +255,13 @@ impl Entry {
                         },
                         style::warn(),
                     ),
-                    TurnStatus::Failed => (
-                        "✗",
-                        format!("failed: {}", t.error.as_deref().unwrap_or("unknown error")),
-                        style::bad(),
-                    ),
+                    TurnStatus::Failed => {
+                        ("✗", format!("failed: {}", t.error.as_deref().unwrap_or("unknown error")), style::bad())
+                    }
                 };
                 for (i, l) in wrap(&text, width - 4).into_iter().enumerate() {
-                    let prefix = if i == 0 {
-                        format!("  {mark} ")
-                    } else {
-                        "    ".to_owned()
-                    };
-                    lines.push(Line::from(vec![
-                        Span::styled(prefix, st),
-                        Span::styled(l, st),
-                    ]));
+                    let prefix = if i == 0 { format!("  {mark} ") } else { "    ".to_owned() };
+                    lines.push(Line::from(vec![Span::styled(prefix, st), Span::styled(l, st)]));
                 }
             }
         }
@@ -361,44 +342,17 @@ mod tests {
                 turn_id: "u".into(),
                 input: "hi".into(),
                 client: ClientInfo::new("tandem-share", "0.1.0"),
-                agent: tandem_protocol::AgentInfo {
-                    kind: "echo".into(),
-                    model: None,
-                },
+                agent: tandem_protocol::AgentInfo { kind: "echo".into(), model: None },
             },
         );
         t.apply(&started);
-        t.apply(&ev(
-            3,
-            EventBody::AgentMessageDelta {
-                turn_id: "u".into(),
-                item_id: "i".into(),
-                delta: "hi".into(),
-            },
-        ));
-        t.apply(&ev(
-            3,
-            EventBody::AgentMessageDelta {
-                turn_id: "u".into(),
-                item_id: "i".into(),
-                delta: "hi".into(),
-            },
-        ));
+        t.apply(&ev(3, EventBody::AgentMessageDelta { turn_id: "u".into(), item_id: "i".into(), delta: "hi".into() }));
+        t.apply(&ev(3, EventBody::AgentMessageDelta { turn_id: "u".into(), item_id: "i".into(), delta: "hi".into() }));
         t.apply(&ev(
             4,
-            EventBody::ItemCompleted {
-                turn_id: "u".into(),
-                item: tandem_protocol::Item::agent_message("i", "hi"),
-            },
+            EventBody::ItemCompleted { turn_id: "u".into(), item: tandem_protocol::Item::agent_message("i", "hi") },
         ));
-        t.apply(&ev(
-            5,
-            EventBody::TurnCompleted {
-                turn_id: "u".into(),
-                status: TurnStatus::Completed,
-                error: None,
-            },
-        ));
+        t.apply(&ev(5, EventBody::TurnCompleted { turn_id: "u".into(), status: TurnStatus::Completed, error: None }));
         let turn = t.turn("u").unwrap();
         assert_eq!(turn.response, "hi");
         assert_eq!(turn.status, TurnStatus::Completed);

@@ -18,8 +18,7 @@ const COMPOSER_MAX_LINES: u16 = 6;
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
     let composer_lines = (app.composer.line_count() as u16).clamp(1, COMPOSER_MAX_LINES);
-    let notice_height =
-        u16::from(app.notice.is_some()) + u16::from(matches!(app.conn, Conn::Lost { .. }));
+    let notice_height = u16::from(app.notice.is_some()) + u16::from(matches!(app.conn, Conn::Lost { .. }));
     let [header, body, notice, composer, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(1),
@@ -49,27 +48,20 @@ pub fn draw(frame: &mut Frame, app: &App) {
 
 fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
     let badge = match app.mode {
-        Mode::Local => Span::styled(
-            " LOCAL ",
-            Style::default()
-                .fg(Color::Black)
-                .bg(Color::Yellow)
-                .add_modifier(Modifier::BOLD),
-        ),
+        Mode::Local => {
+            Span::styled(" LOCAL ", Style::default().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD))
+        }
         Mode::Shared => Span::styled(
             format!(" SHARED {} ", app.short_thread()),
-            Style::default()
-                .fg(Color::Black)
-                .bg(Color::Green)
-                .add_modifier(Modifier::BOLD),
+            Style::default().fg(Color::Black).bg(Color::Green).add_modifier(Modifier::BOLD),
         ),
     };
-    let mut spans = vec![
-        Span::styled(" Tandem ", Style::default().add_modifier(Modifier::BOLD)),
-        badge,
-    ];
+    let mut spans = vec![Span::styled(" Tandem ", Style::default().add_modifier(Modifier::BOLD)), badge];
     if let Some(title) = &app.transcript.title {
         spans.push(Span::styled(format!("  {title}"), style::dim()));
+    }
+    if !app.agent.is_empty() {
+        spans.push(Span::styled(format!("  agent: {}", app.agent), style::dim()));
     }
     frame.render_widget(Line::from(spans), area);
 }
@@ -115,8 +107,7 @@ fn draw_transcript(frame: &mut Frame, app: &App, area: Rect) {
         let text = match app.mode {
             Mode::Local => vec![
                 Line::from("A private session: only this terminal sees it.".bold()),
-                Line::from("Type a prompt and press Enter. /share shares it; /help lists keys.")
-                    .style(style::dim()),
+                Line::from("Type a prompt and press Enter. /share shares it; /help lists keys.").style(style::dim()),
             ],
             Mode::Shared => vec![
                 Line::from(format!("Shared thread {}", app.thread_id).bold()),
@@ -136,10 +127,7 @@ fn draw_transcript(frame: &mut Frame, app: &App, area: Rect) {
 fn draw_notice(frame: &mut Frame, app: &App, area: Rect) {
     let mut lines = Vec::new();
     if let Conn::Lost { reason } = &app.conn {
-        lines.push(Line::styled(
-            format!("⚠ connection lost — retrying {} ({reason})", app.server),
-            style::bad(),
-        ));
+        lines.push(Line::styled(format!("⚠ connection lost — retrying {} ({reason})", app.server), style::bad()));
     }
     if let Some(n) = &app.notice {
         let st = match n.kind {
@@ -160,10 +148,7 @@ fn draw_composer(frame: &mut Frame, app: &App, area: Rect) {
     let text = app.composer.text();
     // Keep the cursor in view: scroll down to its line, and right to its column.
     let top = (line as u16).saturating_sub(inner.height.saturating_sub(1));
-    let cursor_x = text
-        .split('\n')
-        .nth(line)
-        .map_or(0, |l| l.chars().take(col).collect::<String>().width()) as u16;
+    let cursor_x = text.split('\n').nth(line).map_or(0, |l| l.chars().take(col).collect::<String>().width()) as u16;
     let left = cursor_x.saturating_sub(inner.width.saturating_sub(1));
     if text.is_empty() {
         let hint = match app.mode {
@@ -183,11 +168,7 @@ fn turn_text(app: &App) -> String {
     match &app.turn {
         TurnState::Idle => "idle".to_owned(),
         TurnState::Running { client, .. } => {
-            let by = if app.is_me(client) {
-                "you".to_owned()
-            } else {
-                client.name.clone()
-            };
+            let by = if app.is_me(client) { "you".to_owned() } else { client.name.clone() };
             format!("running, started by {by}")
         }
     }
@@ -197,11 +178,7 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
     let running = matches!(app.turn, TurnState::Running { .. });
     let turn = format!("turn {} ", turn_text(app));
     let turn_style = if running { style::hint() } else { style::dim() };
-    let ctrl_c = if running {
-        "Ctrl-C interrupt"
-    } else {
-        "Ctrl-C quit"
-    };
+    let ctrl_c = if running { "Ctrl-C interrupt" } else { "Ctrl-C quit" };
     // The longest set of hints that fits beside the turn state.
     let room = (area.width as usize).saturating_sub(turn.width() + 2);
     let hints = [
@@ -213,9 +190,7 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
     .into_iter()
     .find(|h| h.width() <= room)
     .unwrap_or_default();
-    let [left, right] =
-        Layout::horizontal([Constraint::Min(0), Constraint::Length(turn.width() as u16)])
-            .areas(area);
+    let [left, right] = Layout::horizontal([Constraint::Min(0), Constraint::Length(turn.width() as u16)]).areas(area);
     frame.render_widget(Line::styled(format!(" {hints}"), style::dim()), left);
     frame.render_widget(Line::styled(turn, turn_style), right);
 }
@@ -243,25 +218,13 @@ pub fn status_lines(app: &App) -> Vec<Line<'static>> {
 fn popup_area(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
     let h = height.min(area.height);
-    Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    }
+    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
 }
 
 fn draw_box(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>>) {
     frame.render_widget(Clear, area);
-    let block = Block::bordered()
-        .title(Line::from(format!(" {title} ").bold()))
-        .border_style(style::hint());
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        area,
-    );
+    let block = Block::bordered().title(Line::from(format!(" {title} ").bold())).border_style(style::hint());
+    frame.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), area);
 }
 
 /// A menu entry, marked and highlighted when selected.
@@ -301,19 +264,13 @@ fn draw_status(frame: &mut Frame, app: &App, body: Rect) {
 pub fn help_lines() -> Vec<Line<'static>> {
     let head = |s: &'static str| Line::from(s.bold());
     let item = |k: &'static str, v: &'static str| {
-        Line::from(vec![
-            Span::styled(format!("  {k:<16}"), style::hint()),
-            Span::raw(v),
-        ])
+        Line::from(vec![Span::styled(format!("  {k:<16}"), style::hint()), Span::raw(v)])
     };
     vec![
         head("Keys"),
         item("Enter", "send · Alt+Enter or Ctrl-J: newline"),
         item("Up / Down", "earlier prompts · PgUp/PgDn, wheel: scroll"),
-        item(
-            "Ctrl-C",
-            "interrupt the turn (twice if another client started it)",
-        ),
+        item("Ctrl-C", "interrupt the turn (twice if another client started it)"),
         item("", "on an idle composer, twice: quit"),
         head("Commands"),
         item("/share", "share, join, stop sharing"),
@@ -322,10 +279,7 @@ pub fn help_lines() -> Vec<Line<'static>> {
         head("About sharing"),
         Line::from("  Sharing puts this conversation on your local Tandem app-server. Other"),
         Line::from("  terminals and scripts can then follow it and post into it:"),
-        Line::styled(
-            "    tandem share post --thread ID --prompt \"…\"",
-            style::hint(),
-        ),
+        Line::styled("    tandem share post --thread ID --prompt \"…\"", style::hint()),
         Line::styled("    tandem share tail --thread ID --from 1", style::hint()),
         Line::styled("    tandem share get  --thread ID --json", style::hint()),
         Line::from("  One turn runs at a time: a prompt sent while another runs is refused"),
@@ -348,18 +302,12 @@ pub fn post_command(thread_id: &str) -> String {
 
 fn draw_shared(frame: &mut Frame, thread_id: &str, body: Rect) {
     let lines = vec![
-        Line::from(vec![
-            Span::raw("Sharing thread "),
-            Span::styled(thread_id.to_owned(), Style::default().bold()),
-        ]),
+        Line::from(vec![Span::raw("Sharing thread "), Span::styled(thread_id.to_owned(), Style::default().bold())]),
         Line::default(),
         Line::from("Post into it from any terminal or script:"),
         Line::styled(post_command(thread_id), style::hint()),
         Line::from("Follow it:"),
-        Line::styled(
-            format!("tandem share tail --thread {thread_id} --from 1"),
-            style::hint(),
-        ),
+        Line::styled(format!("tandem share tail --thread {thread_id} --from 1"), style::hint()),
         Line::default(),
         Line::styled("Esc close · /share to stop sharing", style::dim()),
     ];
@@ -374,24 +322,11 @@ fn draw_join(frame: &mut Frame, app: &App, body: Rect) {
     let mut lines = Vec::new();
     match &p.threads {
         None => lines.push(Line::styled("loading threads…", style::dim())),
-        Some(t) if t.is_empty() => lines.push(Line::styled(
-            "no shared threads on the server yet",
-            style::dim(),
-        )),
+        Some(t) if t.is_empty() => lines.push(Line::styled("no shared threads on the server yet", style::dim())),
         Some(threads) => {
             for (i, t) in threads.iter().enumerate().take(10) {
-                let state = if t.active_turn.is_some() {
-                    "running"
-                } else {
-                    "idle"
-                };
-                let text = format!(
-                    "{}  {:<7} {:>5} ev  {}",
-                    t.id,
-                    state,
-                    t.last_seq,
-                    t.title.as_deref().unwrap_or("")
-                );
+                let state = if t.active_turn.is_some() { "running" } else { "idle" };
+                let text = format!("{}  {:<7} {:>5} ev  {}", t.id, state, t.last_seq, t.title.as_deref().unwrap_or(""));
                 lines.push(menu_line(text, i == p.selected && p.input.is_empty()));
             }
         }
@@ -405,20 +340,12 @@ fn draw_join(frame: &mut Frame, app: &App, body: Rect) {
     if let Some(e) = &p.error {
         lines.push(Line::styled(e.clone(), style::bad()));
     }
-    lines.push(Line::styled(
-        "↑↓ pick · or type/paste an id · Enter join · Esc close",
-        style::dim(),
-    ));
+    lines.push(Line::styled("↑↓ pick · or type/paste an id · Enter join · Esc close", style::dim()));
     let area = popup_area(body, 76, lines.len() as u16 + 2);
     draw_box(frame, area, "Join shared session", lines);
 }
 
-fn draw_slash_popup(
-    frame: &mut Frame,
-    app: &App,
-    matches: &[crate::slash::SlashCommand],
-    composer: Rect,
-) {
+fn draw_slash_popup(frame: &mut Frame, app: &App, matches: &[crate::slash::SlashCommand], composer: Rect) {
     let height = matches.len() as u16 + 2;
     let area = Rect {
         x: composer.x,
@@ -437,16 +364,10 @@ fn draw_slash_popup(
                     Span::raw(c.description()),
                 ])
             } else {
-                Line::from(vec![
-                    Span::raw(name),
-                    Span::styled(c.description(), style::dim()),
-                ])
+                Line::from(vec![Span::raw(name), Span::styled(c.description(), style::dim())])
             }
         })
         .collect::<Vec<_>>();
     frame.render_widget(Clear, area);
-    frame.render_widget(
-        Paragraph::new(lines).block(Block::bordered().border_style(style::dim())),
-        area,
-    );
+    frame.render_widget(Paragraph::new(lines).block(Block::bordered().border_style(style::dim())), area);
 }

@@ -11,12 +11,7 @@ use tandem_tui::app::{Msg, SubmitError};
 #[test]
 fn local_screen() {
     let mut app = local_app();
-    Feed { app: &mut app }.turn(
-        "u1",
-        "what is tandem?",
-        me(),
-        "a way to share one agent conversation",
-    );
+    Feed { app: &mut app }.turn("u1", "what is tandem?", me(), "a way to share one agent conversation");
     type_text(&mut app, "and how do I share it?");
     insta::assert_snapshot!(render(&app, 80, 24).backend());
 }
@@ -35,11 +30,7 @@ fn shared_screen_with_peers() {
     feed.turn("u2", "hello from bob", peer(), "hello from bob");
     feed.turn("u3", "ping from a script", script(), "ping from a script");
     feed.started("u4", "this one failed", script());
-    feed.completed(
-        "u4",
-        TurnStatus::Failed,
-        Some("`my-agent` exited with status 2: no API key"),
-    );
+    feed.completed("u4", TurnStatus::Failed, Some("`my-agent` exited with status 2: no API key"));
     insta::assert_snapshot!(render(&app, 80, 24).backend());
 }
 
@@ -87,18 +78,8 @@ fn join_picker() {
     key(&mut app, KeyCode::Enter);
     key(&mut app, KeyCode::Char('2'));
     app.update(Msg::Threads(Ok(vec![
-        thread(
-            "0192f0c2-0000-7000-8000-000000000001",
-            "release notes",
-            120,
-            false,
-        ),
-        thread(
-            "0192f0c2-0000-7000-8000-000000000002",
-            "flaky test hunt",
-            48,
-            true,
-        ),
+        thread("0192f0c2-0000-7000-8000-000000000001", "release notes", 120, false),
+        thread("0192f0c2-0000-7000-8000-000000000002", "flaky test hunt", 48, true),
     ])));
     key(&mut app, KeyCode::Down);
     insta::assert_snapshot!(render(&app, 80, 24).backend());
@@ -107,11 +88,7 @@ fn join_picker() {
 #[test]
 fn busy_notice() {
     let mut app = shared_app();
-    Feed { app: &mut app }.started(
-        "0192f0c2-aaaa-7000-8000-000000000009",
-        "a long refactor",
-        script(),
-    );
+    Feed { app: &mut app }.started("0192f0c2-aaaa-7000-8000-000000000009", "a long refactor", script());
     type_text(&mut app, "my question");
     key(&mut app, KeyCode::Enter);
     insta::assert_snapshot!(render(&app, 80, 24).backend());
@@ -122,17 +99,11 @@ fn busy_notice() {
     assert_eq!(effects.len(), 1);
     app.update(Msg::SubmitFailed {
         text: "second try".into(),
-        error: SubmitError::Busy {
-            turn_id: "0192f0c2-bbbb-7000-8000-000000000009".into(),
-            started_by: Some(peer()),
-        },
+        error: SubmitError::Busy { turn_id: "0192f0c2-bbbb-7000-8000-000000000009".into(), started_by: Some(peer()) },
     });
     assert_eq!(app.composer.text(), "second try");
     let screen = format!("{}", render(&app, 80, 24).backend());
-    assert!(
-        screen.contains("busy — turn 0192f0c2 running (started by tandem-tui (bob, 77c1))"),
-        "{screen}"
-    );
+    assert!(screen.contains("busy — turn 0192f0c2 running (started by tandem-tui (bob, 77c1))"), "{screen}");
 }
 
 #[test]
@@ -145,9 +116,7 @@ fn slash_popup() {
 #[test]
 fn shared_info_after_starting_to_share() {
     let mut app = shared_app();
-    app.update(Msg::SharingStarted {
-        thread_id: THREAD.into(),
-    });
+    app.update(Msg::SharingStarted { thread_id: THREAD.into() });
     insta::assert_snapshot!(render(&app, 100, 24).backend());
 }
 
@@ -168,8 +137,23 @@ fn narrow_terminal() {
 fn connection_lost() {
     let mut app = shared_app();
     Feed { app: &mut app }.turn("u1", "before the outage", peer(), "fine");
-    app.update(Msg::ConnLost {
-        reason: "Connection refused (os error 111)".into(),
-    });
+    app.update(Msg::ConnLost { reason: "Connection refused (os error 111)".into() });
+    insta::assert_snapshot!(render(&app, 80, 24).backend());
+}
+
+#[test]
+fn agent_actions_show_between_prompt_and_answer() {
+    let mut app = shared_app();
+    let mut feed = Feed { app: &mut app };
+    feed.started("u1", "fix the greeting typo", script());
+    feed.item("u1", serde_json::json!({"id": "s", "type": "agentSession", "agent": "codex", "sessionId": "0199"}));
+    feed.item(
+        "u1",
+        serde_json::json!({"id": "c", "type": "commandExecution", "command": "cat src/greet.rs",
+        "output": "pub fn greet() -> &'static str {\n    \"helo\"\n}", "exitCode": 0, "status": "completed"}),
+    );
+    feed.item("u1", serde_json::json!({"id": "f", "type": "fileChange", "changes": [{"path": "src/greet.rs", "kind": "update"}], "status": "completed"}));
+    feed.delta("u1", "Fixed the typo in src/greet.rs.");
+    feed.completed("u1", TurnStatus::Completed, None);
     insta::assert_snapshot!(render(&app, 80, 24).backend());
 }

@@ -17,10 +17,7 @@ fn enter_sends_and_alt_enter_adds_a_line() {
     app.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::SHIFT)));
     type_text(&mut app, "third");
     assert_eq!(app.composer.text(), "first line\nsecond\nthird");
-    assert_eq!(
-        key(&mut app, KeyCode::Enter),
-        vec![Effect::Submit("first line\nsecond\nthird".into())]
-    );
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Submit("first line\nsecond\nthird".into())]);
     assert!(app.composer.is_empty());
     // Empty input sends nothing.
     assert!(key(&mut app, KeyCode::Enter).is_empty());
@@ -36,11 +33,7 @@ fn slash_popup_enter_runs_the_highlighted_command_and_tab_completes() {
     assert_eq!(app.slash_matches().len(), 2);
     key(&mut app, KeyCode::Down);
     assert!(key(&mut app, KeyCode::Enter).is_empty());
-    assert_eq!(
-        app.popup,
-        Some(Popup::Status),
-        "Down then Enter runs /status"
-    );
+    assert_eq!(app.popup, Some(Popup::Status), "Down then Enter runs /status");
     assert!(app.composer.is_empty());
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.popup, None);
@@ -55,18 +48,8 @@ fn slash_popup_enter_runs_the_highlighted_command_and_tab_completes() {
     type_text(&mut app, "/nope");
     assert!(app.slash_matches().is_empty());
     assert!(key(&mut app, KeyCode::Enter).is_empty());
-    assert!(
-        app.notice
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("unknown command /nope")
-    );
-    assert_eq!(
-        app.composer.text(),
-        "/nope",
-        "a mistyped command is not lost"
-    );
+    assert!(app.notice.as_ref().unwrap().text.contains("unknown command /nope"));
+    assert_eq!(app.composer.text(), "/nope", "a mistyped command is not lost");
 }
 
 #[test]
@@ -80,10 +63,7 @@ fn share_menu_digits_act_at_once_and_esc_closes() {
 
     type_text(&mut app, "/share");
     key(&mut app, KeyCode::Enter);
-    assert_eq!(
-        key(&mut app, KeyCode::Char('1')),
-        vec![Effect::StartSharing]
-    );
+    assert_eq!(key(&mut app, KeyCode::Char('1')), vec![Effect::StartSharing]);
     assert_eq!(app.popup, None);
     // A second start while the first is under way does nothing.
     type_text(&mut app, "/share");
@@ -123,31 +103,15 @@ fn sharing_switches_mode_and_stop_returns_to_local() {
         server: "unix:/s".into(),
         agent: "echo".into(),
     });
-    app.update(Msg::SharingStarted {
-        thread_id: THREAD.into(),
-    });
+    app.update(Msg::SharingStarted { thread_id: THREAD.into() });
     assert_eq!(app.mode, Mode::Shared);
     assert!(!app.pending_action);
-    assert_eq!(
-        app.popup,
-        Some(Popup::Shared {
-            thread_id: THREAD.into()
-        })
-    );
+    assert_eq!(app.popup, Some(Popup::Shared { thread_id: THREAD.into() }));
     key(&mut app, KeyCode::Esc);
     type_text(&mut app, "/share");
     key(&mut app, KeyCode::Enter);
-    assert!(
-        key(&mut app, KeyCode::Char('1')).is_empty(),
-        "already shared"
-    );
-    assert!(
-        app.notice
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("already sharing")
-    );
+    assert!(key(&mut app, KeyCode::Char('1')).is_empty(), "already shared");
+    assert!(app.notice.as_ref().unwrap().text.contains("already sharing"));
     type_text(&mut app, "/share");
     key(&mut app, KeyCode::Enter);
     assert_eq!(key(&mut app, KeyCode::Char('3')), vec![Effect::StopSharing]);
@@ -171,26 +135,16 @@ fn join_picker_picks_or_takes_a_typed_id_and_a_failure_changes_nothing() {
         thread("0192f0c2-0000-7000-8000-000000000002", "b", 3, false),
     ])));
     key(&mut app, KeyCode::Down);
-    assert_eq!(
-        key(&mut app, KeyCode::Enter),
-        vec![Effect::Join("0192f0c2-0000-7000-8000-000000000002".into())]
-    );
-    app.update(Msg::ActionFailed(
-        "thread not found: x — nothing changed".into(),
-    ));
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Join("0192f0c2-0000-7000-8000-000000000002".into())]);
+    app.update(Msg::ActionFailed("thread not found: x — nothing changed".into()));
     assert_eq!(app.mode, Mode::Local);
-    let Some(Popup::Join(p)) = &app.popup else {
-        panic!("picker closed")
-    };
+    let Some(Popup::Join(p)) = &app.popup else { panic!("picker closed") };
     assert!(p.error.as_ref().unwrap().contains("not found"));
 
     for c in "0192f0c2-0000-7000-8000-00000000000f".chars() {
         key(&mut app, KeyCode::Char(c));
     }
-    assert_eq!(
-        key(&mut app, KeyCode::Enter),
-        vec![Effect::Join("0192f0c2-0000-7000-8000-00000000000f".into())]
-    );
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Join("0192f0c2-0000-7000-8000-00000000000f".into())]);
     app.update(Msg::Attached {
         mode: Mode::Shared,
         thread_id: "0192f0c2-0000-7000-8000-00000000000f".into(),
@@ -209,32 +163,18 @@ fn busy_keeps_the_text_whether_known_here_or_told_by_the_server() {
     assert!(key(&mut app, KeyCode::Enter).is_empty());
     assert_eq!(app.composer.text(), "mine");
     assert!(
-        app.notice
-            .as_ref()
-            .unwrap()
-            .text
-            .starts_with("busy — turn t1 running (started by tandem-tui (bob, 77c1))")
+        app.notice.as_ref().unwrap().text.starts_with("busy — turn t1 running (started by tandem-tui (bob, 77c1))")
     );
 
     let mut app = shared_app();
     type_text(&mut app, "race");
-    assert_eq!(
-        key(&mut app, KeyCode::Enter),
-        vec![Effect::Submit("race".into())]
-    );
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Submit("race".into())]);
     type_text(&mut app, "next draft");
     app.update(Msg::SubmitFailed {
         text: "race".into(),
-        error: SubmitError::Busy {
-            turn_id: "t9".into(),
-            started_by: Some(script()),
-        },
+        error: SubmitError::Busy { turn_id: "t9".into(), started_by: Some(script()) },
     });
-    assert_eq!(
-        app.composer.text(),
-        "race\nnext draft",
-        "nothing typed is lost"
-    );
+    assert_eq!(app.composer.text(), "race\nnext draft", "nothing typed is lost");
 }
 
 #[test]
@@ -248,13 +188,7 @@ fn ctrl_c_interrupts_own_turns_at_once_others_after_confirming_and_quits_twice_w
     Feed { app: &mut app }.started("t2", "theirs", peer());
     assert!(ctrl(&mut app, 'c').is_empty());
     assert_eq!(app.armed, Some(Armed::Interrupt));
-    assert!(
-        app.notice
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("press Ctrl-C again")
-    );
+    assert!(app.notice.as_ref().unwrap().text.contains("press Ctrl-C again"));
     assert_eq!(ctrl(&mut app, 'c'), vec![Effect::Interrupt("t2".into())]);
 
     // Another key disarms.
@@ -271,19 +205,14 @@ fn ctrl_c_interrupts_own_turns_at_once_others_after_confirming_and_quits_twice_w
 #[test]
 fn a_lost_connection_blocks_sending_keeps_text_and_recovers() {
     let mut app = shared_app();
-    app.update(Msg::ConnLost {
-        reason: "refused".into(),
-    });
+    app.update(Msg::ConnLost { reason: "refused".into() });
     type_text(&mut app, "while offline");
     assert!(key(&mut app, KeyCode::Enter).is_empty());
     assert_eq!(app.composer.text(), "while offline");
     assert!(app.notice.as_ref().unwrap().text.contains("not connected"));
     app.update(Msg::ConnRestored);
     assert_eq!(app.conn, Conn::Up);
-    assert_eq!(
-        key(&mut app, KeyCode::Enter),
-        vec![Effect::Submit("while offline".into())]
-    );
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Submit("while offline".into())]);
 }
 
 #[test]

@@ -17,18 +17,10 @@ pub struct EchoAgent {
 
 impl Agent for EchoAgent {
     fn info(&self) -> AgentInfo {
-        AgentInfo {
-            kind: "echo".into(),
-            model: None,
-        }
+        AgentInfo { kind: "echo".into(), model: None }
     }
 
-    fn run<'a>(
-        &'a self,
-        input: TurnInput,
-        out: &'a mut dyn DeltaSink,
-        mut cancel: Cancel,
-    ) -> BoxFuture<'a, Outcome> {
+    fn run<'a>(&'a self, input: TurnInput, out: &'a mut dyn DeltaSink, mut cancel: Cancel) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let words: Vec<&str> = input.input.split_whitespace().collect();
             for (i, word) in words.iter().enumerate() {
@@ -68,19 +60,13 @@ mod tests {
     }
 
     fn input(text: &str) -> TurnInput {
-        TurnInput {
-            thread_id: "t".into(),
-            turn_id: "u".into(),
-            input: text.into(),
-        }
+        TurnInput { thread_id: "t".into(), turn_id: "u".into(), input: text.into(), ..Default::default() }
     }
 
     #[tokio::test]
     async fn one_delta_per_word() {
         let mut out = Collect(Vec::new());
-        let outcome = EchoAgent::default()
-            .run(input("  hello   big\nworld "), &mut out, Cancel::never())
-            .await;
+        let outcome = EchoAgent::default().run(input("  hello   big\nworld "), &mut out, Cancel::never()).await;
         assert_eq!(outcome, Outcome::Completed);
         assert_eq!(out.0, ["hello ", "big ", "world"]);
     }
@@ -88,9 +74,7 @@ mod tests {
     #[tokio::test]
     async fn stops_when_interrupted() {
         let (tx, rx) = tokio::sync::watch::channel(None);
-        let agent = EchoAgent {
-            delay: Duration::from_secs(3600),
-        };
+        let agent = EchoAgent { delay: Duration::from_secs(3600) };
         let mut out = Collect(Vec::new());
         let run = agent.run(input("a b c"), &mut out, Cancel::new(rx));
         tx.send(Some("stop".into())).unwrap();

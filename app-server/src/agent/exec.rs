@@ -28,47 +28,26 @@ impl ExecAgent {
     pub fn new(command: Vec<String>) -> Option<Self> {
         let mut it = command.into_iter();
         let program = it.next()?;
-        Some(ExecAgent {
-            program,
-            args: it.collect(),
-            grace: Duration::from_secs(3),
-        })
+        Some(ExecAgent { program, args: it.collect(), grace: Duration::from_secs(3) })
     }
 
     fn command_line(&self) -> String {
-        std::iter::once(&self.program)
-            .chain(&self.args)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" ")
+        std::iter::once(&self.program).chain(&self.args).cloned().collect::<Vec<_>>().join(" ")
     }
 }
 
 impl Agent for ExecAgent {
     fn info(&self) -> AgentInfo {
-        AgentInfo {
-            kind: "exec".into(),
-            model: Some(self.command_line()),
-        }
+        AgentInfo { kind: "exec".into(), model: Some(self.command_line()) }
     }
 
-    fn run<'a>(
-        &'a self,
-        input: TurnInput,
-        out: &'a mut dyn DeltaSink,
-        cancel: Cancel,
-    ) -> BoxFuture<'a, Outcome> {
+    fn run<'a>(&'a self, input: TurnInput, out: &'a mut dyn DeltaSink, cancel: Cancel) -> BoxFuture<'a, Outcome> {
         Box::pin(self.run_turn(input, out, cancel))
     }
 }
 
 impl ExecAgent {
-    async fn run_turn(
-        &self,
-        input: TurnInput,
-        out: &mut dyn DeltaSink,
-        mut cancel: Cancel,
-    ) -> Outcome {
+    async fn run_turn(&self, input: TurnInput, out: &mut dyn DeltaSink, mut cancel: Cancel) -> Outcome {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .env("TANDEM_THREAD_ID", &input.thread_id)
@@ -92,18 +71,7 @@ impl ExecAgent {
             let _ = stdin.write_all(&prompt).await;
             let _ = stdin.shutdown().await;
         });
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let stderr_task = tokio::spawn(async move {
-            let mut tail = Vec::new();
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = stderr.read(&mut buf).await {
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > 2 * STDERR_TAIL {
-                    tail.drain(..tail.len() - STDERR_TAIL);
-                }
-            }
-            tail
-        });
+        let stderr_task = spawn_stderr_tail(child.stderr.take().expect("stderr is piped"));
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let mut text = Utf8Stream::default();
         let mut buf = vec![0u8; 16 * 1024];
@@ -111,7 +79,7 @@ impl ExecAgent {
         let status = loop {
             tokio::select! {
                 reason = cancel.cancelled() => {
-                    self.terminate(pid, &mut child).await;
+                    terminate(pid, &mut child, self.grace).await;
                     feeder.abort();
                     return Outcome::Interrupted(reason);
                 }
@@ -132,10 +100,7 @@ impl ExecAgent {
             }
         };
         feeder.abort();
-        let tail = stderr_task.await.unwrap_or_default();
-        let tail = String::from_utf8_lossy(&tail[tail.len().saturating_sub(STDERR_TAIL)..])
-            .trim()
-            .to_owned();
+        let tail = tail_text(stderr_task.await.unwrap_or_default());
         match status {
             Ok(s) if s.success() => Outcome::Completed,
             Ok(s) => {
@@ -155,19 +120,39 @@ impl ExecAgent {
             Err(e) => Outcome::Failed(format!("could not wait for `{}`: {e}", self.command_line())),
         }
     }
+}
 
-    /// SIGTERM to the whole process group, SIGKILL after the grace period; reaps.
-    async fn terminate(&self, pid: Option<u32>, child: &mut tokio::process::Child) {
-        if let Some(pid) = pid {
-            signal_group(pid, libc::SIGTERM);
-            if tokio::time::timeout(self.grace, child.wait()).await.is_ok() {
-                signal_group(pid, libc::SIGKILL); // stragglers in the group
-                return;
-            }
-            signal_group(pid, libc::SIGKILL);
+/// SIGTERM to the child's process group, SIGKILL after `grace`; reaps it.
+pub(super) async fn terminate(pid: Option<u32>, child: &mut tokio::process::Child, grace: Duration) {
+    if let Some(pid) = pid {
+        signal_group(pid, libc::SIGTERM);
+        if tokio::time::timeout(grace, child.wait()).await.is_ok() {
+            signal_group(pid, libc::SIGKILL); // stragglers in the group
+            return;
         }
-        let _ = child.kill().await;
+        signal_group(pid, libc::SIGKILL);
     }
+    let _ = child.kill().await;
+}
+
+/// Collects the last [`STDERR_TAIL`] bytes a child writes to stderr.
+pub(super) fn spawn_stderr_tail(mut stderr: tokio::process::ChildStderr) -> tokio::task::JoinHandle<Vec<u8>> {
+    tokio::spawn(async move {
+        let mut tail = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stderr.read(&mut buf).await {
+            tail.extend_from_slice(&buf[..n]);
+            if tail.len() > 2 * STDERR_TAIL {
+                tail.drain(..tail.len() - STDERR_TAIL);
+            }
+        }
+        tail
+    })
+}
+
+/// The stderr tail as trimmed text.
+pub(super) fn tail_text(tail: Vec<u8>) -> String {
+    String::from_utf8_lossy(&tail[tail.len().saturating_sub(STDERR_TAIL)..]).trim().to_owned()
 }
 
 fn signal_group(pid: u32, sig: i32) {
@@ -198,9 +183,7 @@ impl Utf8Stream {
                 }
                 Err(e) => {
                     let valid = e.valid_up_to();
-                    out.push_str(
-                        std::str::from_utf8(&self.pending[..valid]).expect("checked valid"),
-                    );
+                    out.push_str(std::str::from_utf8(&self.pending[..valid]).expect("checked valid"));
                     match e.error_len() {
                         Some(bad) => {
                             out.push('\u{FFFD}');

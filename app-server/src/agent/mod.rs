@@ -2,8 +2,10 @@
 //! sink for the text it produces, and a cancellation signal, and says how the
 //! turn ended. The engine turns that into events; agents never touch the log.
 
+mod cli;
 mod echo;
 mod exec;
+mod openai;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,15 +13,29 @@ use std::pin::Pin;
 use tandem_protocol::AgentInfo;
 use tokio::sync::watch;
 
+pub use cli::{CliAgent, CliKind};
 pub use echo::EchoAgent;
 pub use exec::ExecAgent;
+pub use openai::OpenAiAgent;
 
 /// What an agent is asked to do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TurnInput {
     pub thread_id: String,
     pub turn_id: String,
     pub input: String,
+    /// The thread's earlier turns, oldest first (filled only for agents that
+    /// ask for it with [`Agent::wants_history`]).
+    pub history: Vec<PastTurn>,
+}
+
+/// An earlier turn: what was asked and what the agent answered.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PastTurn {
+    pub input: String,
+    pub response: String,
+    /// The agent CLI's session the turn ran in (an `agentSession` item).
+    pub session: Option<String>,
 }
 
 /// How a turn ended, from the agent's side.
@@ -32,10 +48,17 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Where an agent streams its message text.
+/// Where an agent streams its output.
 pub trait DeltaSink: Send {
     /// One more piece of the agent's message.
     fn delta(&mut self, text: &str);
+
+    /// A whole item other than the message text (a command run, a file
+    /// change…), as `item/started` + `item/completed`. `item` is the item's
+    /// JSON object without `id`; the sink assigns one.
+    fn item(&mut self, item_type: &str, fields: serde_json::Map<String, serde_json::Value>) {
+        let _ = (item_type, fields);
+    }
 }
 
 /// Tells an agent to stop. Fires once, with the reason (or `None` for a plain
@@ -61,11 +84,7 @@ impl Cancel {
 
     /// Waits until the turn is interrupted; returns the reason.
     pub async fn cancelled(&mut self) -> Option<String> {
-        let fired = self
-            .0
-            .wait_for(Option::is_some)
-            .await
-            .map(|reason| reason.clone());
+        let fired = self.0.wait_for(Option::is_some).await.map(|reason| reason.clone());
         match fired {
             Ok(reason) => reason,
             // The engine dropped the sender: nobody can interrupt any more.
@@ -87,11 +106,11 @@ pub trait Agent: Send + Sync + 'static {
     /// Which agent this is, for `turn/started` and `status`.
     fn info(&self) -> AgentInfo;
 
+    /// Whether [`TurnInput::history`] should carry the thread's earlier turns.
+    fn wants_history(&self) -> bool {
+        false
+    }
+
     /// Runs one turn to its end.
-    fn run<'a>(
-        &'a self,
-        input: TurnInput,
-        out: &'a mut dyn DeltaSink,
-        cancel: Cancel,
-    ) -> BoxFuture<'a, Outcome>;
+    fn run<'a>(&'a self, input: TurnInput, out: &'a mut dyn DeltaSink, cancel: Cancel) -> BoxFuture<'a, Outcome>;
 }

@@ -21,10 +21,8 @@ pub const AUTOSTART_TIMEOUT: Duration = Duration::from_secs(20);
 /// (its own session; output to `logs/app-server.stderr`).
 pub fn start_background(home: &Home, exe: &Path, args: &[OsString]) -> std::io::Result<Child> {
     home.ensure()?;
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(home.logs_dir().join("app-server.stderr"))?;
+    let stderr =
+        std::fs::OpenOptions::new().create(true).append(true).open(home.logs_dir().join("app-server.stderr"))?;
     let mut cmd = Command::new(exe);
     cmd.arg("app-server")
         .arg("--listen")
@@ -46,11 +44,7 @@ pub fn start_background(home: &Home, exe: &Path, args: &[OsString]) -> std::io::
 }
 
 /// Connects to the default server of `home`, starting it if nobody answers.
-pub async fn connect_or_start(
-    home: &Home,
-    exe: &Path,
-    info: ClientInfo,
-) -> Result<Client, ClientError> {
+pub async fn connect_or_start(home: &Home, exe: &Path, info: ClientInfo) -> Result<Client, ClientError> {
     let endpoint = Endpoint::Unix(home.socket_path());
     match Client::connect(&endpoint, info.clone()).await {
         Err(ClientError::Unreachable { .. }) => {}
@@ -84,11 +78,7 @@ pub async fn connect_or_start(
                     return Err(ClientError::Autostart(format!(
                         "no answer on {endpoint} after {}s ({reason}){}; see {}",
                         AUTOSTART_TIMEOUT.as_secs(),
-                        if tail.is_empty() {
-                            String::new()
-                        } else {
-                            format!("; the server said: {tail}")
-                        },
+                        if tail.is_empty() { String::new() } else { format!("; the server said: {tail}") },
                         log.display()
                     )));
                 }

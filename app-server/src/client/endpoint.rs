@@ -26,9 +26,7 @@ impl std::str::FromStr for Endpoint {
             return Err(format!("--server {s:?} names no socket; {accepted}"));
         }
         if path.contains("://") || s.starts_with("ws:") || s.starts_with("tcp:") {
-            return Err(format!(
-                "--server {s:?} is not a supported endpoint; {accepted}"
-            ));
+            return Err(format!("--server {s:?} is not a supported endpoint; {accepted}"));
         }
         Ok(Endpoint::Unix(PathBuf::from(path)))
     }

@@ -36,11 +36,7 @@ pub enum ClientError {
     #[error(
         "the app-server at {endpoint} speaks protocol version {server}, this tandem speaks {client}; run `tandem app-server restart` to start a matching server"
     )]
-    ProtocolMismatch {
-        endpoint: String,
-        server: u32,
-        client: u32,
-    },
+    ProtocolMismatch { endpoint: String, server: u32, client: u32 },
     #[error("{0}")]
     Rpc(#[from] RpcError),
     #[error("unexpected answer from the app-server: {0}")]
@@ -100,15 +96,10 @@ impl Client {
     /// Connects to `endpoint` and says who we are (`initialize`).
     pub async fn connect(endpoint: &Endpoint, info: ClientInfo) -> Result<Client, ClientError> {
         let name = endpoint.to_string();
-        let unreachable = |reason: String| ClientError::Unreachable {
-            endpoint: name.clone(),
-            reason,
-        };
+        let unreachable = |reason: String| ClientError::Unreachable { endpoint: name.clone(), reason };
         let client = match endpoint {
             Endpoint::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(|e| unreachable(e.to_string()))?;
+                let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| unreachable(e.to_string()))?;
                 let (r, w) = stream.into_split();
                 Client::over(name.clone(), r, w, None)
             }
@@ -128,9 +119,7 @@ impl Client {
             }
         };
         client.initialize(info).await.map_err(|e| match e {
-            ClientError::Disconnected { .. } => {
-                unreachable("it closed the connection before answering".into())
-            }
+            ClientError::Disconnected { .. } => unreachable("it closed the connection before answering".into()),
             other => other,
         })?;
         Ok(client)
@@ -138,15 +127,10 @@ impl Client {
 
     /// A connection to an engine in this process (a LOCAL session): the same
     /// protocol over an in-memory pipe, so the caller cannot tell the difference.
-    pub async fn in_process(
-        engine: crate::Engine,
-        info: ClientInfo,
-    ) -> Result<Client, ClientError> {
+    pub async fn in_process(engine: crate::Engine, info: ClientInfo) -> Result<Client, ClientError> {
         let (ours, theirs) = tokio::io::duplex(256 * 1024);
         let (server_r, server_w) = tokio::io::split(theirs);
-        tokio::spawn(crate::transport::serve_connection(
-            engine, server_r, server_w,
-        ));
+        tokio::spawn(crate::transport::serve_connection(engine, server_r, server_w));
         let (r, w) = tokio::io::split(ours);
         let client = Client::over("in-process".into(), r, w, None);
         client.initialize(info).await?;
@@ -154,9 +138,7 @@ impl Client {
     }
 
     async fn initialize(&self, info: ClientInfo) -> Result<(), ClientError> {
-        let init = self
-            .call::<Initialize>(&InitializeParams { client_info: info })
-            .await?;
+        let init = self.call::<Initialize>(&InitializeParams { client_info: info }).await?;
         if init.protocol_version != PROTOCOL_VERSION {
             return Err(ClientError::ProtocolMismatch {
                 endpoint: self.inner.endpoint.clone(),
@@ -169,12 +151,7 @@ impl Client {
     }
 
     /// A client over an already open byte stream (no `initialize` sent).
-    pub fn over<R, W>(
-        endpoint: String,
-        reader: R,
-        writer: W,
-        child: Option<tokio::process::Child>,
-    ) -> Client
+    pub fn over<R, W>(endpoint: String, reader: R, writer: W, child: Option<tokio::process::Child>) -> Client
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
@@ -207,20 +184,12 @@ impl Client {
         self.inner.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn send_request<P: serde::Serialize>(
-        &self,
-        method: &str,
-        params: &P,
-        pending: Pending,
-    ) -> Result<(), ClientError> {
+    fn send_request<P: serde::Serialize>(&self, method: &str, params: &P, pending: Pending) -> Result<(), ClientError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let line =
-            request_line(id, method, params).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let line = request_line(id, method, params).map_err(|e| ClientError::Decode(e.to_string()))?;
         let mut routes = self.routes();
         if routes.closed || self.inner.out.send(line).is_err() {
-            return Err(ClientError::Disconnected {
-                endpoint: self.inner.endpoint.clone(),
-            });
+            return Err(ClientError::Disconnected { endpoint: self.inner.endpoint.clone() });
         }
         routes.pending.insert(id, pending);
         Ok(())
@@ -230,23 +199,15 @@ impl Client {
     pub async fn call<M: Method>(&self, params: &M::Params) -> Result<M::Result, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.send_request(M::NAME, params, Pending::Call(tx))?;
-        let raw = rx.await.map_err(|_| ClientError::Disconnected {
-            endpoint: self.inner.endpoint.clone(),
-        })??;
-        serde_json::from_str(raw.get())
-            .map_err(|e| ClientError::Decode(format!("{}: {e}", M::NAME)))
+        let raw = rx.await.map_err(|_| ClientError::Disconnected { endpoint: self.inner.endpoint.clone() })??;
+        serde_json::from_str(raw.get()).map_err(|e| ClientError::Decode(format!("{}: {e}", M::NAME)))
     }
 
     /// Subscribes to a thread; events follow in order.
-    pub async fn subscribe(
-        &self,
-        params: &ThreadSubscribeParams,
-    ) -> Result<Subscription, ClientError> {
+    pub async fn subscribe(&self, params: &ThreadSubscribeParams) -> Result<Subscription, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.send_request(ThreadSubscribe::NAME, params, Pending::Subscribe(tx))?;
-        rx.await.map_err(|_| ClientError::Disconnected {
-            endpoint: self.inner.endpoint.clone(),
-        })?
+        rx.await.map_err(|_| ClientError::Disconnected { endpoint: self.inner.endpoint.clone() })?
     }
 }
 
@@ -264,9 +225,7 @@ async fn read_loop<R: AsyncRead + Unpin>(inner: std::sync::Weak<Inner>, reader: 
         routes.closed = true;
         routes.subs.clear();
         for (_, p) in routes.pending.drain() {
-            let err = || ClientError::Disconnected {
-                endpoint: inner.endpoint.clone(),
-            };
+            let err = || ClientError::Disconnected { endpoint: inner.endpoint.clone() };
             match p {
                 Pending::Call(tx) => drop(tx.send(Err(err()))),
                 Pending::Subscribe(tx) => drop(tx.send(Err(err()))),
@@ -295,10 +254,7 @@ async fn route(inner: &Inner, line: &[u8]) -> bool {
                     let _ = tx.send(answer.map(|r| {
                         let (etx, erx) = mpsc::channel(SUBSCRIPTION_BUFFER);
                         routes.subs.insert(r.subscription, etx);
-                        Subscription {
-                            id: r.subscription,
-                            rx: erx,
-                        }
+                        Subscription { id: r.subscription, rx: erx }
                     }));
                 }
                 None => {}
@@ -310,23 +266,12 @@ async fn route(inner: &Inner, line: &[u8]) -> bool {
             let Ok(note) = serde_json::from_value::<EventNotification>(params) else {
                 return true;
             };
-            let tx = inner
-                .routes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .subs
-                .get(&note.subscription)
-                .cloned();
+            let tx = inner.routes.lock().unwrap_or_else(|p| p.into_inner()).subs.get(&note.subscription).cloned();
             if let Some(tx) = tx {
                 // Waiting here is the backpressure: a slow reader slows its own
                 // connection, and the server catches it up from its log.
                 if tx.send(note.result).await.is_err() {
-                    inner
-                        .routes
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .subs
-                        .remove(&note.subscription);
+                    inner.routes.lock().unwrap_or_else(|p| p.into_inner()).subs.remove(&note.subscription);
                 }
             }
             true

@@ -44,10 +44,7 @@ impl MemLog {
             .enumerate()
             .skip(start)
             .take(limit)
-            .map(|(i, (_, json))| LogEntry {
-                seq: i as u64 + 1,
-                json: json.clone(),
-            })
+            .map(|(i, (_, json))| LogEntry { seq: i as u64 + 1, json: json.clone() })
             .collect()
     }
 

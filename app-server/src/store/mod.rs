@@ -31,10 +31,7 @@ pub enum Durability {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Open { path: PathBuf, source: rusqlite::Error },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("cannot start the log writer: {0}")]
@@ -67,15 +64,8 @@ pub struct ThreadRow {
 #[derive(Debug, Clone)]
 pub enum RowChange {
     None,
-    Create {
-        title: Option<String>,
-        shared: bool,
-        created_at: String,
-    },
-    Update {
-        title: Option<String>,
-        shared: bool,
-    },
+    Create { title: Option<String>, shared: bool, created_at: String },
+    Update { title: Option<String>, shared: bool },
     TurnStarted(String),
     TurnEnded,
 }
@@ -160,8 +150,7 @@ impl Store {
     pub fn append(&self, event: PendingEvent) -> Result<(), StoreError> {
         let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         let tx = guard.as_ref().ok_or(StoreError::WriterGone)?;
-        tx.send(WriteOp::Event(event))
-            .map_err(|_| StoreError::WriterGone)
+        tx.send(WriteOp::Event(event)).map_err(|_| StoreError::WriterGone)
     }
 
     /// Waits until everything queued so far is committed.
@@ -170,8 +159,7 @@ impl Store {
         {
             let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
             let tx = guard.as_ref().ok_or(StoreError::WriterGone)?;
-            tx.send(WriteOp::Flush(ack))
-                .map_err(|_| StoreError::WriterGone)?;
+            tx.send(WriteOp::Flush(ack)).map_err(|_| StoreError::WriterGone)?;
         }
         done.await.map_err(|_| StoreError::WriterGone)
     }
@@ -183,12 +171,7 @@ impl Store {
         if let Some(writer) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = writer.join();
         }
-        if let Some((stop, thread)) = self
-            .checkpointer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some((stop, thread)) = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             drop(stop);
             let _ = thread.join();
         }
@@ -225,26 +208,14 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<LogEntry>, StoreError> {
         let id = thread_id.to_owned();
-        self.read(
-            move |c| sqlite::read_page(c, &id, from, limit),
-            |m| m.read_page(thread_id, from, limit),
-        )
-        .await
+        self.read(move |c| sqlite::read_page(c, &id, from, limit), |m| m.read_page(thread_id, from, limit)).await
     }
 
     /// The seq of the first event at or after `ts` (same format as stored).
-    pub async fn first_seq_at(
-        self: &Arc<Self>,
-        thread_id: &str,
-        ts: String,
-    ) -> Result<Option<u64>, StoreError> {
+    pub async fn first_seq_at(self: &Arc<Self>, thread_id: &str, ts: String) -> Result<Option<u64>, StoreError> {
         let id = thread_id.to_owned();
         let ts2 = ts.clone();
-        self.read(
-            move |c| sqlite::first_seq_at(c, &id, &ts2),
-            |m| m.first_seq_at(thread_id, &ts),
-        )
-        .await
+        self.read(move |c| sqlite::first_seq_at(c, &id, &ts2), |m| m.first_seq_at(thread_id, &ts)).await
     }
 
     /// Every thread with its last seq and time, in id order (a new memory log
@@ -260,10 +231,7 @@ impl Drop for Store {
     }
 }
 
-fn write_loop(
-    rx: std_mpsc::Receiver<WriteOp>,
-    mut commit: impl FnMut(&[WriteOp]) -> Result<(), String>,
-) {
+fn write_loop(rx: std_mpsc::Receiver<WriteOp>, mut commit: impl FnMut(&[WriteOp]) -> Result<(), String>) {
     let mut batch: Vec<WriteOp> = Vec::new();
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -278,10 +246,7 @@ fn write_loop(
                 for op in batch.drain(..) {
                     match op {
                         WriteOp::Event(ev) => {
-                            ev.live.publish(LogEntry {
-                                seq: ev.seq,
-                                json: ev.json,
-                            });
+                            ev.live.publish(LogEntry { seq: ev.seq, json: ev.json });
                             if let Some(ack) = ev.ack {
                                 let _ = ack.send(());
                             }

@@ -30,26 +30,19 @@ CREATE INDEX IF NOT EXISTS events_by_ts ON events (thread_id, ts);
 
 /// Opens the writer connection, creating the schema.
 pub(super) fn open_writer(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
-    let open_err = |source| StoreError::Open {
-        path: path.to_owned(),
-        source,
-    };
+    let open_err = |source| StoreError::Open { path: path.to_owned(), source };
     let conn = Connection::open(path).map_err(open_err)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(open_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
     let sync = match durability {
         Durability::Normal => "NORMAL",
         Durability::Full => "FULL",
     };
-    conn.pragma_update(None, "synchronous", sync)
-        .map_err(open_err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", sync).map_err(open_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
     conn.execute_batch(SCHEMA).map_err(open_err)?;
     // Checkpoints sync the disk; the checkpointer thread runs them so that the
     // writer (and so every event's latency) never waits for one.
-    conn.pragma_update(None, "wal_autocheckpoint", 0)
-        .map_err(open_err)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(open_err)?;
     Ok(conn)
 }
 
@@ -61,16 +54,11 @@ pub(super) fn spawn_checkpointer(
     path: &Path,
     stop: std::sync::mpsc::Receiver<()>,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
-    let conn = Connection::open(path).map_err(|source| StoreError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
     std::thread::Builder::new()
         .name("tandem-log-checkpoint".into())
         .spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                stop.recv_timeout(CHECKPOINT_EVERY)
-            {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
@@ -88,17 +76,11 @@ pub(super) struct Readers {
 
 impl Readers {
     pub(super) fn new(path: &Path) -> Readers {
-        Readers {
-            path: path.to_owned(),
-            pool: Mutex::new(Vec::new()),
-        }
+        Readers { path: path.to_owned(), pool: Mutex::new(Vec::new()) }
     }
 
     /// Runs `f` with a pooled connection (call from a blocking thread).
-    pub(super) fn with<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
-    ) -> Result<T, StoreError> {
+    pub(super) fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>) -> Result<T, StoreError> {
         let conn = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
@@ -126,29 +108,19 @@ pub(super) fn read_page(
     from: u64,
     limit: usize,
 ) -> Result<Vec<LogEntry>, rusqlite::Error> {
-    let mut stmt = c.prepare_cached(
-        "SELECT seq, body FROM events WHERE thread_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
-    )?;
+    let mut stmt =
+        c.prepare_cached("SELECT seq, body FROM events WHERE thread_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3")?;
     let rows = stmt.query_map(params![thread_id, from as i64, limit as i64], |r| {
-        Ok(LogEntry {
-            seq: r.get::<_, i64>(0)? as u64,
-            json: r.get::<_, String>(1)?.into_boxed_str(),
-        })
+        Ok(LogEntry { seq: r.get::<_, i64>(0)? as u64, json: r.get::<_, String>(1)?.into_boxed_str() })
     })?;
     rows.collect()
 }
 
-pub(super) fn first_seq_at(
-    c: &Connection,
-    thread_id: &str,
-    ts: &str,
-) -> Result<Option<u64>, rusqlite::Error> {
-    c.prepare_cached(
-        "SELECT seq FROM events WHERE thread_id = ?1 AND ts >= ?2 ORDER BY ts, seq LIMIT 1",
-    )?
-    .query_row(params![thread_id, ts], |r| r.get::<_, i64>(0))
-    .optional()
-    .map(|s| s.map(|s| s as u64))
+pub(super) fn first_seq_at(c: &Connection, thread_id: &str, ts: &str) -> Result<Option<u64>, rusqlite::Error> {
+    c.prepare_cached("SELECT seq FROM events WHERE thread_id = ?1 AND ts >= ?2 ORDER BY ts, seq LIMIT 1")?
+        .query_row(params![thread_id, ts], |r| r.get::<_, i64>(0))
+        .optional()
+        .map(|s| s.map(|s| s as u64))
 }
 
 pub(super) fn load_threads(c: &Connection) -> Result<Vec<ThreadRow>, rusqlite::Error> {
@@ -168,9 +140,7 @@ pub(super) fn load_threads(c: &Connection) -> Result<Vec<ThreadRow>, rusqlite::E
             shared: r.get::<_, i64>(2)? != 0,
             active_turn: r.get(4)?,
             last_seq: r.get::<_, Option<i64>>(5)?.unwrap_or(0) as u64,
-            last_ts: r
-                .get::<_, Option<String>>(6)?
-                .unwrap_or_else(|| created_at.clone()),
+            last_ts: r.get::<_, Option<String>>(6)?.unwrap_or_else(|| created_at.clone()),
             created_at,
         })
     })?;
@@ -181,18 +151,12 @@ pub(super) fn load_threads(c: &Connection) -> Result<Vec<ThreadRow>, rusqlite::E
 pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp]) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction()?;
     {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO events (thread_id, seq, ts, body) VALUES (?1, ?2, ?3, ?4)",
-        )?;
+        let mut insert = tx.prepare_cached("INSERT INTO events (thread_id, seq, ts, body) VALUES (?1, ?2, ?3, ?4)")?;
         for op in batch {
             let WriteOp::Event(ev) = op else { continue };
             match &ev.row {
                 RowChange::None => {}
-                RowChange::Create {
-                    title,
-                    shared,
-                    created_at,
-                } => {
+                RowChange::Create { title, shared, created_at } => {
                     tx.execute(
                         "INSERT INTO threads (id, title, shared, created_at) VALUES (?1, ?2, ?3, ?4)",
                         params![&*ev.thread_id, title, *shared as i64, created_at],
@@ -205,16 +169,10 @@ pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp]) -> Result<(), rus
                     )?;
                 }
                 RowChange::TurnStarted(turn) => {
-                    tx.execute(
-                        "UPDATE threads SET active_turn = ?2 WHERE id = ?1",
-                        params![&*ev.thread_id, turn],
-                    )?;
+                    tx.execute("UPDATE threads SET active_turn = ?2 WHERE id = ?1", params![&*ev.thread_id, turn])?;
                 }
                 RowChange::TurnEnded => {
-                    tx.execute(
-                        "UPDATE threads SET active_turn = NULL WHERE id = ?1",
-                        params![&*ev.thread_id],
-                    )?;
+                    tx.execute("UPDATE threads SET active_turn = NULL WHERE id = ?1", params![&*ev.thread_id])?;
                 }
             }
             insert.execute(params![&*ev.thread_id, ev.seq as i64, ev.ts, &*ev.json])?;

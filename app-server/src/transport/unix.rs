@@ -25,10 +25,7 @@ pub enum BindError {
 
 /// Binds `path` (mode 0600), replacing a stale socket file left by a dead server.
 pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
-    let io_err = |source| BindError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io_err = |source| BindError::Io { path: path.to_owned(), source };
     let listener = match UnixListener::bind(path) {
         Ok(l) => l,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {

@@ -4,9 +4,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use tandem_protocol::{
-    AgentInfo, ClientInfo, Event, EventBody, Item, Thread, ThreadStatus, TurnStatus,
-};
+use tandem_protocol::{AgentInfo, ClientInfo, Event, EventBody, Item, Thread, ThreadStatus, TurnStatus};
 use tandem_tui::app::{App, Effect, Mode, Msg};
 
 pub const THREAD: &str = "0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f";
@@ -69,10 +67,7 @@ impl Feed<'_> {
             turn_id: turn.into(),
             input: input.into(),
             client,
-            agent: AgentInfo {
-                kind: "echo".into(),
-                model: None,
-            },
+            agent: AgentInfo { kind: "echo".into(), model: None },
         });
     }
 
@@ -85,34 +80,23 @@ impl Feed<'_> {
     }
 
     pub fn completed(&mut self, turn: &str, status: TurnStatus, error: Option<&str>) {
-        let text = self
-            .app
-            .transcript
-            .turn(turn)
-            .map(|t| t.response.clone())
-            .unwrap_or_default();
+        let text = self.app.transcript.turn(turn).map(|t| t.response.clone()).unwrap_or_default();
         self.push(EventBody::ItemCompleted {
             turn_id: turn.into(),
             item: Item::agent_message(format!("{turn}-i"), text),
         });
-        self.push(EventBody::TurnCompleted {
-            turn_id: turn.into(),
-            status,
-            error: error.map(str::to_owned),
-        });
+        self.push(EventBody::TurnCompleted { turn_id: turn.into(), status, error: error.map(str::to_owned) });
+    }
+
+    pub fn item(&mut self, turn: &str, item_json: serde_json::Value) {
+        let item: Item = serde_json::from_value(item_json).unwrap();
+        self.push(EventBody::ItemCompleted { turn_id: turn.into(), item });
     }
 
     pub fn turn(&mut self, turn: &str, input: &str, client: ClientInfo, answer: &str) {
         self.started(turn, input, client);
         for (i, w) in answer.split(' ').enumerate() {
-            self.delta(
-                turn,
-                &if i == 0 {
-                    w.to_owned()
-                } else {
-                    format!(" {w}")
-                },
-            );
+            self.delta(turn, &if i == 0 { w.to_owned() } else { format!(" {w}") });
         }
         self.completed(turn, TurnStatus::Completed, None);
     }
@@ -123,10 +107,7 @@ pub fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
 }
 
 pub fn ctrl(app: &mut App, c: char) -> Vec<Effect> {
-    app.update(Msg::Key(KeyEvent::new(
-        KeyCode::Char(c),
-        KeyModifiers::CONTROL,
-    )))
+    app.update(Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)))
 }
 
 pub fn type_text(app: &mut App, text: &str) {
@@ -146,15 +127,8 @@ pub fn thread(id: &str, title: &str, last_seq: u64, running: bool) -> Thread {
         id: id.into(),
         title: Some(title.into()),
         shared: true,
-        status: if running {
-            ThreadStatus::Running
-        } else {
-            ThreadStatus::Idle
-        },
-        active_turn: running.then(|| tandem_protocol::ActiveTurn {
-            id: "t".into(),
-            client: script(),
-        }),
+        status: if running { ThreadStatus::Running } else { ThreadStatus::Idle },
+        active_turn: running.then(|| tandem_protocol::ActiveTurn { id: "t".into(), client: script() }),
         last_seq,
         created_at: "2026-11-22T11:00:00.000Z".into(),
         updated_at: "2026-11-22T11:00:00.000Z".into(),
