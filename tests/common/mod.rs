@@ -112,16 +112,23 @@ impl Home {
     /// Starts `tandem app-server ARGS` in the foreground and waits until its
     /// default socket answers.
     pub fn serve(&self, args: &[&str]) -> Server {
-        let child = self
-            .tandem()
-            .arg("app-server")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn app-server");
-        let server = Server { child };
-        wait_for("the app-server to answer", || UnixStream::connect(self.socket()).is_ok());
+        self.serve_env(args, &[])
+    }
+
+    /// [`Home::serve`] with extra environment variables for the server.
+    pub fn serve_env(&self, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = self.tandem();
+        cmd.arg("app-server").args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut server = Server { child: cmd.spawn().expect("spawn app-server") };
+        wait_for("the app-server to answer", || {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("app-server exited ({status}): {}", server.stderr());
+            }
+            UnixStream::connect(self.socket()).is_ok()
+        });
         server
     }
 
