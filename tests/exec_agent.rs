@@ -130,3 +130,15 @@ fn ctrl_c_on_post_interrupts_its_turn_and_exits_130() {
     let events = home.events(&id);
     assert_eq!(events.last().unwrap(), &last);
 }
+
+#[test]
+fn a_background_process_holding_stdout_does_not_keep_the_turn_running() {
+    let home = Home::new();
+    let _server = home.serve(&["--agent", "exec", "--", "sh", "-c", "cat >/dev/null; echo hi; sleep 300 &"]);
+    let id = home.new_thread();
+    let out = home.run(&["share", "post", "--thread", &id, "--prompt", "x", "--server", &home.endpoint()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("hi") && out.stdout.contains("[completed]"), "{out:?}");
+    // And the thread takes the next turn.
+    home.run(&["share", "post", "--thread", &id, "--prompt", "y", "--server", &home.endpoint()]).ok();
+}

@@ -23,7 +23,7 @@ use tandem_protocol::AgentInfo;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use super::exec::{spawn_stderr_tail, tail_text, terminate};
+use super::exec::{DRAIN, signal_group_of, sleep_until, spawn_stderr_tail, tail_text, terminate};
 use super::{Agent, BoxFuture, Cancel, DeltaSink, Outcome, TurnInput};
 use crate::config::CliSettings;
 
@@ -133,26 +133,31 @@ impl CliAgent {
         let stderr = spawn_stderr_tail(child.stderr.take().expect("stderr is piped"));
         let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
         let mut mapper = Mapper::new(self.kind);
-        loop {
+        let mut stdout_open = true;
+        let mut exited = None;
+        let mut drain_until = None;
+        while stdout_open || exited.is_none() {
             tokio::select! {
                 reason = cancel.cancelled() => {
                     terminate(pid, &mut child, self.grace).await;
                     return Outcome::Interrupted(reason);
                 }
-                line = lines.next_line() => match line {
+                line = lines.next_line(), if stdout_open => match line {
                     Ok(Some(line)) => mapper.line(&line, out),
-                    Ok(None) | Err(_) => break,
+                    Ok(None) | Err(_) => stdout_open = false,
+                },
+                status = child.wait(), if exited.is_none() => {
+                    exited = Some(status);
+                    drain_until = Some(tokio::time::Instant::now() + DRAIN);
+                }
+                _ = sleep_until(drain_until), if stdout_open => {
+                    signal_group_of(pid, libc::SIGKILL);
+                    stdout_open = false;
                 }
             }
         }
-        let status = tokio::select! {
-            reason = cancel.cancelled() => {
-                terminate(pid, &mut child, self.grace).await;
-                return Outcome::Interrupted(reason);
-            }
-            status = child.wait() => status,
-        };
-        let tail = tail_text(stderr.await.unwrap_or_default());
+        let status = exited.expect("the loop ends once the command has exited");
+        let tail = tail_text(tokio::time::timeout(DRAIN, stderr).await.ok().and_then(Result::ok).unwrap_or_default());
         if let Some(error) = mapper.error {
             return Outcome::Failed(self.explain(&shown, &error));
         }

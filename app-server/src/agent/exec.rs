@@ -76,7 +76,12 @@ impl ExecAgent {
         let mut text = Utf8Stream::default();
         let mut buf = vec![0u8; 16 * 1024];
         let mut stdout_open = true;
-        let status = loop {
+        let mut exited = None;
+        let mut drain_until = None;
+        // Wait for the command and its output together, and keep listening for
+        // an interrupt throughout: a background process that inherited stdout
+        // must not keep the turn running after the command has exited.
+        while stdout_open || exited.is_none() {
             tokio::select! {
                 reason = cancel.cancelled() => {
                     terminate(pid, &mut child, self.grace).await;
@@ -84,23 +89,32 @@ impl ExecAgent {
                     return Outcome::Interrupted(reason);
                 }
                 read = stdout.read(&mut buf), if stdout_open => match read {
-                    Ok(0) | Err(_) => {
-                        stdout_open = false;
-                        if let Some(rest) = text.finish() {
-                            out.delta(&rest);
-                        }
-                    }
+                    Ok(0) | Err(_) => stdout_open = false,
                     Ok(n) => {
                         if let Some(chunk) = text.push(&buf[..n]) {
                             out.delta(&chunk);
                         }
                     }
                 },
-                status = child.wait(), if !stdout_open => break status,
+                status = child.wait(), if exited.is_none() => {
+                    exited = Some(status);
+                    drain_until = Some(tokio::time::Instant::now() + DRAIN);
+                }
+                _ = sleep_until(drain_until), if stdout_open => {
+                    // The command is gone but something it started still holds
+                    // its output: that is no longer this turn's business.
+                    signal_group_of(pid, libc::SIGKILL);
+                    stdout_open = false;
+                }
             }
-        };
+        }
+        if let Some(rest) = text.finish() {
+            out.delta(&rest);
+        }
+        let status = exited.expect("the loop ends once the command has exited");
         feeder.abort();
-        let tail = tail_text(stderr_task.await.unwrap_or_default());
+        let tail =
+            tail_text(tokio::time::timeout(DRAIN, stderr_task).await.ok().and_then(Result::ok).unwrap_or_default());
         match status {
             Ok(s) if s.success() => Outcome::Completed,
             Ok(s) => {
@@ -119,6 +133,24 @@ impl ExecAgent {
             }
             Err(e) => Outcome::Failed(format!("could not wait for `{}`: {e}", self.command_line())),
         }
+    }
+}
+
+/// How long output may keep coming after the command itself has exited.
+pub(super) const DRAIN: Duration = Duration::from_millis(500);
+
+/// Sleeps until `deadline`, or forever without one.
+pub(super) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Signals the process group of `pid`, if there is one.
+pub(super) fn signal_group_of(pid: Option<u32>, sig: i32) {
+    if let Some(pid) = pid {
+        signal_group(pid, sig);
     }
 }
 
