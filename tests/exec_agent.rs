@@ -142,3 +142,21 @@ fn a_background_process_holding_stdout_does_not_keep_the_turn_running() {
     // And the thread takes the next turn.
     home.run(&["share", "post", "--thread", &id, "--prompt", "y", "--server", &home.endpoint()]).ok();
 }
+
+#[test]
+fn events_larger_than_a_request_line_still_reach_clients() {
+    let home = Home::new();
+    // A 9 MB answer: its item/completed event alone is over the 8 MiB request limit.
+    let _server =
+        home.serve(&["--agent", "exec", "--", "sh", "-c", "cat >/dev/null; head -c 9000000 /dev/zero | tr '\\0' a"]);
+    let id = home.new_thread();
+    let out = home.run(&["share", "post", "--thread", &id, "--prompt", "big", "--json", "--server", &home.endpoint()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let posted = out.json_lines();
+    assert_contiguous(&posted, 2);
+    let done = posted.iter().find(|e| e["type"] == "item/completed").unwrap();
+    assert_eq!(done["item"]["text"].as_str().unwrap().len(), 9_000_000);
+    let all = home.events(&id);
+    assert_contiguous(&all, 1);
+    assert_eq!(all[1..], posted[..]);
+}

@@ -22,6 +22,9 @@ use crate::thread::{AppendOptions, RunningTurn, ThreadHandle, ThreadState};
 /// What `thread/list` returns per page when asked for no limit.
 const DEFAULT_LIST_LIMIT: usize = 100;
 
+/// A `thread/events` page stops adding events past this many bytes.
+const PAGE_BYTES: usize = 4 * 1024 * 1024;
+
 /// The error of a turn closed because the server stopped.
 pub const STOPPED: &str = "app-server stopped";
 
@@ -294,8 +297,18 @@ impl Engine {
         };
         let from = self.resolve_from(&handle, p.from, 1).await?;
         let mut page = self.0.store.read_page(&handle.id, from, limit + 1).await.map_err(store_error)?;
-        let next = if page.len() > limit {
-            page.truncate(limit);
+        // Keep a page's answer well under what a line may carry: stop at
+        // PAGE_BYTES (but always return at least one event).
+        let mut bytes = 0;
+        let fits = page
+            .iter()
+            .position(|e| {
+                bytes += e.json.len();
+                bytes > PAGE_BYTES
+            })
+            .map_or(page.len(), |i| i.max(1));
+        let next = if page.len() > limit || fits < page.len() {
+            page.truncate(limit.min(fits));
             page.last().map(|e| e.seq + 1)
         } else {
             None

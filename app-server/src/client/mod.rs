@@ -23,6 +23,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::transport::lines::{LineReader, write_lines};
 
+/// The longest line accepted from a server.
+const SERVER_FRAME_LIMIT: usize = 1 << 30;
+
 /// Events a subscription buffers before the connection waits for its reader.
 const SUBSCRIPTION_BUFFER: usize = 1024;
 
@@ -212,9 +215,15 @@ impl Client {
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(inner: std::sync::Weak<Inner>, reader: R) {
-    let mut frames = LineReader::new(reader);
+    // The 8 MiB limit is for what clients send; a server's answer (a page of
+    // big events, one huge event) may be larger, and dropping it would leave a
+    // caller waiting forever.
+    let mut frames = LineReader::with_limit(reader, SERVER_FRAME_LIMIT);
     while let Some(frame) = frames.next().await {
-        let Frame::Line(line) = frame else { continue };
+        let Frame::Line(line) = frame else {
+            tracing::error!("the server sent a line over {SERVER_FRAME_LIMIT} bytes; dropping the connection");
+            break;
+        };
         let Some(inner) = inner.upgrade() else { return };
         if !route(&inner, &line).await {
             break;

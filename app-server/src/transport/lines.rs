@@ -15,9 +15,14 @@ pub struct LineReader<R> {
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
     pub fn new(reader: R) -> Self {
+        LineReader::with_limit(reader, MAX_FRAME_BYTES)
+    }
+
+    /// A reader whose lines may be up to `limit` bytes.
+    pub fn with_limit(reader: R, limit: usize) -> Self {
         LineReader {
             reader: BufReader::with_capacity(64 * 1024, reader),
-            decoder: LineDecoder::new(MAX_FRAME_BYTES),
+            decoder: LineDecoder::new(limit),
             done: false,
         }
     }
