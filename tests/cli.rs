@@ -122,6 +122,7 @@ fn bad_input_is_refused_with_the_documented_codes_and_changes_nothing() {
         (&["share", "post", "--thread", &id, "--prompt", "   "], 2, "prompt is empty"),
         (&["share", "get", "--thread", &id, "--from", "yesterday"], 2, "RFC 3339"),
         (&["share", "get", "--thread", &id, "--from", "0"], 2, "out of range"),
+        (&["share", "get", "--thread", &id, "--from", "18446744073709551615"], 2, "out of range"),
         (&["share", "get", "--thread", &id, "--limit", "0"], 2, "--limit"),
         (&["share", "tail", "--thread", &id, "--from", "2026-13-01T00:00:00Z"], 2, "RFC 3339"),
         (

@@ -90,8 +90,10 @@ fn typed_errors_for_unknown_ids() {
     let r = raw.request("thread/events", json!({"threadId": id, "from": "last tuesday"}));
     assert_eq!(r["error"]["code"], -32602, "{r}");
     assert!(r["error"]["message"].as_str().unwrap().contains("RFC 3339"), "{r}");
-    let r = raw.request("thread/events", json!({"threadId": id, "from": 0}));
-    assert_eq!(r["error"]["code"], -32602, "{r}");
+    for from in [json!(0), json!(u64::MAX), json!(1u64 << 63)] {
+        let r = raw.request("thread/events", json!({"threadId": id, "from": from}));
+        assert_eq!(r["error"]["code"], -32602, "{from}: {r}");
+    }
     let r = raw.request("turn/start", json!({"threadId": id, "input": "x", "bogus": 1}));
     assert_eq!(r["error"]["code"], -32602, "{r}");
     assert!(r["error"]["message"].as_str().unwrap().contains("bogus"), "{r}");

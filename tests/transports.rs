@@ -197,3 +197,24 @@ fn a_server_of_another_protocol_version_is_named_with_the_fix() {
     assert_eq!(out.code, 5, "{out:?}");
     assert!(out.stderr.contains("protocol version 99") && out.stderr.contains("tandem app-server restart"), "{out:?}");
 }
+
+#[test]
+fn a_client_through_the_proxy_sees_the_server_go_away() {
+    let home = Home::new();
+    let mut server = home.serve(&[]);
+    let id = home.new_thread();
+    let ep = format!("stdio:{BIN} app-server proxy --server {}", home.endpoint());
+    let mut tail = home
+        .tandem()
+        .args(["share", "tail", "--thread", &id, "--from", "1", "--server", &ep])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(tail.stdout.take().unwrap()), &mut line).unwrap();
+    assert!(line.contains("thread started"), "{line}");
+    server.terminate();
+    wait_for("tail to notice", || tail.try_wait().unwrap().is_some());
+    assert_eq!(tail.wait().unwrap().code(), Some(5));
+}

@@ -278,9 +278,13 @@ impl Engine {
             None => Ok(default),
             Some(Position::Seq(n)) => Ok(n),
             Some(Position::Time { millis, .. }) => {
+                // Everything up to `committed` is in the store: if none of it
+                // is at or after the time, the answer is the next seq after it
+                // (not the next one numbered, which may still be on its way).
+                let committed = handle.committed_seq();
                 let ts = format_millis(millis);
                 let found = self.0.store.first_seq_at(&handle.id, ts).await.map_err(store_error)?;
-                Ok(found.unwrap_or_else(|| handle.lock().last_seq + 1))
+                Ok(found.unwrap_or(committed + 1))
             }
         }
     }

@@ -4,6 +4,7 @@
 //! and reads what it missed (invariant 4). The store is always ahead of the
 //! broadcast, since the writer publishes only what it has committed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tandem_protocol::message::event_notification_line;
@@ -22,9 +23,21 @@ pub const LIVE_BUFFER: usize = 65_536;
 #[derive(Default)]
 pub struct LiveFeed {
     tx: Mutex<Option<broadcast::Sender<Arc<LogEntry>>>>,
+    /// The highest seq committed so far.
+    committed: AtomicU64,
 }
 
 impl LiveFeed {
+    /// A feed for a thread whose log is committed up to `seq`.
+    pub fn committed_up_to(seq: u64) -> LiveFeed {
+        LiveFeed { tx: Mutex::new(None), committed: AtomicU64::new(seq) }
+    }
+
+    /// The highest seq committed so far.
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
     /// A receiver of events published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogEntry>> {
         let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
@@ -34,6 +47,7 @@ impl LiveFeed {
     /// Publishes a committed event to the followers, if any (dropping the
     /// buffer once the last one has gone).
     pub fn publish(&self, entry: LogEntry) {
+        self.committed.fetch_max(entry.seq, Ordering::Release);
         let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(sender) = tx.as_ref() {
             if sender.receiver_count() == 0 {

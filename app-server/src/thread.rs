@@ -70,13 +70,18 @@ impl ThreadHandle {
                 updated_at: last_ts.to_owned(),
                 active: None,
             }),
-            live: Arc::default(),
+            live: Arc::new(LiveFeed::committed_up_to(last_seq)),
         }
     }
 
     /// Locks the thread's state. Nothing slow happens under this lock.
     pub fn lock(&self) -> MutexGuard<'_, ThreadState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The highest seq that is committed (readers of the store see it).
+    pub fn committed_seq(&self) -> u64 {
+        self.live.committed()
     }
 
     /// A receiver of committed events, from now on.

@@ -120,7 +120,7 @@ async fn start(home: &Home, args: &ServeArgs) -> Result<u8> {
     let endpoint = Endpoint::Unix(home.socket_path());
     if let Ok(client) = Client::connect(&endpoint, client_info()).await {
         let pid = client.server().and_then(|s| s.server_info.pid).map(|p| format!(" (pid {p})")).unwrap_or_default();
-        println!("app-server already running{pid} on {endpoint}");
+        say!("app-server already running{pid} on {endpoint}");
         return Ok(0);
     }
     let exe = std::env::current_exe()?;
@@ -131,7 +131,7 @@ async fn start(home: &Home, args: &ServeArgs) -> Result<u8> {
         match Client::connect(&endpoint, client_info()).await {
             Ok(client) => {
                 let pid = client.server().and_then(|s| s.server_info.pid).unwrap_or(0);
-                println!("app-server started (pid {pid}) on {endpoint}");
+                say!("app-server started (pid {pid}) on {endpoint}");
                 return Ok(0);
             }
             Err(ClientError::Unreachable { .. }) => {}
@@ -161,7 +161,7 @@ async fn start(home: &Home, args: &ServeArgs) -> Result<u8> {
 async fn stop(home: &Home) -> Result<u8> {
     let lock = home.lock_path();
     let Some(pid) = DataLock::holder(&lock) else {
-        println!("app-server is not running");
+        say!("app-server is not running");
         return Ok(0);
     };
     // SAFETY: kill(2) on the pid recorded by the lock holder.
@@ -180,7 +180,7 @@ async fn stop(home: &Home) -> Result<u8> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    println!("app-server stopped (pid {pid})");
+    say!("app-server stopped (pid {pid})");
     Ok(0)
 }
 
@@ -200,16 +200,16 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
                     "protocolVersion": init.protocol_version,
                     "agent": info.agent,
                 });
-                println!("{v}");
+                say!("{v}");
             } else {
-                println!("app-server running");
-                println!("  pid:      {}", info.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()));
-                println!("  socket:   {}", home.socket_path().display());
-                println!("  home:     {}", home.dir().display());
-                println!("  version:  {} (protocol {})", info.version, init.protocol_version);
+                say!("app-server running");
+                say!("  pid:      {}", info.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()));
+                say!("  socket:   {}", home.socket_path().display());
+                say!("  home:     {}", home.dir().display());
+                say!("  version:  {} (protocol {})", info.version, init.protocol_version);
                 if let Some(agent) = &info.agent {
                     let model = agent.model.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
-                    println!("  agent:    {}{model}", agent.kind);
+                    say!("  agent:    {}{model}", agent.kind);
                 }
             }
             Ok(0)
@@ -225,11 +225,11 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
                     "home": home.dir(),
                     "error": e.to_string(),
                 });
-                println!("{v}");
+                say!("{v}");
             } else {
                 match holder {
-                    Some(pid) => println!("app-server (pid {pid}) holds the data directory but does not answer: {e}"),
-                    None => println!("app-server is not running ({})", home.dir().display()),
+                    Some(pid) => say!("app-server (pid {pid}) holds the data directory but does not answer: {e}"),
+                    None => say!("app-server is not running ({})", home.dir().display()),
                 }
             }
             Ok(exit::UNREACHABLE)
@@ -268,7 +268,14 @@ async fn proxy(home: &Home, conn: &ConnArgs) -> Result<u8> {
         let _ = tokio::io::AsyncWriteExt::flush(&mut stdout).await;
         r
     };
-    let (_, down) = tokio::join!(up, down);
+    // The server's side decides when we are done: once it closes, so do we
+    // (whoever spawned us then sees the connection end), whatever stdin does.
+    tokio::pin!(up);
+    tokio::pin!(down);
+    let down = tokio::select! {
+        down = &mut down => down,
+        _ = &mut up => down.await,
+    };
     down.map_err(|e| Fail::new(exit::UNREACHABLE, format!("proxy connection failed: {e}")))?;
     Ok(0)
 }

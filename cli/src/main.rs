@@ -1,6 +1,14 @@
 //! `tandem`: the one binary. `tandem app-server …` runs or manages the server;
 //! `tandem share …` are the script-facing clients.
 
+/// `println!` that never panics: a closed stdout (`| head`) is not an error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod app_server;
 mod exit;
 mod render;

@@ -172,8 +172,7 @@ async fn post(
         .map_err(Fail::from)?;
     let mut transcript = Transcript::default();
     let mut interrupted_at: Option<tokio::time::Instant> = None;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
         let grace = async {
             match interrupted_at {
@@ -201,13 +200,21 @@ async fn post(
                     return Ok(if status == TurnStatus::Completed { 0 } else { exit::FAILURE });
                 }
             }
-            _ = &mut ctrl_c, if interrupted_at.is_none() => {
-                interrupted_at = Some(tokio::time::Instant::now());
-                let params = TurnInterruptParams { thread_id: thread.clone(), turn_id: Some(turn.id.clone()) };
-                if let Err(e) = client.call::<TurnInterrupt>(&params).await {
-                    eprintln!("tandem: could not interrupt turn {}: {e}", turn.id);
+            _ = sigint.recv() => {
+                if interrupted_at.is_some() {
+                    // A second Ctrl-C: stop waiting for the turn to wind down.
                     return Ok(exit::INTERRUPTED);
                 }
+                interrupted_at = Some(tokio::time::Instant::now());
+                // Keep reading the stream while the interrupt travels: a full
+                // subscription buffer would otherwise hold up its answer.
+                let params = TurnInterruptParams { thread_id: thread.clone(), turn_id: Some(turn.id.clone()) };
+                let (client, turn_id) = (client.clone(), turn.id.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = client.call::<TurnInterrupt>(&params).await {
+                        eprintln!("tandem: could not interrupt turn {turn_id}: {e}");
+                    }
+                });
             }
             _ = grace => return Ok(exit::INTERRUPTED),
         }
@@ -350,9 +357,9 @@ async fn interrupt(thread: &str, conn: &ConnArgs) -> Result<u8> {
         .await
         .map_err(Fail::from)?;
     if r.interrupted {
-        println!("interrupted the running turn on {thread}");
+        say!("interrupted the running turn on {thread}");
     } else {
-        println!("nothing to interrupt: thread {thread} is idle");
+        say!("nothing to interrupt: thread {thread} is idle");
     }
     Ok(0)
 }

@@ -17,6 +17,9 @@ pub enum Position {
     },
 }
 
+/// The largest seq there can be (the store keeps seqs as SQLite integers).
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+
 /// What `from` accepts, for error messages.
 pub const POSITION_ACCEPTED: &str = "a seq (an integer >= 1) or an RFC 3339 timestamp such as 2026-11-22T11:03:04Z";
 
@@ -27,6 +30,7 @@ impl Position {
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
             return match s.parse::<u64>() {
                 Ok(0) | Err(_) => Err(format!("from {s:?} is out of range; expected {POSITION_ACCEPTED}")),
+                Ok(n) if n > MAX_SEQ => Err(format!("from {s:?} is out of range; expected {POSITION_ACCEPTED}")),
                 Ok(n) => Ok(Position::Seq(n)),
             };
         }
@@ -64,8 +68,8 @@ impl<'de> Deserialize<'de> for Position {
                 f.write_str(POSITION_ACCEPTED)
             }
             fn visit_u64<E: de::Error>(self, n: u64) -> Result<Position, E> {
-                if n == 0 {
-                    Err(E::custom(format!("from 0 is out of range; expected {POSITION_ACCEPTED}")))
+                if n == 0 || n > MAX_SEQ {
+                    Err(E::custom(format!("from {n} is out of range; expected {POSITION_ACCEPTED}")))
                 } else {
                     Ok(Position::Seq(n))
                 }
@@ -99,7 +103,7 @@ mod tests {
     fn parses_user_text() {
         assert_eq!(Position::parse("42").unwrap(), Position::Seq(42));
         assert!(matches!(Position::parse("2026-11-22T11:03:04Z").unwrap(), Position::Time { .. }));
-        for bad in ["0", "-3", "1.5", "soon", "", "99999999999999999999999"] {
+        for bad in ["0", "-3", "1.5", "soon", "", "99999999999999999999999", "9223372036854775808"] {
             assert!(Position::parse(bad).is_err(), "accepted {bad:?}");
         }
     }
@@ -112,7 +116,7 @@ mod tests {
         assert!(
             matches!(p, Position::Time { millis, .. } if millis == crate::time::parse_rfc3339("2026-11-22T11:03:04Z").unwrap())
         );
-        for bad in ["0", "-1", "1.5", "\"x\"", "true", "null", "[1]"] {
+        for bad in ["0", "-1", "1.5", "\"x\"", "true", "null", "[1]", "18446744073709551615"] {
             let err = serde_json::from_str::<Position>(bad).unwrap_err().to_string();
             assert!(err.contains("RFC 3339"), "{bad}: {err}");
         }

@@ -322,6 +322,15 @@ impl App {
             return self.ctrl_c();
         }
         self.armed = None;
+        // The "Shared" box appears on its own (sharing finishes in the
+        // background), so it must not eat what the user is typing: any key
+        // but Esc closes it and goes on to the composer.
+        if matches!(self.popup, Some(Popup::Shared { .. })) {
+            self.popup = None;
+            if key.code == KeyCode::Esc {
+                return vec![];
+            }
+        }
         if self.popup.is_some() {
             return self.popup_key(key);
         }

@@ -68,6 +68,16 @@ impl Connector {
         }
     }
 
+    /// Connects without starting a server: after a lost connection the TUI
+    /// waits for the server to come back rather than undo a `stop`.
+    async fn reconnect(&self) -> Result<Client, ClientError> {
+        let endpoint = match &self.opts.server {
+            Some(ep) => ep.clone(),
+            None => tandem_app_server::client::Endpoint::Unix(self.opts.home.socket_path()),
+        };
+        Client::connect(&endpoint, client_info()).await
+    }
+
     fn endpoint(&self) -> String {
         match &self.opts.server {
             Some(ep) => ep.to_string(),
@@ -442,7 +452,7 @@ async fn follow(
         let mut delay = Duration::from_millis(200);
         loop {
             tokio::time::sleep(delay).await;
-            if let Ok(client) = connector.connect().await {
+            if let Ok(client) = connector.reconnect().await {
                 *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(client);
                 if !send(Msg::ConnRestored) {
                     return;

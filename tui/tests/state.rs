@@ -254,3 +254,18 @@ fn scrolling_moves_the_view_and_sending_returns_to_the_end() {
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.scroll, 0);
 }
+
+#[test]
+fn the_shared_box_does_not_eat_typing() {
+    let mut app = shared_app();
+    type_text(&mut app, "hal");
+    app.update(Msg::SharingStarted { thread_id: THREAD.into() });
+    assert!(matches!(app.popup, Some(Popup::Shared { .. })));
+    type_text(&mut app, "f done");
+    assert_eq!(app.popup, None);
+    assert_eq!(app.composer.text(), "half done");
+    app.update(Msg::SharingStarted { thread_id: THREAD.into() });
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.popup, None);
+    assert_eq!(app.composer.text(), "half done");
+}
