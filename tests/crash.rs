@@ -85,3 +85,31 @@ fn sigterm_closes_running_turns_and_removes_the_socket() {
     assert_eq!(events.iter().filter(|e| e["type"] == "turn/completed").count(), 1, "closed twice");
     home.run(&["share", "post", "--thread", &id, "--prompt", "again", "--server", &s]).ok();
 }
+
+#[test]
+fn a_log_locked_by_another_process_delays_turns_but_leaves_no_gap() {
+    let home = Home::new();
+    let _server = home.serve(&[]);
+    let id = home.new_thread();
+    let db = home.path().join("tandem.db");
+    // Another process holds the database's write lock for 7 s (longer than
+    // SQLite's own busy timeout).
+    let mut locker = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN IMMEDIATE')\nprint('locked', flush=True)\ntime.sleep(7)\nc.execute('COMMIT')",
+            db.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(locker.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    let out = home.run(&["share", "post", "--thread", &id, "--prompt", "patient words", "--server", &home.endpoint()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(locker.wait().unwrap().success());
+    let events = home.events(&id);
+    assert_contiguous(&events, 1);
+    assert_eq!(events.last().unwrap()["status"], "completed");
+}

@@ -366,8 +366,15 @@ impl Engine {
             });
             (done, started_at)
         };
+        if let Err(e) = wait_durable(done).await {
+            // Not durable, so not started: free the thread again.
+            let mut state = handle.lock();
+            if state.active.as_ref().is_some_and(|a| a.id == turn_id) {
+                state.active = None;
+            }
+            return Err(e);
+        }
         crate::turn::spawn(self.clone(), Arc::clone(&handle), turn_id.clone(), p.input, cancel_rx);
-        wait_durable(done).await?;
         tracing::info!(thread = %handle.id, turn = %turn_id, client = %client, "turn started");
         Ok(Turn { id: turn_id, thread_id: handle.id.to_string(), status: TurnStatus::Running, client, started_at })
     }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -101,6 +102,9 @@ pub struct Store {
     checkpointer: Mutex<Option<(std_mpsc::Sender<()>, JoinHandle<()>)>>,
     backend: Backend,
 }
+
+/// How long the writer keeps retrying a failed commit before giving up.
+const COMMIT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Most events committed in one transaction.
 const MAX_GROUP: usize = 8192;
@@ -241,26 +245,34 @@ fn write_loop(rx: std_mpsc::Receiver<WriteOp>, mut commit: impl FnMut(&[WriteOp]
                 Err(_) => break,
             }
         }
-        match commit(&batch) {
-            Ok(()) => {
-                for op in batch.drain(..) {
-                    match op {
-                        WriteOp::Event(ev) => {
-                            ev.live.publish(LogEntry { seq: ev.seq, json: ev.json });
-                            if let Some(ack) = ev.ack {
-                                let _ = ack.send(());
-                            }
-                        }
-                        WriteOp::Flush(ack) => {
-                            let _ = ack.send(());
-                        }
+        // Seqs are already handed out: dropping a group would leave a hole in
+        // the log. Retry (a lock held by another process, a full disk being
+        // cleared); if the log stays unwritable, stop the process so that a
+        // restart recovers from what is on disk rather than run on diverged.
+        let mut delay = Duration::from_millis(50);
+        let mut waited = Duration::ZERO;
+        while let Err(e) = commit(&batch) {
+            if waited >= COMMIT_PATIENCE {
+                tracing::error!(error = %e, events = batch.len(), "the event log cannot be written; stopping");
+                eprintln!("tandem app-server: the event log cannot be written ({e}); stopping");
+                std::process::exit(70);
+            }
+            tracing::warn!(error = %e, retry_in = ?delay, "commit failed; retrying");
+            std::thread::sleep(delay);
+            waited += delay;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        for op in batch.drain(..) {
+            match op {
+                WriteOp::Event(ev) => {
+                    ev.live.publish(LogEntry { seq: ev.seq, json: ev.json });
+                    if let Some(ack) = ev.ack {
+                        let _ = ack.send(());
                     }
                 }
-            }
-            Err(e) => {
-                // Dropping the acks tells each waiter its write failed.
-                tracing::error!(error = %e, events = batch.len(), "commit failed; events dropped");
-                batch.clear();
+                WriteOp::Flush(ack) => {
+                    let _ = ack.send(());
+                }
             }
         }
     }
