@@ -28,14 +28,24 @@ impl DataLock {
         let io_err = |source| LockError::Io { path: path.display().to_string(), source };
         let mut file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io_err)?;
-        // SAFETY: flock on a file descriptor we own.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
+        // `holder` probes with a brief shared lock; a few quick retries keep
+        // such a probe from passing for a running server.
+        let mut tries = 0;
+        loop {
+            // SAFETY: flock on a file descriptor we own.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                break;
+            }
             let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(io_err(err));
+            }
+            tries += 1;
+            if tries == 5 {
                 return Err(LockError::Held { pid: read_pid(&mut file), path: path.display().to_string() });
             }
-            return Err(io_err(err));
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
         file.set_len(0).map_err(io_err)?;
         file.rewind().map_err(io_err)?;

@@ -164,7 +164,7 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
         }
     }
 
-    let mut terminal = terminal::enter()?;
+    let mut terminal = terminal::enter(opts.home.logs_dir().join("tui-panics.log"))?;
     let mut input = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate())?;
     let result = loop {
