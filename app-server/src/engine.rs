@@ -464,3 +464,39 @@ async fn wait_durable(done: Option<oneshot::Receiver<()>>) -> Result<(), RpcErro
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::EchoAgent;
+
+    /// Both logs give the same outline: each turn's start and completed items.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn outline_is_the_same_in_memory_and_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk =
+            Engine::open(&dir.path().join("t.db"), Durability::Normal, Arc::new(EchoAgent::default())).await.unwrap();
+        let memory = Engine::in_memory(Arc::new(EchoAgent::default())).await.unwrap();
+        let turns = vec![
+            ImportedTurn { input: "one".into(), client: None, response: "1".into(), started_at: None },
+            ImportedTurn { input: "two".into(), client: None, response: "2".into(), started_at: None },
+        ];
+        let me = ClientInfo::new("t", "1");
+        let mut outlines = Vec::new();
+        for engine in [&disk, &memory] {
+            let t = engine
+                .thread_start(ThreadStartParams { turns: turns.clone(), ..Default::default() }, &me)
+                .await
+                .unwrap();
+            let outline = engine.store().read_outline(&t.id).await.unwrap();
+            outlines.push(outline.iter().map(|e| e.seq).collect::<Vec<_>>());
+            let history = crate::turn::history(engine.store(), &t.id, "none").await;
+            assert_eq!(
+                history.iter().map(|h| (h.input.as_str(), h.response.as_str())).collect::<Vec<_>>(),
+                [("one", "1"), ("two", "2")]
+            );
+        }
+        assert_eq!(outlines[0], [2, 3, 5, 6]);
+        assert_eq!(outlines[0], outlines[1]);
+    }
+}

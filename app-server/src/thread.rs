@@ -102,6 +102,7 @@ impl ThreadHandle {
         let ms = now_millis().max(state.last_ms);
         let ts = format_millis(ms);
         let seq = state.last_seq + 1;
+        let kind = body.type_name();
         let event = Event {
             seq,
             ts: ts.clone(),
@@ -121,6 +122,7 @@ impl ThreadHandle {
             thread_id: Arc::clone(&self.id),
             seq,
             ts: ts.clone(),
+            kind,
             json,
             row,
             live: Arc::clone(&self.live),

@@ -132,37 +132,32 @@ fn append(thread: &ThreadHandle, store: &Store, body: EventBody, row: RowChange)
 }
 
 /// The thread's turns other than `current`, with the agent's message text.
-async fn history(store: &Arc<Store>, thread_id: &str, current: &str) -> Vec<PastTurn> {
+pub(crate) async fn history(store: &Arc<Store>, thread_id: &str, current: &str) -> Vec<PastTurn> {
+    let outline = match store.read_outline(thread_id).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "could not read the thread's history");
+            return Vec::new();
+        }
+    };
     let mut turns: Vec<(String, PastTurn)> = Vec::new();
-    let mut from = 1;
-    loop {
-        let page = match store.read_page(thread_id, from, 1000).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "could not read the thread's history");
-                break;
+    for entry in &outline {
+        let Ok(ev) = serde_json::from_str::<Event>(&entry.json) else { continue };
+        match ev.body {
+            EventBody::TurnStarted { turn_id, input, .. } if turn_id != current => {
+                turns.push((turn_id, PastTurn { input, ..Default::default() }));
             }
-        };
-        let Some(last) = page.last() else { break };
-        from = last.seq + 1;
-        for entry in &page {
-            let Ok(ev) = serde_json::from_str::<Event>(&entry.json) else { continue };
-            match ev.body {
-                EventBody::TurnStarted { turn_id, input, .. } if turn_id != current => {
-                    turns.push((turn_id, PastTurn { input, ..Default::default() }));
-                }
-                EventBody::ItemCompleted { turn_id, item } => {
-                    let Some((_, t)) = turns.iter_mut().rev().find(|(id, _)| *id == turn_id) else { continue };
-                    match item.item_type.as_str() {
-                        "agentMessage" => t.response.push_str(item.text.as_deref().unwrap_or("")),
-                        "agentSession" => {
-                            t.session = item.extra.get("sessionId").and_then(|s| s.as_str()).map(str::to_owned)
-                        }
-                        _ => {}
+            EventBody::ItemCompleted { turn_id, item } => {
+                let Some((_, t)) = turns.iter_mut().rev().find(|(id, _)| *id == turn_id) else { continue };
+                match item.item_type.as_str() {
+                    "agentMessage" => t.response.push_str(item.text.as_deref().unwrap_or("")),
+                    "agentSession" => {
+                        t.session = item.extra.get("sessionId").and_then(|s| s.as_str()).map(str::to_owned)
                     }
+                    _ => {}
                 }
-                _ => {}
             }
+            _ => {}
         }
     }
     turns.into_iter().map(|(_, t)| t).collect()

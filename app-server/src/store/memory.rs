@@ -11,6 +11,8 @@ use super::{LogEntry, RowChange, WriteOp};
 struct MemThread {
     /// `(ts, json)` of seq `i + 1`.
     events: Vec<(String, Box<str>)>,
+    /// Seqs of the events a turn outline needs.
+    outline: Vec<u64>,
 }
 
 /// Every thread's events, behind one lock (writes come from the writer thread).
@@ -27,6 +29,10 @@ impl MemLog {
             let thread = threads.entry(ev.thread_id.to_string()).or_default();
             if let RowChange::Create { .. } = ev.row {
                 thread.events.clear();
+                thread.outline.clear();
+            }
+            if matches!(ev.kind, "turn/started" | "item/completed") {
+                thread.outline.push(ev.seq);
             }
             debug_assert_eq!(thread.events.len() as u64 + 1, ev.seq, "seqs are gapless");
             thread.events.push((ev.ts.clone(), ev.json.clone()));
@@ -46,6 +52,12 @@ impl MemLog {
             .take(limit)
             .map(|(i, (_, json))| LogEntry { seq: i as u64 + 1, json: json.clone() })
             .collect()
+    }
+
+    pub(super) fn read_outline(&self, thread_id: &str) -> Vec<LogEntry> {
+        let threads = self.threads.read().unwrap_or_else(|p| p.into_inner());
+        let Some(t) = threads.get(thread_id) else { return Vec::new() };
+        t.outline.iter().map(|&seq| LogEntry { seq, json: t.events[(seq - 1) as usize].1.clone() }).collect()
     }
 
     pub(super) fn first_seq_at(&self, thread_id: &str, ts: &str) -> Option<u64> {

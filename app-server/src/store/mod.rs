@@ -76,6 +76,8 @@ pub struct PendingEvent {
     pub thread_id: Arc<str>,
     pub seq: u64,
     pub ts: String,
+    /// The event's `type`.
+    pub kind: &'static str,
     pub json: Box<str>,
     pub row: RowChange,
     /// Receives the event once committed.
@@ -220,6 +222,13 @@ impl Store {
         let id = thread_id.to_owned();
         let ts2 = ts.clone();
         self.read(move |c| sqlite::first_seq_at(c, &id, &ts2), |m| m.first_seq_at(thread_id, &ts)).await
+    }
+
+    /// The events a thread's turns can be rebuilt from — `turn/started` and
+    /// `item/completed` — without reading its deltas.
+    pub async fn read_outline(self: &Arc<Self>, thread_id: &str) -> Result<Vec<LogEntry>, StoreError> {
+        let id = thread_id.to_owned();
+        self.read(move |c| sqlite::read_outline(c, &id), |m| m.read_outline(thread_id)).await
     }
 
     /// Every thread with its last seq and time, in id order (a new memory log

@@ -23,10 +23,15 @@ CREATE TABLE IF NOT EXISTS events (
     seq       INTEGER NOT NULL,
     ts        TEXT NOT NULL,
     body      TEXT NOT NULL,
+    type      TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (thread_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_ts ON events (thread_id, ts);
 ";
+
+/// The index behind `read_outline`: only the events turns are rebuilt from.
+const OUTLINE_INDEX: &str = "CREATE INDEX IF NOT EXISTS events_outline ON events (thread_id, seq)
+    WHERE type IN ('turn/started', 'item/completed');";
 
 /// Opens the writer connection, creating the schema.
 pub(super) fn open_writer(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
@@ -40,6 +45,15 @@ pub(super) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
     conn.pragma_update(None, "synchronous", sync).map_err(open_err)?;
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
     conn.execute_batch(SCHEMA).map_err(open_err)?;
+    // Logs from before `type` was a column get it (empty for old rows, which
+    // only costs their turns' history to agents that ask for it).
+    let has_type: i64 = conn
+        .query_row("SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = 'type'", [], |r| r.get(0))
+        .map_err(open_err)?;
+    if has_type == 0 {
+        conn.execute_batch("ALTER TABLE events ADD COLUMN type TEXT NOT NULL DEFAULT ''").map_err(open_err)?;
+    }
+    conn.execute_batch(OUTLINE_INDEX).map_err(open_err)?;
     // Checkpoints sync the disk; the checkpointer thread runs them so that the
     // writer (and so every event's latency) never waits for one.
     conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(open_err)?;
@@ -116,6 +130,16 @@ pub(super) fn read_page(
     rows.collect()
 }
 
+pub(super) fn read_outline(c: &Connection, thread_id: &str) -> Result<Vec<LogEntry>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT seq, body FROM events WHERE thread_id = ?1 AND type IN ('turn/started', 'item/completed') ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![thread_id], |r| {
+        Ok(LogEntry { seq: r.get::<_, i64>(0)? as u64, json: r.get::<_, String>(1)?.into_boxed_str() })
+    })?;
+    rows.collect()
+}
+
 pub(super) fn first_seq_at(c: &Connection, thread_id: &str, ts: &str) -> Result<Option<u64>, rusqlite::Error> {
     c.prepare_cached("SELECT seq FROM events WHERE thread_id = ?1 AND ts >= ?2 ORDER BY ts, seq LIMIT 1")?
         .query_row(params![thread_id, ts], |r| r.get::<_, i64>(0))
@@ -151,7 +175,8 @@ pub(super) fn load_threads(c: &Connection) -> Result<Vec<ThreadRow>, rusqlite::E
 pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp]) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction()?;
     {
-        let mut insert = tx.prepare_cached("INSERT INTO events (thread_id, seq, ts, body) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut insert =
+            tx.prepare_cached("INSERT INTO events (thread_id, seq, ts, body, type) VALUES (?1, ?2, ?3, ?4, ?5)")?;
         for op in batch {
             let WriteOp::Event(ev) = op else { continue };
             match &ev.row {
@@ -175,7 +200,7 @@ pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp]) -> Result<(), rus
                     tx.execute("UPDATE threads SET active_turn = NULL WHERE id = ?1", params![&*ev.thread_id])?;
                 }
             }
-            insert.execute(params![&*ev.thread_id, ev.seq as i64, ev.ts, &*ev.json])?;
+            insert.execute(params![&*ev.thread_id, ev.seq as i64, ev.ts, &*ev.json, ev.kind])?;
         }
     }
     tx.commit()
