@@ -160,3 +160,19 @@ fn events_larger_than_a_request_line_still_reach_clients() {
     assert_contiguous(&all, 1);
     assert_eq!(all[1..], posted[..]);
 }
+
+#[test]
+fn the_agent_runs_in_the_configured_directory() {
+    let home = Home::new();
+    let project = home.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(home.path().join("config.toml"), format!("cwd = \"{}\"\n", project.display())).unwrap();
+    let _server = home.serve(&["--agent", "exec", "--", "sh", "-c", "cat >/dev/null; pwd"]);
+    let id = home.new_thread();
+    let out = home.run(&["share", "post", "--thread", &id, "--prompt", "where?", "--server", &home.endpoint()]).ok();
+    assert!(out.stdout.contains(&project.display().to_string()), "{out:?}");
+
+    let missing = home.run(&["app-server", "--agent", "exec", "--agent-cwd", "/nonexistent/dir", "--", "true"]);
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert!(missing.stderr.contains("/nonexistent/dir"), "{}", missing.stderr);
+}

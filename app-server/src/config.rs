@@ -30,6 +30,8 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub agent: Option<String>,
+    /// The directory the exec, codex and claude agents run in.
+    pub cwd: Option<PathBuf>,
     pub echo: Option<EchoFile>,
     pub exec: Option<ExecFile>,
     pub openai: Option<OpenAiFile>,
@@ -71,6 +73,7 @@ pub struct CliFile {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub agent: Option<String>,
+    pub cwd: Option<PathBuf>,
     pub echo_delay_ms: Option<u64>,
     pub exec_command: Vec<String>,
     pub model: Option<String>,
@@ -87,6 +90,7 @@ impl Overrides {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Overrides {
             agent: var("TANDEM_AGENT"),
+            cwd: var("TANDEM_AGENT_CWD").map(PathBuf::from),
             echo_delay_ms: var("TANDEM_ECHO_DELAY_MS").and_then(|v| v.parse().ok()),
             exec_command: Vec::new(),
             model: var("TANDEM_MODEL"),
@@ -122,6 +126,8 @@ pub struct CliSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentSettings {
     pub kind: String,
+    /// Where command agents run (default: the app-server's directory).
+    pub cwd: Option<PathBuf>,
     pub echo_delay: Duration,
     pub exec_command: Vec<String>,
     pub openai: OpenAiSettings,
@@ -195,12 +201,18 @@ impl AgentSettings {
             },
             codex: cli("codex", file.codex.as_ref()),
             claude: cli("claude", file.claude.as_ref()),
+            cwd: overrides.cwd.clone().or_else(|| file.cwd.clone()),
             kind,
         };
         if settings.kind == "exec" && settings.exec_command.is_empty() {
             return Err(ConfigError::Invalid(
                 "the exec agent needs a command: `tandem app-server --agent exec -- COMMAND ARGS…` or [exec] command = [\"…\"] in config.toml".into(),
             ));
+        }
+        if let Some(dir) = &settings.cwd
+            && !dir.is_dir()
+        {
+            return Err(ConfigError::Invalid(format!("the agent directory {} does not exist", dir.display())));
         }
         if settings.openai.timeout.is_zero() {
             return Err(ConfigError::Invalid("the request timeout must be at least 1 second".into()));
@@ -218,11 +230,12 @@ impl AgentSettings {
         Ok(match self.kind.as_str() {
             "exec" => Arc::new(
                 ExecAgent::new(self.exec_command.clone())
-                    .ok_or_else(|| ConfigError::Invalid("the exec agent needs a command".into()))?,
+                    .ok_or_else(|| ConfigError::Invalid("the exec agent needs a command".into()))?
+                    .in_dir(self.cwd.clone()),
             ),
             "openai" => Arc::new(OpenAiAgent::new(self.openai.clone()).map_err(ConfigError::Invalid)?),
-            "codex" => Arc::new(CliAgent::new(CliKind::Codex, self.codex.clone())),
-            "claude" => Arc::new(CliAgent::new(CliKind::Claude, self.claude.clone())),
+            "codex" => Arc::new(CliAgent::new(CliKind::Codex, self.codex.clone()).in_dir(self.cwd.clone())),
+            "claude" => Arc::new(CliAgent::new(CliKind::Claude, self.claude.clone()).in_dir(self.cwd.clone())),
             _ => Arc::new(EchoAgent { delay: self.echo_delay }),
         })
     }

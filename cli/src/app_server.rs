@@ -43,6 +43,7 @@ pub async fn run(args: AppServerArgs) -> Result<u8> {
 fn overrides(args: &ServeArgs) -> Overrides {
     Overrides {
         agent: args.agent.clone(),
+        cwd: args.agent_cwd.as_ref().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())),
         echo_delay_ms: args.echo_delay_ms,
         exec_command: args.command.clone(),
         model: args.model.clone(),
@@ -94,6 +95,10 @@ fn serve_flags(args: &ServeArgs) -> Vec<OsString> {
         }
     };
     flag("--agent", args.agent.clone());
+    flag(
+        "--agent-cwd",
+        args.agent_cwd.as_ref().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()).display().to_string()),
+    );
     flag("--echo-delay-ms", args.echo_delay_ms.map(|d| d.to_string()));
     flag("--model", args.model.clone());
     flag("--base-url", args.base_url.clone());

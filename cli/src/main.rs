@@ -87,6 +87,9 @@ struct ServeArgs {
     /// [default: echo, or `agent` in $TANDEM_HOME/config.toml].
     #[arg(long, value_name = "AGENT", env = "TANDEM_AGENT")]
     agent: Option<String>,
+    /// exec, codex, claude: the directory the agent works in [default: the app-server's].
+    #[arg(long, value_name = "DIR", env = "TANDEM_AGENT_CWD")]
+    agent_cwd: Option<std::path::PathBuf>,
     /// echo agent: milliseconds to wait between words.
     #[arg(long, value_name = "MS", env = "TANDEM_ECHO_DELAY_MS")]
     echo_delay_ms: Option<u64>,

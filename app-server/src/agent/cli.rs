@@ -55,11 +55,18 @@ pub struct CliAgent {
     kind: CliKind,
     settings: CliSettings,
     grace: Duration,
+    cwd: Option<std::path::PathBuf>,
 }
 
 impl CliAgent {
     pub fn new(kind: CliKind, settings: CliSettings) -> CliAgent {
-        CliAgent { kind, settings, grace: Duration::from_secs(3) }
+        CliAgent { kind, settings, grace: Duration::from_secs(3), cwd: None }
+    }
+
+    /// Runs the CLI in `dir` (the project it works on).
+    pub fn in_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.cwd = dir;
+        self
     }
 
     /// The arguments for a turn, resuming `session` when there is one.
@@ -119,6 +126,9 @@ impl CliAgent {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -22,13 +22,21 @@ pub struct ExecAgent {
     pub args: Vec<String>,
     /// Time between SIGTERM and SIGKILL on interrupt.
     pub grace: Duration,
+    /// Where the command runs (default: the app-server's directory).
+    pub cwd: Option<std::path::PathBuf>,
 }
 
 impl ExecAgent {
     pub fn new(command: Vec<String>) -> Option<Self> {
         let mut it = command.into_iter();
         let program = it.next()?;
-        Some(ExecAgent { program, args: it.collect(), grace: Duration::from_secs(3) })
+        Some(ExecAgent { program, args: it.collect(), grace: Duration::from_secs(3), cwd: None })
+    }
+
+    /// Runs the command in `dir`.
+    pub fn in_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.cwd = dir;
+        self
     }
 
     fn command_line(&self) -> String {
@@ -57,6 +65,9 @@ impl ExecAgent {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
