@@ -15,15 +15,13 @@
 //!   content, is_error}]}}`, `result{is_error, result, session_id}`.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use tandem_protocol::AgentInfo;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
-use super::exec::{DRAIN, signal_group_of, sleep_until, spawn_stderr_tail, tail_text, terminate};
+use super::exec::{DRAIN, signal_group_of, sleep_until, spawn_stderr_tail, tail_text, terminate, turn_command};
 use super::{Agent, BoxFuture, Cancel, DeltaSink, Outcome, TurnInput};
 use crate::config::CliSettings;
 
@@ -117,19 +115,7 @@ impl CliAgent {
         let session = input.history.iter().rev().find_map(|t| t.session.clone());
         let args = self.args(&input.input, session.as_deref());
         let shown = self.command_line(&args);
-        let mut cmd = Command::new(&self.settings.program);
-        cmd.args(&args)
-            .env("TANDEM_THREAD_ID", &input.thread_id)
-            .env("TANDEM_TURN_ID", &input.turn_id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        if let Some(dir) = &self.cwd {
-            cmd.current_dir(dir);
-        }
-        let mut child = match cmd.spawn() {
+        let mut child = match turn_command(&self.settings.program, &args, &input, self.cwd.as_deref()).spawn() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Outcome::Failed(format!(

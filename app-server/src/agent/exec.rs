@@ -56,18 +56,8 @@ impl Agent for ExecAgent {
 
 impl ExecAgent {
     async fn run_turn(&self, input: TurnInput, out: &mut dyn DeltaSink, mut cancel: Cancel) -> Outcome {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args)
-            .env("TANDEM_THREAD_ID", &input.thread_id)
-            .env("TANDEM_TURN_ID", &input.turn_id)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        if let Some(dir) = &self.cwd {
-            cmd.current_dir(dir);
-        }
+        let mut cmd = turn_command(&self.program, &self.args, &input, self.cwd.as_deref());
+        cmd.stdin(Stdio::piped());
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -145,6 +135,30 @@ impl ExecAgent {
             Err(e) => Outcome::Failed(format!("could not wait for `{}`: {e}", self.command_line())),
         }
     }
+}
+
+/// A turn's subprocess: its own process group (so an interrupt reaches all
+/// of it), the turn's ids in its environment, output piped, killed if dropped.
+/// Stdin is null unless the caller pipes it.
+pub(super) fn turn_command(
+    program: &str,
+    args: &[String],
+    input: &TurnInput,
+    cwd: Option<&std::path::Path>,
+) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env("TANDEM_THREAD_ID", &input.thread_id)
+        .env("TANDEM_TURN_ID", &input.turn_id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    cmd
 }
 
 /// How long output may keep coming after the command itself has exited.
