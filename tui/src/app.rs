@@ -114,7 +114,10 @@ pub enum Msg {
     ConnLost {
         reason: String,
     },
-    ConnRestored,
+    /// Connected again; the server's agent (it may have been restarted with another).
+    ConnRestored {
+        agent: String,
+    },
     Quit,
 }
 
@@ -301,7 +304,8 @@ impl App {
                 self.conn = Conn::Lost { reason };
                 vec![]
             }
-            Msg::ConnRestored => {
+            Msg::ConnRestored { agent } => {
+                self.agent = agent;
                 self.conn = Conn::Up;
                 self.notice(format!("reconnected to {}", self.server), NoteKind::Success);
                 vec![]

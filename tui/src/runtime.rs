@@ -50,6 +50,11 @@ enum Inbound {
 /// The connection currently used for a thread; replaced on reconnect.
 type Slot = Arc<Mutex<Option<Client>>>;
 
+/// The agent a server says answers its turns (as the header shows it).
+fn agent_of(client: &Client) -> String {
+    client.server().and_then(|s| s.server_info.agent.as_ref()).map(|a| a.to_string()).unwrap_or_default()
+}
+
 fn slot_client(slot: &Slot) -> Option<Client> {
     slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
@@ -248,10 +253,7 @@ impl Runtime {
             f.abort();
         }
         self.generation += 1;
-        let agent = slot_client(&slot)
-            .and_then(|c| c.server().and_then(|s| s.server_info.agent.clone()))
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let agent = slot_client(&slot).map(|c| agent_of(&c)).unwrap_or_default();
         self.send(Msg::Attached { mode, thread_id: thread_id.clone(), server, agent });
         self.slot = Arc::clone(&slot);
         self.thread_id = thread_id.clone();
@@ -453,8 +455,9 @@ async fn follow(
         loop {
             tokio::time::sleep(delay).await;
             if let Ok(client) = connector.reconnect().await {
+                let agent = agent_of(&client);
                 *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(client);
-                if !send(Msg::ConnRestored) {
+                if !send(Msg::ConnRestored { agent }) {
                     return;
                 }
                 break;

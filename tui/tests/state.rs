@@ -210,7 +210,8 @@ fn a_lost_connection_blocks_sending_keeps_text_and_recovers() {
     assert!(key(&mut app, KeyCode::Enter).is_empty());
     assert_eq!(app.composer.text(), "while offline");
     assert!(app.notice.as_ref().unwrap().text.contains("not connected"));
-    app.update(Msg::ConnRestored);
+    app.update(Msg::ConnRestored { agent: "openai (m)".into() });
+    assert_eq!(app.agent, "openai (m)");
     assert_eq!(app.conn, Conn::Up);
     assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Submit("while offline".into())]);
 }
