@@ -19,9 +19,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use tandem_protocol::AgentInfo;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::exec::{DRAIN, signal_group_of, sleep_until, spawn_stderr_tail, tail_text, terminate, turn_command};
+use super::exec::{Ended, supervise, turn_command};
 use super::{Agent, BoxFuture, Cancel, DeltaSink, Outcome, TurnInput};
 use crate::config::CliSettings;
 
@@ -125,35 +124,23 @@ impl CliAgent {
             }
             Err(e) => return Outcome::Failed(format!("could not start `{shown}`: {e}")),
         };
-        let pid = child.id();
-        let stderr = spawn_stderr_tail(child.stderr.take().expect("stderr is piped"));
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
         let mut mapper = Mapper::new(self.kind);
-        let mut stdout_open = true;
-        let mut exited = None;
-        let mut drain_until = None;
-        while stdout_open || exited.is_none() {
-            tokio::select! {
-                reason = cancel.cancelled() => {
-                    terminate(pid, &mut child, self.grace).await;
-                    return Outcome::Interrupted(reason);
-                }
-                line = lines.next_line(), if stdout_open => match line {
-                    Ok(Some(line)) => mapper.line(&line, out),
-                    Ok(None) | Err(_) => stdout_open = false,
-                },
-                status = child.wait(), if exited.is_none() => {
-                    exited = Some(status);
-                    drain_until = Some(tokio::time::Instant::now() + DRAIN);
-                }
-                _ = sleep_until(drain_until), if stdout_open => {
-                    signal_group_of(pid, libc::SIGKILL);
-                    stdout_open = false;
-                }
+        let mut partial = Vec::new();
+        let ended = supervise(&mut child, self.grace, &mut cancel, |bytes| {
+            partial.extend_from_slice(bytes);
+            while let Some(i) = partial.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = partial.drain(..=i).collect();
+                mapper.line(&String::from_utf8_lossy(&line), out);
             }
+        })
+        .await;
+        let (status, tail) = match ended {
+            Ended::Interrupted(reason) => return Outcome::Interrupted(reason),
+            Ended::Exited { status, stderr_tail } => (status, stderr_tail),
+        };
+        if !partial.is_empty() {
+            mapper.line(&String::from_utf8_lossy(&partial), out);
         }
-        let status = exited.expect("the loop ends once the command has exited");
-        let tail = tail_text(tokio::time::timeout(DRAIN, stderr).await.ok().and_then(Result::ok).unwrap_or_default());
         if let Some(error) = mapper.error {
             return Outcome::Failed(self.explain(&shown, &error));
         }

@@ -64,7 +64,6 @@ impl ExecAgent {
                 return Outcome::Failed(format!("could not start `{}`: {e}", self.command_line()));
             }
         };
-        let pid = child.id();
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let prompt = input.input.into_bytes();
         // A command that never reads its stdin must not stall the turn.
@@ -72,50 +71,21 @@ impl ExecAgent {
             let _ = stdin.write_all(&prompt).await;
             let _ = stdin.shutdown().await;
         });
-        let stderr_task = spawn_stderr_tail(child.stderr.take().expect("stderr is piped"));
-        let mut stdout = child.stdout.take().expect("stdout is piped");
         let mut text = Utf8Stream::default();
-        let mut buf = vec![0u8; 16 * 1024];
-        let mut stdout_open = true;
-        let mut exited = None;
-        let mut drain_until = None;
-        // Wait for the command and its output together, and keep listening for
-        // an interrupt throughout: a background process that inherited stdout
-        // must not keep the turn running after the command has exited.
-        while stdout_open || exited.is_none() {
-            tokio::select! {
-                reason = cancel.cancelled() => {
-                    terminate(pid, &mut child, self.grace).await;
-                    feeder.abort();
-                    return Outcome::Interrupted(reason);
-                }
-                read = stdout.read(&mut buf), if stdout_open => match read {
-                    Ok(0) | Err(_) => stdout_open = false,
-                    Ok(n) => {
-                        if let Some(chunk) = text.push(&buf[..n]) {
-                            out.delta(&chunk);
-                        }
-                    }
-                },
-                status = child.wait(), if exited.is_none() => {
-                    exited = Some(status);
-                    drain_until = Some(tokio::time::Instant::now() + DRAIN);
-                }
-                _ = sleep_until(drain_until), if stdout_open => {
-                    // The command is gone but something it started still holds
-                    // its output: that is no longer this turn's business.
-                    signal_group_of(pid, libc::SIGKILL);
-                    stdout_open = false;
-                }
+        let ended = supervise(&mut child, self.grace, &mut cancel, |bytes| {
+            if let Some(chunk) = text.push(bytes) {
+                out.delta(&chunk);
             }
-        }
+        })
+        .await;
+        feeder.abort();
+        let (status, tail) = match ended {
+            Ended::Interrupted(reason) => return Outcome::Interrupted(reason),
+            Ended::Exited { status, stderr_tail } => (status, stderr_tail),
+        };
         if let Some(rest) = text.finish() {
             out.delta(&rest);
         }
-        let status = exited.expect("the loop ends once the command has exited");
-        feeder.abort();
-        let tail =
-            tail_text(tokio::time::timeout(DRAIN, stderr_task).await.ok().and_then(Result::ok).unwrap_or_default());
         match status {
             Ok(s) if s.success() => Outcome::Completed,
             Ok(s) => {
@@ -161,26 +131,73 @@ pub(super) fn turn_command(
     cmd
 }
 
+/// How a turn's subprocess ended.
+pub(super) enum Ended {
+    /// It exited (or could not be waited for); the tail of its stderr.
+    Exited { status: std::io::Result<std::process::ExitStatus>, stderr_tail: String },
+    /// The turn was interrupted; the child has been stopped and reaped.
+    Interrupted(Option<String>),
+}
+
+/// Runs a spawned turn subprocess to its end: hands every chunk of its stdout
+/// to `on_output`, and waits for its exit, its output and an interrupt
+/// together — so a background process that inherited stdout cannot keep the
+/// turn running after the command has exited (it gets [`DRAIN`], then its
+/// process group is killed).
+pub(super) async fn supervise(
+    child: &mut tokio::process::Child,
+    grace: Duration,
+    cancel: &mut Cancel,
+    mut on_output: impl FnMut(&[u8]),
+) -> Ended {
+    let pid = child.id();
+    let stderr = spawn_stderr_tail(child.stderr.take().expect("stderr is piped"));
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut stdout_open = true;
+    let mut exited = None;
+    let mut drain_until = None;
+    while stdout_open || exited.is_none() {
+        tokio::select! {
+            reason = cancel.cancelled() => {
+                terminate(pid, child, grace).await;
+                return Ended::Interrupted(reason);
+            }
+            read = stdout.read(&mut buf), if stdout_open => match read {
+                Ok(0) | Err(_) => stdout_open = false,
+                Ok(n) => on_output(&buf[..n]),
+            },
+            status = child.wait(), if exited.is_none() => {
+                exited = Some(status);
+                drain_until = Some(tokio::time::Instant::now() + DRAIN);
+            }
+            _ = sleep_until(drain_until), if stdout_open => {
+                // The command is gone but something it started still holds
+                // its output: that is no longer this turn's business.
+                if let Some(pid) = pid {
+                    signal_group(pid, libc::SIGKILL);
+                }
+                stdout_open = false;
+            }
+        }
+    }
+    let tail = tokio::time::timeout(DRAIN, stderr).await.ok().and_then(Result::ok).unwrap_or_default();
+    Ended::Exited { status: exited.expect("the loop ends once the command has exited"), stderr_tail: tail_text(tail) }
+}
+
 /// How long output may keep coming after the command itself has exited.
-pub(super) const DRAIN: Duration = Duration::from_millis(500);
+const DRAIN: Duration = Duration::from_millis(500);
 
 /// Sleeps until `deadline`, or forever without one.
-pub(super) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
 }
 
-/// Signals the process group of `pid`, if there is one.
-pub(super) fn signal_group_of(pid: Option<u32>, sig: i32) {
-    if let Some(pid) = pid {
-        signal_group(pid, sig);
-    }
-}
-
 /// SIGTERM to the child's process group, SIGKILL after `grace`; reaps it.
-pub(super) async fn terminate(pid: Option<u32>, child: &mut tokio::process::Child, grace: Duration) {
+async fn terminate(pid: Option<u32>, child: &mut tokio::process::Child, grace: Duration) {
     if let Some(pid) = pid {
         signal_group(pid, libc::SIGTERM);
         if tokio::time::timeout(grace, child.wait()).await.is_ok() {
@@ -193,7 +210,7 @@ pub(super) async fn terminate(pid: Option<u32>, child: &mut tokio::process::Chil
 }
 
 /// Collects the last [`STDERR_TAIL`] bytes a child writes to stderr.
-pub(super) fn spawn_stderr_tail(mut stderr: tokio::process::ChildStderr) -> tokio::task::JoinHandle<Vec<u8>> {
+fn spawn_stderr_tail(mut stderr: tokio::process::ChildStderr) -> tokio::task::JoinHandle<Vec<u8>> {
     tokio::spawn(async move {
         let mut tail = Vec::new();
         let mut buf = [0u8; 4096];
@@ -208,7 +225,7 @@ pub(super) fn spawn_stderr_tail(mut stderr: tokio::process::ChildStderr) -> toki
 }
 
 /// The stderr tail as trimmed text.
-pub(super) fn tail_text(tail: Vec<u8>) -> String {
+fn tail_text(tail: Vec<u8>) -> String {
     String::from_utf8_lossy(&tail[tail.len().saturating_sub(STDERR_TAIL)..]).trim().to_owned()
 }
 
