@@ -5,8 +5,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::Value;
-use tandem_protocol::message::{Incoming, error_line, parse_line, response_line};
+use tandem_protocol::message::{Id, Incoming, error_line, parse_line, response_line};
 use tandem_protocol::methods::*;
 use tandem_protocol::{ClientInfo, PROTOCOL_VERSION, RpcError};
 use tokio::sync::mpsc;
@@ -55,7 +54,7 @@ impl Session {
         }
     }
 
-    async fn dispatch(&mut self, id: Value, req: Request) {
+    async fn dispatch(&mut self, id: Id, req: Request) {
         let method = req.method();
         let engine = self.engine.clone();
         let line = match req {
@@ -111,7 +110,7 @@ impl Session {
     }
 
     /// Answers the subscribe request itself, before the first notification.
-    async fn subscribe(&mut self, id: &Value, p: ThreadSubscribeParams) -> Result<(), RpcError> {
+    async fn subscribe(&mut self, id: &Id, p: ThreadSubscribeParams) -> Result<(), RpcError> {
         let handle = self.engine.thread(&p.thread_id)?;
         self.subs.retain(|_, task| !task.is_finished());
         if self.subs.len() >= MAX_SUBSCRIPTIONS {
@@ -142,7 +141,7 @@ impl Drop for Session {
     }
 }
 
-fn reply<T: Serialize>(id: &Value, result: Result<T, RpcError>) -> String {
+fn reply<T: Serialize>(id: &Id, result: Result<T, RpcError>) -> String {
     match result {
         Ok(r) => response_line(id, &r),
         Err(e) => error_line(id, &e),

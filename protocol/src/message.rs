@@ -1,5 +1,9 @@
 //! One JSON-RPC 2.0 message per line: telling requests, notifications and
 //! responses apart, and writing them back out. Batches are not supported.
+//!
+//! Ids and notification params are kept as the sender's raw text: an id comes
+//! back exactly as it was written (`123456789012345678901234567890` stays that,
+//! `-0` stays `-0`), and an event is passed on byte for byte.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -7,17 +11,59 @@ use serde_json::value::RawValue;
 
 use crate::error::RpcError;
 
+/// A request id exactly as the client wrote it: a JSON string, number or null.
+#[derive(Debug, Clone)]
+pub struct Id(Box<RawValue>);
+
+impl Id {
+    /// The `null` id, for answers to lines whose id could not be read.
+    pub fn null() -> Id {
+        Id(RawValue::from_string("null".into()).expect("null is JSON"))
+    }
+
+    /// A numeric id, as clients number their requests.
+    pub fn number(n: u64) -> Id {
+        Id(RawValue::from_string(n.to_string()).expect("a number is JSON"))
+    }
+
+    /// The id as an unsigned integer, when it is one.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.0.get().parse().ok()
+    }
+
+    /// The id's JSON text.
+    pub fn raw(&self) -> &str {
+        self.0.get()
+    }
+
+    fn is_valid(&self) -> bool {
+        matches!(self.0.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9' | b'n'))
+    }
+}
+
+impl PartialEq for Id {
+    fn eq(&self, other: &Id) -> bool {
+        self.raw() == other.raw()
+    }
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.raw())
+    }
+}
+
 /// What one line held.
 #[derive(Debug)]
 pub enum Incoming {
     /// A call that wants an answer.
-    Request { id: Value, method: String, params: Option<Value> },
-    /// A call without an id: no answer is sent.
-    Notification { method: String, params: Option<Value> },
+    Request { id: Id, method: String, params: Option<Value> },
+    /// A call without an id: no answer is sent. `params` is the sender's text.
+    Notification { method: String, params: Option<Box<RawValue>> },
     /// An answer to one of our requests.
-    Response { id: Value, result: Result<Box<RawValue>, RpcError> },
+    Response { id: Id, result: Result<Box<RawValue>, RpcError> },
     /// Not a valid message: answer with this error (`id` is null when unknown).
-    Invalid { id: Value, error: RpcError },
+    Invalid { id: Id, error: RpcError },
 }
 
 /// Classifies one line (without its newline). Blank lines give `None`.
@@ -29,45 +75,53 @@ pub fn parse_line(line: &[u8]) -> Option<Incoming> {
     struct Envelope<'a> {
         #[serde(borrow)]
         jsonrpc: Option<&'a RawValue>,
-        #[serde(default, deserialize_with = "some_value")]
-        id: Option<Value>,
+        #[serde(default, deserialize_with = "some_raw")]
+        id: Option<Box<RawValue>>,
         method: Option<Value>,
-        params: Option<Value>,
+        params: Option<Box<RawValue>>,
         result: Option<Box<RawValue>>,
         error: Option<Value>,
     }
-    fn some_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    // `null` is an id too: keep it apart from a missing one.
+    fn some_raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
         serde::Deserialize::deserialize(d).map(Some)
     }
-    let invalid = |id: Value, msg: &str| Incoming::Invalid { id, error: RpcError::invalid_request(msg) };
+    let invalid = |id: Id, msg: &str| Incoming::Invalid { id, error: RpcError::invalid_request(msg) };
     let value: &RawValue = match serde_json::from_slice(line) {
         Ok(v) => v,
         Err(e) => {
-            return Some(Incoming::Invalid { id: Value::Null, error: RpcError::parse_error(e) });
+            return Some(Incoming::Invalid { id: Id::null(), error: RpcError::parse_error(e) });
         }
     };
     let text = value.get().trim_start();
     if text.starts_with('[') {
-        return Some(invalid(Value::Null, "invalid request: batches are not supported; send one message per line"));
+        return Some(invalid(Id::null(), "invalid request: batches are not supported; send one message per line"));
     }
     if !text.starts_with('{') {
-        return Some(invalid(Value::Null, "invalid request: a message must be a JSON object"));
+        return Some(invalid(Id::null(), "invalid request: a message must be a JSON object"));
     }
     let env: Envelope = match serde_json::from_str(text) {
         Ok(e) => e,
-        Err(e) => return Some(invalid(Value::Null, &format!("invalid request: {e}"))),
+        Err(e) => return Some(invalid(Id::null(), &format!("invalid request: {e}"))),
     };
-    let id = env.id.clone().unwrap_or(Value::Null);
+    let env_id = env.id.map(Id);
+    if let Some(id) = &env_id
+        && !id.is_valid()
+    {
+        return Some(invalid(Id::null(), "invalid request: id must be a string or a number"));
+    }
+    let id = env_id.clone().unwrap_or_else(Id::null);
     if env.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
         return Some(invalid(id, "invalid request: \"jsonrpc\":\"2.0\" is required"));
     }
-    if let Some(id) = &env.id
-        && !(id.is_string() || id.is_number() || id.is_null())
-    {
-        return Some(invalid(Value::Null, "invalid request: id must be a string or a number"));
-    }
-    match (env.method, env.id) {
-        (Some(Value::String(method)), Some(id)) => Some(Incoming::Request { id, method, params: env.params }),
+    match (env.method, env_id) {
+        (Some(Value::String(method)), Some(id)) => {
+            let params = match env.params.map(|p| serde_json::from_str::<Value>(p.get())).transpose() {
+                Ok(p) => p,
+                Err(e) => return Some(invalid(id, &format!("invalid request: params: {e}"))),
+            };
+            Some(Incoming::Request { id, method, params })
+        }
         (Some(Value::String(method)), None) => Some(Incoming::Notification { method, params: env.params }),
         (Some(_), _) => Some(invalid(id, "invalid request: method must be a string")),
         (None, Some(id)) => {
@@ -81,12 +135,12 @@ pub fn parse_line(line: &[u8]) -> Option<Incoming> {
             };
             Some(Incoming::Response { id, result })
         }
-        (None, None) => Some(invalid(Value::Null, "invalid request: no method")),
+        (None, None) => Some(invalid(Id::null(), "invalid request: no method")),
     }
 }
 
 /// `{"jsonrpc":"2.0","id":…,"result":…}` as one line with its newline.
-pub fn response_line<R: Serialize + ?Sized>(id: &Value, result: &R) -> String {
+pub fn response_line<R: Serialize + ?Sized>(id: &Id, result: &R) -> String {
     match serde_json::to_string(result) {
         Ok(r) => format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{r}}}\n"),
         Err(e) => error_line(id, &RpcError::internal(format!("could not encode the result: {e}"))),
@@ -94,7 +148,7 @@ pub fn response_line<R: Serialize + ?Sized>(id: &Value, result: &R) -> String {
 }
 
 /// `{"jsonrpc":"2.0","id":…,"error":…}` as one line with its newline.
-pub fn error_line(id: &Value, error: &RpcError) -> String {
+pub fn error_line(id: &Id, error: &RpcError) -> String {
     let e = serde_json::to_string(error).unwrap_or_else(|_| r#"{"code":-32603,"message":"internal error"}"#.into());
     format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{e}}}\n")
 }
@@ -183,13 +237,29 @@ mod tests {
         }
     }
 
+    /// Ids come back as written, whatever a float would make of them.
+    #[test]
+    fn ids_are_echoed_verbatim() {
+        for raw in ["123456789012345678901234567890", "-0", "1e400", "\"a\\u00e9\"", "null", "1.50"] {
+            let line = format!(r#"{{"jsonrpc":"2.0","id":{raw},"method":"x"}}"#);
+            let Some(Incoming::Request { id, .. }) = parse_line(line.as_bytes()) else { panic!("{line}") };
+            assert_eq!(id.raw(), raw);
+            let answer = error_line(&id, &RpcError::invalid_request("x"));
+            assert!(answer.starts_with(&format!(r#"{{"jsonrpc":"2.0","id":{raw},"#)), "{answer}");
+        }
+        // Readable even when the rest is wrong.
+        let line = br#"{"jsonrpc":"1.0","id":123456789012345678901234567890,"method":"x"}"#;
+        let Some(Incoming::Invalid { id, .. }) = parse_line(line) else { panic!() };
+        assert_eq!(id.raw(), "123456789012345678901234567890");
+    }
+
     #[test]
     fn lines_round_trip() {
-        let line = response_line(&Value::from(3), &serde_json::json!({"ok":true}));
+        let line = response_line(&Id::number(3), &serde_json::json!({"ok":true}));
         assert!(line.ends_with('\n'));
         match parse_line(line.trim_end().as_bytes()) {
             Some(Incoming::Response { id, result: Ok(r) }) => {
-                assert_eq!(id, Value::from(3));
+                assert_eq!(id.as_u64(), Some(3));
                 assert_eq!(r.get(), r#"{"ok":true}"#);
             }
             other => panic!("{other:?}"),

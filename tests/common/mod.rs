@@ -251,6 +251,14 @@ impl Raw {
         self.writer.write_all(bytes).unwrap();
     }
 
+    /// The next line the server sends, exactly as sent (without the newline);
+    /// `None` once the server has closed the connection.
+    pub fn read_line_raw(&mut self) -> Option<String> {
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line).expect("read from server (timed out?)");
+        (n > 0).then(|| line.trim_end_matches('\n').to_owned())
+    }
+
     /// The next line the server sends, parsed.
     pub fn read(&mut self) -> Value {
         let mut line = String::new();
@@ -360,6 +368,13 @@ impl Tail {
                 return out;
             }
         }
+    }
+
+    /// The next `n` lines exactly as printed.
+    pub fn raw_lines(&mut self, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| self.lines.recv_timeout(PATIENCE).expect("tail printed nothing more (hung or exited)"))
+            .collect()
     }
 
     /// Waits for the tail process to exit; its exit code.

@@ -271,8 +271,10 @@ async fn route(inner: &Inner, line: &[u8]) -> bool {
             true
         }
         Some(Incoming::Notification { method, params }) if method == EVENT_NOTIFICATION => {
+            // The event stays the server's text, byte for byte (`share tail
+            // --json` prints it as `share get --json` does).
             let Some(params) = params else { return true };
-            let Ok(note) = serde_json::from_value::<EventNotification>(params) else {
+            let Ok(note) = serde_json::from_str::<EventNotification>(params.get()) else {
                 return true;
             };
             let tx = inner.routes.lock().unwrap_or_else(|p| p.into_inner()).subs.get(&note.subscription).cloned();

@@ -33,7 +33,7 @@ where
         match frame {
             Frame::Line(line) => session.handle_line(&line).await,
             Frame::TooLarge => {
-                session.send(error_line(&serde_json::Value::Null, &RpcError::frame_too_large(MAX_FRAME_BYTES))).await
+                session.send(error_line(&tandem_protocol::message::Id::null(), &RpcError::frame_too_large(MAX_FRAME_BYTES))).await
             }
         }
     }
