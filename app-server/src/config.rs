@@ -143,7 +143,7 @@ impl FileConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileConfig::default()),
             Err(source) => return Err(ConfigError::Read { path: path.to_owned(), source }),
         };
-        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: describe_toml_error(&text, &e) })
     }
 }
 
@@ -239,6 +239,31 @@ impl AgentSettings {
             _ => Arc::new(EchoAgent { delay: self.echo_delay }),
         })
     }
+}
+
+/// Where and what is wrong in config.toml, without echoing the line: a
+/// rejected line may hold a secret (an API key pasted in the wrong place).
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let at = e.span().map(|span| {
+        let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+        format!("line {line}: ")
+    });
+    format!("{}{}", at.unwrap_or_default(), hide_quoted(e.message()))
+}
+
+/// `text` with the contents of double-quoted strings (values) hidden; field
+/// names, which TOML errors quote with backticks, stay.
+fn hide_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut parts = text.split('"');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push('"');
+        out.push_str(if i % 2 == 0 { "…" } else { part });
+    }
+    out
 }
 
 #[cfg(test)]

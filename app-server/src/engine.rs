@@ -13,11 +13,11 @@ use tandem_protocol::time::{format_millis, now_millis, parse_rfc3339};
 use tandem_protocol::{
     AgentInfo, ClientInfo, EventBody, ImportedTurn, Item, MAX_PAGE, Position, RpcError, Thread, Turn, TurnStatus,
 };
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use crate::agent::Agent;
 use crate::store::{Durability, RowChange, Store, StoreError};
-use crate::thread::{AppendOptions, RunningTurn, ThreadHandle, ThreadState};
+use crate::thread::{AppendOptions, Durable, RunningTurn, ThreadHandle, ThreadState};
 
 /// What `thread/list` returns per page when asked for no limit.
 const DEFAULT_LIST_LIMIT: usize = 100;
@@ -40,8 +40,14 @@ struct Inner {
 }
 
 pub(crate) fn store_error(e: StoreError) -> RpcError {
-    tracing::error!(error = %e, "event log write failed");
-    RpcError::internal("could not write to the event log (see the app-server log)")
+    match e {
+        StoreError::Unavailable(why) => RpcError::storage_unavailable(why),
+        StoreError::WriterGone => RpcError::internal("the app-server is shutting down; try again once it is back"),
+        e => {
+            tracing::error!(error = %e, "event log failed");
+            RpcError::internal("could not use the event log (see the app-server log)")
+        }
+    }
 }
 
 fn new_id() -> String {
@@ -140,7 +146,11 @@ impl Engine {
             threads.insert(id, Arc::clone(&handle));
             (handle, done, thread)
         };
-        wait_durable(done).await?;
+        if let Err(e) = wait_durable(done).await {
+            // Never written: the thread does not exist.
+            self.0.threads.write().unwrap_or_else(|pe| pe.into_inner()).remove(&*handle.id);
+            return Err(e);
+        }
         tracing::info!(thread = %handle.id, "thread started");
         Ok(thread)
     }
@@ -171,7 +181,7 @@ impl Engine {
         state: &mut ThreadState,
         turns: Vec<(ImportedTurn, Option<String>)>,
         client: &ClientInfo,
-    ) -> Result<Option<oneshot::Receiver<()>>, RpcError> {
+    ) -> Result<Option<Durable>, RpcError> {
         let mut done = None;
         let count = turns.len();
         for (i, (turn, original_ts)) in turns.into_iter().enumerate() {
@@ -246,8 +256,9 @@ impl Engine {
         if p.title.is_none() && p.shared.is_none() {
             return Err(RpcError::invalid_params("invalid params for thread/update: give title, shared, or both"));
         }
-        let (done, thread) = {
+        let (done, thread, before) = {
             let mut state = handle.lock();
+            let before = (state.title.clone(), state.shared);
             let title = p.title.or_else(|| state.title.clone());
             let shared = p.shared.unwrap_or(state.shared);
             let done = handle
@@ -261,9 +272,16 @@ impl Engine {
                 .map_err(store_error)?;
             state.title = title;
             state.shared = shared;
-            (done, handle.snapshot(&state))
+            (done, handle.snapshot(&state), before)
         };
-        wait_durable(done).await?;
+        if let Err(e) = wait_durable(done).await {
+            // Not written, so not changed (unless a later update won).
+            let mut state = handle.lock();
+            if (state.title.as_ref(), state.shared) == (thread.title.as_ref(), thread.shared) {
+                (state.title, state.shared) = before;
+            }
+            return Err(e);
+        }
         Ok(thread)
     }
 
@@ -458,9 +476,13 @@ fn check_imports(turns: &[ImportedTurn]) -> Result<Vec<(ImportedTurn, Option<Str
         .collect()
 }
 
-async fn wait_durable(done: Option<oneshot::Receiver<()>>) -> Result<(), RpcError> {
+async fn wait_durable(done: Option<Durable>) -> Result<(), RpcError> {
     match done {
-        Some(rx) => rx.await.map_err(|_| store_error(StoreError::WriterGone)),
+        Some(rx) => match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(store_error(StoreError::Unavailable(why))),
+            Err(_) => Err(store_error(StoreError::WriterGone)),
+        },
         None => Ok(()),
     }
 }

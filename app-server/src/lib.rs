@@ -10,6 +10,7 @@ pub mod engine;
 pub mod lock;
 pub mod logging;
 pub mod paths;
+pub mod redact;
 pub mod rpc;
 pub mod server;
 pub mod store;

@@ -2,7 +2,7 @@
 //! held for the server's life, with the holder's pid written inside. The kernel
 //! drops the lock when the process dies, so a kill -9 never leaves it stuck.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -26,8 +26,7 @@ impl DataLock {
     /// Takes the lock without waiting and records our pid in it.
     pub fn acquire(path: &Path) -> Result<DataLock, LockError> {
         let io_err = |source| LockError::Io { path: path.display().to_string(), source };
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io_err)?;
+        let mut file = crate::paths::open_private(path, crate::paths::Access::ReadWrite).map_err(io_err)?;
         // `holder` probes with a brief shared lock; a few quick retries keep
         // such a probe from passing for a running server.
         let mut tries = 0;
@@ -56,7 +55,7 @@ impl DataLock {
 
     /// The pid recorded by the server holding the lock, if one holds it now.
     pub fn holder(path: &Path) -> Option<u32> {
-        let mut file = File::open(path).ok()?;
+        let mut file = crate::paths::open_private(path, crate::paths::Access::Read).ok()?;
         // SAFETY: flock on a file descriptor we own.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
         if rc == 0 {

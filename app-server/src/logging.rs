@@ -1,7 +1,6 @@
 //! The server's log: `tracing` to `$TANDEM_HOME/logs/app-server.log`, filtered
 //! by `RUST_LOG` (default `info`). Never to a terminal a TUI may be drawing on.
 
-use std::fs::OpenOptions;
 use std::str::FromStr;
 use std::sync::Mutex;
 
@@ -14,7 +13,7 @@ use crate::paths::Home;
 pub fn init(home: &Home) -> std::io::Result<std::path::PathBuf> {
     home.ensure()?;
     let path = home.logs_dir().join("app-server.log");
-    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    let file = crate::paths::open_private(&path, crate::paths::Access::Append)?;
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| Targets::from_str(&v).ok())

@@ -8,11 +8,11 @@ use serde::Serialize;
 use tandem_protocol::message::{Id, Incoming, error_line, parse_line, response_line};
 use tandem_protocol::methods::*;
 use tandem_protocol::{ClientInfo, PROTOCOL_VERSION, RpcError};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::engine::Engine;
 use crate::subscribe::follow;
+use crate::transport::Outbound;
 
 /// Most subscriptions one connection may hold at once.
 pub const MAX_SUBSCRIPTIONS: usize = 1024;
@@ -23,15 +23,17 @@ pub struct Session {
     client: ClientInfo,
     subs: HashMap<u64, JoinHandle<()>>,
     next_sub: u64,
-    out: mpsc::Sender<String>,
+    out: Outbound,
 }
 
 impl Session {
-    pub fn new(engine: Engine, out: mpsc::Sender<String>) -> Self {
+    pub fn new(engine: Engine, out: Outbound) -> Self {
         Session { engine, client: ClientInfo::anonymous(), subs: HashMap::new(), next_sub: 1, out }
     }
 
-    /// Queues a line for the client; a closed connection is not an error here.
+    /// Queues a line for the client, waiting while the connection's outbound
+    /// budget is spent (so a client that does not read stops being read); a
+    /// closed connection is not an error here.
     pub async fn send(&self, line: String) {
         let _ = self.out.send(line).await;
     }
@@ -118,16 +120,22 @@ impl Session {
                 "this connection already has {MAX_SUBSCRIPTIONS} subscriptions; unsubscribe some first"
             )));
         }
-        // Subscribe to the live feed before deciding where to start, so that an
-        // event committed in between is either in the store or in the feed.
-        let live = handle.live();
+        // Follow before deciding where to start, so that the feed keeps what
+        // is committed from here on (anything older is in the store).
+        let follower = handle.follow();
         let live_from = handle.lock().last_seq + 1;
         let from = self.engine.resolve_from(&handle, p.from, live_from).await?;
         let sub = self.next_sub;
         self.next_sub += 1;
         self.send(response_line(id, &ThreadSubscribeResult { subscription: sub })).await;
-        let task =
-            tokio::spawn(follow(std::sync::Arc::clone(self.engine.store()), handle, live, from, sub, self.out.clone()));
+        let task = tokio::spawn(follow(
+            std::sync::Arc::clone(self.engine.store()),
+            handle,
+            follower,
+            from,
+            sub,
+            self.out.clone(),
+        ));
         self.subs.insert(sub, task);
         Ok(())
     }

@@ -3,7 +3,6 @@
 //! server, when stdin closes) shut down cleanly: running turns end
 //! `interrupted`, the log is flushed, the socket file is removed.
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use crate::engine::Engine;
 use crate::lock::{DataLock, LockError};
 use crate::paths::Home;
 use crate::store::{Durability, StoreError};
-use crate::transport::{self, unix::BindError};
+use crate::transport::{self, Limits, Shared, unix::BindError};
 
 /// A transport to listen on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,12 +45,13 @@ pub struct ServeOptions {
     pub listen: Vec<Listen>,
     pub agent: Arc<dyn Agent>,
     pub durability: Durability,
+    pub limits: Limits,
 }
 
 /// Why a server could not start (or stopped with an error).
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot use {path}: {source}")]
     Home { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Lock(#[from] LockError),
@@ -66,11 +66,21 @@ pub enum ServeError {
 /// Runs the server until it is told to stop.
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let home = &opts.home;
+    // SAFETY: umask and signal have no preconditions. Whatever the caller's
+    // umask, what the server creates is for this user only; a file size limit
+    // (ulimit -f) makes writes fail like a full disk instead of killing us.
+    unsafe {
+        libc::umask(0o077);
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     home.ensure().map_err(|source| ServeError::Home { path: home.dir().to_owned(), source })?;
     let _lock = DataLock::acquire(&home.lock_path())?;
+    check_db_files(&home.db_path())?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
     let engine = Engine::open(&home.db_path(), opts.durability, opts.agent).await?;
+    let limits = fit_to_file_limit(opts.limits.clone());
+    let shared = Shared::new(engine.clone(), limits);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sockets = Vec::new();
@@ -84,10 +94,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
                         let p = home.socket_path();
                         if !p.starts_with(home.dir()) {
                             let dir = home.short_socket_dir();
-                            std::fs::DirBuilder::new()
-                                .recursive(true)
-                                .mode(0o700)
-                                .create(&dir)
+                            crate::paths::private_dir(&dir, false)
                                 .map_err(|source| ServeError::Home { path: dir, source })?;
                         }
                         p
@@ -96,11 +103,11 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
                 let listener = transport::unix::bind(&path)?;
                 tracing::info!(socket = %path.display(), "listening");
                 sockets.push(path);
-                tokio::spawn(transport::unix::accept_loop(listener, engine.clone(), stop_rx.clone()));
+                tokio::spawn(transport::unix::accept_loop(listener, shared.clone(), stop_rx.clone()));
             }
             Listen::Stdio => {
                 tracing::info!("serving stdio");
-                stdio = Some(tokio::spawn(transport::stdio::serve(engine.clone())));
+                stdio = Some(tokio::spawn(transport::stdio::serve(shared.clone())));
             }
         }
     }
@@ -124,5 +131,54 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     }
     engine.shutdown().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// File descriptors kept for the log, the database and agents' pipes.
+const RESERVED_FDS: usize = 64;
+
+/// Raises the soft limit on open files to the hard one, and lowers the
+/// connection limit to what it allows: a server out of descriptors could not
+/// even accept a client to tell it "too many connections".
+fn fit_to_file_limit(mut limits: Limits) -> Limits {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return limits;
+        }
+        if rl.rlim_cur < rl.rlim_max {
+            let raised = libc::rlimit { rlim_cur: rl.rlim_max, rlim_max: rl.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                rl.rlim_cur = rl.rlim_max;
+            }
+        }
+    }
+    // Each connection may also need a descriptor to be refused with.
+    let room = (rl.rlim_cur as usize).saturating_sub(RESERVED_FDS) / 2;
+    if limits.max_connections > room {
+        tracing::warn!(
+            asked = limits.max_connections,
+            allowed = room,
+            "the open-file limit allows fewer connections than asked; using fewer"
+        );
+        limits.max_connections = room.max(1);
+    }
+    limits
+}
+
+/// The database and its WAL files: never links, always ours and 0600 (the
+/// database is created here, so that SQLite's own files inherit its mode).
+fn check_db_files(db: &std::path::Path) -> Result<(), ServeError> {
+    let home_err = |path: &std::path::Path, source| ServeError::Home { path: path.to_owned(), source };
+    crate::paths::open_private(db, crate::paths::Access::ReadWrite).map_err(|e| home_err(db, e))?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let path = PathBuf::from(name);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            crate::paths::open_private(&path, crate::paths::Access::ReadWrite).map_err(|e| home_err(&path, e))?;
+        }
+    }
     Ok(())
 }

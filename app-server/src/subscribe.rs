@@ -1,36 +1,75 @@
 //! Following a thread: history from the store, then live from the thread's
-//! broadcast, with no hole and no repeat at the seam (invariant 3). A follower
-//! that falls behind the broadcast is never dropped: it goes back to the store
-//! and reads what it missed (invariant 4). The store is always ahead of the
-//! broadcast, since the writer publishes only what it has committed.
+//! feed, with no hole and no repeat at the seam (invariant 3). A follower that
+//! falls behind the feed is never dropped: it goes back to the store and reads
+//! what it missed (invariant 4). The store is always ahead of the feed, since
+//! the writer publishes only what it has committed.
+//!
+//! The feed is a ring of recent events bounded by bytes, not slots, and it
+//! exists only while the thread has followers: the last one to leave frees it,
+//! so a thread that was once followed costs nothing afterwards.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tandem_protocol::message::event_notification_line;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::Notify;
 
 use crate::store::{LogEntry, Store};
 use crate::thread::ThreadHandle;
+use crate::transport::Outbound;
 
-/// How many committed events a live feed keeps for its followers: several
-/// commit groups, so a burst does not push followers back to the store. A
+/// Bytes of recent events a followed thread keeps in memory: several commit
+/// groups of deltas, so a burst does not push followers back to the store. A
 /// follower further behind catches up from the store.
-pub const LIVE_BUFFER: usize = 65_536;
+pub const LIVE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 
-/// A thread's live feed: a broadcast of its committed events. The buffer
-/// exists only while someone follows the thread, so idle threads cost nothing.
+/// What an event costs in the feed besides its JSON (the entry, its `Arc`,
+/// the ring's slot), so that a flood of tiny events is bounded too.
+const ENTRY_OVERHEAD: usize = 64;
+
+/// Most events handed to a follower per look at the feed.
+const TAKE_BATCH: usize = 256;
+
+/// Events read from the store per round trip while catching up.
+const CATCH_UP_PAGE: usize = 1000;
+
+#[derive(Default)]
+struct Ring {
+    entries: VecDeque<Arc<LogEntry>>,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct FeedState {
+    /// Present while `followers > 0`.
+    ring: Option<Ring>,
+    followers: usize,
+    /// The highest seq committed so far.
+    committed: u64,
+}
+
+/// A thread's live feed: its recently committed events, for its followers.
 #[derive(Default)]
 pub struct LiveFeed {
-    tx: Mutex<Option<broadcast::Sender<Arc<LogEntry>>>>,
-    /// The highest seq committed so far.
+    state: Mutex<FeedState>,
+    /// Mirrors `state.committed`, for readers that need no lock.
     committed: AtomicU64,
+    published: Notify,
 }
 
 impl LiveFeed {
     /// A feed for a thread whose log is committed up to `seq`.
     pub fn committed_up_to(seq: u64) -> LiveFeed {
-        LiveFeed { tx: Mutex::new(None), committed: AtomicU64::new(seq) }
+        LiveFeed {
+            state: Mutex::new(FeedState { committed: seq, ..Default::default() }),
+            committed: AtomicU64::new(seq),
+            published: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The highest seq committed so far.
@@ -38,76 +77,129 @@ impl LiveFeed {
         self.committed.load(Ordering::Acquire)
     }
 
-    /// A receiver of events published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogEntry>> {
-        let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        tx.get_or_insert_with(|| broadcast::channel(LIVE_BUFFER).0).subscribe()
+    /// Starts following: the feed keeps events from now on until the returned
+    /// guard (and every other follower's) is dropped.
+    pub fn follow(self: &Arc<Self>) -> Follower {
+        let mut st = self.lock();
+        st.followers += 1;
+        st.ring.get_or_insert_with(Ring::default);
+        Follower { feed: Arc::clone(self) }
     }
 
-    /// Publishes a committed event to the followers, if any (dropping the
-    /// buffer once the last one has gone).
+    /// Whether the feed holds a ring now (for tests of its lifetime).
+    pub fn is_allocated(&self) -> bool {
+        self.lock().ring.is_some()
+    }
+
+    /// Records a committed event and keeps it for the followers, if any.
+    /// Followers are woken by [`LiveFeed::wake`], once per commit group.
     pub fn publish(&self, entry: LogEntry) {
-        self.committed.fetch_max(entry.seq, Ordering::Release);
-        let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sender) = tx.as_ref() {
-            if sender.receiver_count() == 0 {
-                *tx = None;
-            } else {
-                let _ = sender.send(Arc::new(entry));
+        let mut st = self.lock();
+        st.committed = st.committed.max(entry.seq);
+        self.committed.store(st.committed, Ordering::Release);
+        if let Some(ring) = st.ring.as_mut() {
+            ring.bytes += entry.json.len() + ENTRY_OVERHEAD;
+            ring.entries.push_back(Arc::new(entry));
+            while ring.bytes > LIVE_BUFFER_BYTES && ring.entries.len() > 1 {
+                let old = ring.entries.pop_front().expect("more than one");
+                ring.bytes -= old.json.len() + ENTRY_OVERHEAD;
             }
+        }
+    }
+
+    /// Wakes the followers waiting for what was just published.
+    pub fn wake(&self) {
+        self.published.notify_waiters();
+    }
+}
+
+/// One follower of a feed; leaving (dropping it) frees the feed's ring when it
+/// was the last.
+pub struct Follower {
+    feed: Arc<LiveFeed>,
+}
+
+enum Take {
+    /// Events from `next` on were added to the batch.
+    Got,
+    /// `next` is committed but no longer (or not yet) in the ring: read the store.
+    Behind,
+    /// `next` is not committed yet.
+    Wait,
+}
+
+impl Follower {
+    fn take(&self, next: u64, batch: &mut Vec<Arc<LogEntry>>) -> Take {
+        let st = self.feed.lock();
+        let ring = st.ring.as_ref().expect("a followed feed has a ring");
+        if let Some(first) = ring.entries.front()
+            && first.seq <= next
+        {
+            let start = (next - first.seq) as usize;
+            if start < ring.entries.len() {
+                batch.extend(ring.entries.range(start..ring.entries.len().min(start + TAKE_BATCH)).cloned());
+                return Take::Got;
+            }
+        }
+        if st.committed >= next { Take::Behind } else { Take::Wait }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let mut st = self.feed.lock();
+        st.followers -= 1;
+        if st.followers == 0 {
+            st.ring = None;
         }
     }
 }
 
-/// Events read from the store per round trip while catching up.
-const CATCH_UP_PAGE: usize = 1000;
-
 /// Sends `thread/event` notifications for subscription `sub` to `out`, from seq
-/// `from` on, until `out` closes. `live` must have been subscribed before `from`
-/// was decided, so that nothing committed in between is missed.
-pub async fn follow(
-    store: Arc<Store>,
-    thread: Arc<ThreadHandle>,
-    mut live: broadcast::Receiver<Arc<LogEntry>>,
-    from: u64,
-    sub: u64,
-    out: mpsc::Sender<String>,
-) {
+/// `from` on, until `out` closes.
+pub async fn follow(store: Arc<Store>, thread: Arc<ThreadHandle>, follower: Follower, from: u64, sub: u64, out: Outbound) {
     let mut next = from;
-    let send = |entry: &LogEntry| out.send(event_notification_line(sub, &entry.json));
-    'catch_up: loop {
-        loop {
-            let page = match store.read_page(&thread.id, next, CATCH_UP_PAGE).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(error = %e, thread = %thread.id, "subscription could not read the log");
-                    return;
-                }
-            };
-            let full = page.len() == CATCH_UP_PAGE;
-            for entry in &page {
-                if send(entry).await.is_err() {
-                    return;
-                }
-                next = entry.seq + 1;
-            }
-            if !full {
-                break;
-            }
-        }
-        loop {
-            match live.recv().await {
-                Ok(entry) if entry.seq < next => {}
-                Ok(entry) if entry.seq == next => {
-                    if send(&entry).await.is_err() {
+    let mut batch = Vec::with_capacity(TAKE_BATCH);
+    loop {
+        let published = follower.feed.published.notified();
+        tokio::pin!(published);
+        // Register for the wake-up before looking, so none is missed between.
+        published.as_mut().enable();
+        match follower.take(next, &mut batch) {
+            Take::Got => {
+                for entry in batch.drain(..) {
+                    if out.send(event_notification_line(sub, &entry.json)).await.is_err() {
                         return;
                     }
-                    next += 1;
+                    next = entry.seq + 1;
                 }
-                // A seq we have not read yet but did not get live: it is in the store.
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue 'catch_up,
-                Err(broadcast::error::RecvError::Closed) => return,
             }
+            Take::Wait => published.await,
+            Take::Behind => loop {
+                let page = match store.read_page(&thread.id, next, CATCH_UP_PAGE).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(error = %e, thread = %thread.id, "subscription could not read the log");
+                        return;
+                    }
+                };
+                if page.is_empty() {
+                    // Committed means readable; should a reader lag anyway,
+                    // look again shortly rather than spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    break;
+                }
+                let full = page.len() == CATCH_UP_PAGE;
+                for entry in &page {
+                    if out.send(event_notification_line(sub, &entry.json)).await.is_err() {
+                        return;
+                    }
+                    next = entry.seq + 1;
+                }
+                if !full {
+                    break;
+                }
+            },
         }
     }
 }

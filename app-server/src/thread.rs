@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tandem_protocol::time::{format_millis, now_millis, parse_rfc3339};
 use tandem_protocol::{ActiveTurn, ClientInfo, Event, EventBody, Thread, ThreadStatus};
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
-use crate::store::{LogEntry, PendingEvent, RowChange, Store, StoreError};
-use crate::subscribe::LiveFeed;
+use crate::store::{PendingEvent, RowChange, Store, StoreError};
+use crate::subscribe::{Follower, LiveFeed};
 
 /// The running turn of a thread.
 pub struct RunningTurn {
@@ -30,6 +30,8 @@ pub struct ThreadState {
     last_ms: i64,
     pub updated_at: String,
     pub active: Option<RunningTurn>,
+    /// The store's epoch at this thread's last append (see `Store::epoch`).
+    epoch: u64,
 }
 
 /// A thread known to the engine.
@@ -38,6 +40,9 @@ pub struct ThreadHandle {
     state: Mutex<ThreadState>,
     live: Arc<LiveFeed>,
 }
+
+/// Resolves once an appended event is committed, or with why it never will be.
+pub type Durable = oneshot::Receiver<Result<(), String>>;
 
 /// Options of one appended event.
 #[derive(Default)]
@@ -69,6 +74,7 @@ impl ThreadHandle {
                 last_ms,
                 updated_at: last_ts.to_owned(),
                 active: None,
+                epoch: 0,
             }),
             live: Arc::new(LiveFeed::committed_up_to(last_seq)),
         }
@@ -84,9 +90,14 @@ impl ThreadHandle {
         self.live.committed()
     }
 
-    /// A receiver of committed events, from now on.
-    pub fn live(&self) -> broadcast::Receiver<Arc<LogEntry>> {
-        self.live.subscribe()
+    /// Starts following the thread's committed events.
+    pub fn follow(&self) -> Follower {
+        self.live.follow()
+    }
+
+    /// Whether the thread's live feed holds memory now.
+    pub fn feed_allocated(&self) -> bool {
+        self.live.is_allocated()
     }
 
     /// Appends one event: assigns its seq and time and queues it for commit.
@@ -98,7 +109,14 @@ impl ThreadHandle {
         body: EventBody,
         row: RowChange,
         opts: AppendOptions,
-    ) -> Result<Option<oneshot::Receiver<()>>, StoreError> {
+    ) -> Result<Option<Durable>, StoreError> {
+        // Events given up by the store since our last append were never
+        // committed: number on from the last one that was.
+        let epoch = store.epoch();
+        if epoch != state.epoch {
+            state.last_seq = self.live.committed();
+            state.epoch = epoch;
+        }
         let ms = now_millis().max(state.last_ms);
         let ts = format_millis(ms);
         let seq = state.last_seq + 1;

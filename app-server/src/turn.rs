@@ -10,7 +10,8 @@ use tokio::sync::watch;
 
 use crate::agent::{Cancel, DeltaSink, Outcome, PastTurn, TurnInput};
 use crate::engine::Engine;
-use crate::store::{RowChange, Store};
+use crate::redact;
+use crate::store::{RowChange, Store, StoreError};
 use crate::thread::{AppendOptions, ThreadHandle};
 
 /// Appends the agent's text as deltas of one message item.
@@ -48,7 +49,19 @@ impl DeltaSink for MessageSink {
         };
         let mut state = self.thread.lock();
         if let Err(e) = self.thread.append(&mut state, &self.store, body, RowChange::None, AppendOptions::default()) {
-            tracing::error!(error = %e, turn = %self.turn_id, "could not log a delta");
+            // What the agent says can no longer be kept: stop the turn rather
+            // than run on unrecorded.
+            if let Some(active) = state.active.as_ref().filter(|a| a.id == self.turn_id) {
+                let stopped = active.cancel.send_if_modified(|reason| {
+                    reason.is_none() && {
+                        *reason = Some(format!("stopped: {e}"));
+                        true
+                    }
+                });
+                if stopped {
+                    tracing::error!(error = %e, turn = %self.turn_id, "could not log a delta; stopping the turn");
+                }
+            }
         }
     }
 }
@@ -91,8 +104,9 @@ async fn run(
         text: String::new(),
     };
     // The agent runs in its own task so that a panic in it still ends the turn.
+    let pace = Arc::clone(&store);
     let ran = tokio::spawn(async move {
-        let outcome = agent.run(turn_input, &mut sink, Cancel::new(cancel)).await;
+        let outcome = paced(&pace, agent.run(turn_input, &mut sink, Cancel::new(cancel))).await;
         (outcome, sink.text)
     })
     .await;
@@ -110,18 +124,60 @@ async fn run(
         RowChange::None,
     );
 
+    // The error goes into the shared log: no credentials from URLs in it.
     let (status, error) = match outcome {
         Outcome::Completed => (TurnStatus::Completed, None),
-        Outcome::Interrupted(reason) => (TurnStatus::Interrupted, reason),
-        Outcome::Failed(msg) => (TurnStatus::Failed, Some(msg)),
+        Outcome::Interrupted(reason) => (TurnStatus::Interrupted, reason.map(|r| redact::urls(&r).into_owned())),
+        Outcome::Failed(msg) => (TurnStatus::Failed, Some(redact::urls(&msg).into_owned())),
     };
     tracing::info!(thread = %thread.id, turn = %turn_id, status = status.as_str(), "turn completed");
-    let mut state = thread.lock();
-    state.active = None;
+    // The turn's end must be in the log before the thread is free: while the
+    // log cannot be written, the turn stays visibly running (its start is in
+    // the log) and its end is written as soon as the log takes writes again.
     let body = EventBody::TurnCompleted { turn_id, status, error };
-    if let Err(e) = thread.append(&mut state, &store, body, RowChange::TurnEnded, AppendOptions::default()) {
-        tracing::error!(error = %e, "could not log turn/completed");
+    loop {
+        let why = {
+            let mut state = thread.lock();
+            match thread.append(&mut state, &store, body.clone(), RowChange::TurnEnded, AppendOptions::default()) {
+                Ok(_) => {
+                    state.active = None;
+                    return;
+                }
+                Err(StoreError::Unavailable(why)) => why,
+                Err(e) => {
+                    // The server is stopping: a restart closes the turn.
+                    tracing::error!(error = %e, "could not log turn/completed");
+                    state.active = None;
+                    return;
+                }
+            }
+        };
+        tracing::warn!(error = %why, thread = %thread.id, "turn/completed waits for the log");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+}
+
+/// Polls an agent only while the log writer keeps up: between two polls the
+/// agent's output is appended at once, so waiting here (not in the sink, which
+/// cannot wait) is what bounds the writer's queue when an agent streams faster
+/// than the disk commits.
+async fn paced<F: Future>(store: &Store, agent: F) -> F::Output {
+    let mut agent = std::pin::pin!(agent);
+    let mut room: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>> = None;
+    std::future::poll_fn(|cx| {
+        loop {
+            if let Some(wait) = room.as_mut() {
+                std::task::ready!(wait.as_mut().poll(cx));
+                room = None;
+            }
+            if store.is_backlogged() {
+                room = Some(Box::pin(store.wait_for_room()));
+                continue;
+            }
+            return agent.as_mut().poll(cx);
+        }
+    })
+    .await
 }
 
 fn append(thread: &ThreadHandle, store: &Store, body: EventBody, row: RowChange) {

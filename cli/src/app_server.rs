@@ -11,6 +11,7 @@ use tandem_app_server::client::{AUTOSTART_TIMEOUT, Client, ClientError, Endpoint
 use tandem_app_server::config::{AgentSettings, Overrides};
 use tandem_app_server::lock::DataLock;
 use tandem_app_server::server::{self, Listen, ServeOptions};
+use tandem_app_server::transport::Limits;
 use tandem_app_server::{Durability, Home};
 use tandem_protocol::ClientInfo;
 
@@ -76,7 +77,7 @@ async fn serve(home: Home, args: ServeArgs) -> Result<u8> {
         DurabilityArg::Full => Durability::Full,
     };
     tracing::info!(home = %home.dir().display(), agent = ?agent.info(), ?listen, "app-server starting");
-    let opts = ServeOptions { home, listen, agent, durability };
+    let opts = ServeOptions { home, listen, agent, durability, limits: limits(&args)? };
     match server::run(opts).await {
         Ok(()) => Ok(0),
         Err(e) => {
@@ -84,6 +85,19 @@ async fn serve(home: Home, args: ServeArgs) -> Result<u8> {
             Err(Fail::new(exit::FAILURE, format!("{e} (log: {})", log.display())).into())
         }
     }
+}
+
+/// The connection budgets the flags ask for.
+fn limits(args: &ServeArgs) -> Result<Limits, Fail> {
+    let positive = |name: &str, v: usize| {
+        if v == 0 { Err(Fail::usage(format!("--{name} must be at least 1"))) } else { Ok(v) }
+    };
+    Ok(Limits {
+        max_connections: positive("max-connections", args.max_connections)?,
+        outbound_bytes: positive("client-buffer-mib", args.client_buffer_mib)?.saturating_mul(1 << 20),
+        line_bytes: positive("line-buffer-mib", args.line_buffer_mib)?.saturating_mul(1 << 20),
+        line_timeout: Duration::from_secs(positive("line-timeout", args.line_timeout as usize)? as u64),
+    })
 }
 
 /// The flags to hand a background server so it runs like `args` says.
@@ -110,6 +124,10 @@ fn serve_flags(args: &ServeArgs) -> Vec<OsString> {
         DurabilityArg::Full => "full",
     };
     flags.extend(["--durability".into(), durability.into()]);
+    flags.extend(["--max-connections".into(), args.max_connections.to_string().into()]);
+    flags.extend(["--client-buffer-mib".into(), args.client_buffer_mib.to_string().into()]);
+    flags.extend(["--line-buffer-mib".into(), args.line_buffer_mib.to_string().into()]);
+    flags.extend(["--line-timeout".into(), args.line_timeout.to_string().into()]);
     if !args.command.is_empty() {
         flags.push("--".into());
         flags.extend(args.command.iter().map(OsString::from));
@@ -169,7 +187,40 @@ async fn stop(home: &Home) -> Result<u8> {
         say!("app-server is not running");
         return Ok(0);
     };
-    // SAFETY: kill(2) on the pid recorded by the lock holder.
+    // The lock file only says which pid to look at; signal it only once it is
+    // known to be this data directory's app-server, and ours.
+    let endpoint = Endpoint::Unix(home.socket_path());
+    let answered = match Client::connect(&endpoint, client_info()).await {
+        Ok(client) => client.server().and_then(|s| s.server_info.pid),
+        Err(_) => None,
+    };
+    match answered {
+        Some(p) if p == pid => {}
+        Some(p) => {
+            return Err(Fail::new(
+                exit::FAILURE,
+                format!(
+                    "not stopping anything: the lock {} names pid {pid}, but the app-server on {endpoint} is pid {p}",
+                    lock.display()
+                ),
+            )
+            .into());
+        }
+        None if is_our_app_server(pid) => {
+            say!("app-server (pid {pid}) does not answer on {endpoint}; stopping it anyway");
+        }
+        None => {
+            return Err(Fail::new(
+                exit::FAILURE,
+                format!(
+                    "not stopping pid {pid}: it holds the lock {} but is not a tandem app-server of this user answering on {endpoint}",
+                    lock.display()
+                ),
+            )
+            .into());
+        }
+    }
+    // SAFETY: kill(2) on the pid that answered as (or was checked to be) our server.
     if unsafe { libc::kill(pid as i32, libc::SIGTERM) } != 0 {
         let e = std::io::Error::last_os_error();
         return Err(Fail::new(exit::FAILURE, format!("cannot signal the app-server (pid {pid}): {e}")).into());
@@ -187,6 +238,19 @@ async fn stop(home: &Home) -> Result<u8> {
     }
     say!("app-server stopped (pid {pid})");
     Ok(0)
+}
+
+/// Whether `pid` is a `tandem app-server` process of this user (for a server
+/// that holds the lock but no longer answers).
+fn is_our_app_server(pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    // SAFETY: geteuid has no preconditions.
+    let ours = std::fs::metadata(&proc_dir).is_ok_and(|m| m.uid() == unsafe { libc::geteuid() });
+    let cmdline = std::fs::read(proc_dir.join("cmdline")).unwrap_or_default();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let is_tandem = args.first().is_some_and(|a| a.ends_with(b"tandem"));
+    ours && is_tandem && args.iter().any(|a| *a == b"app-server")
 }
 
 async fn status(home: &Home, json: bool) -> Result<u8> {

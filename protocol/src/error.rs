@@ -79,6 +79,34 @@ impl RpcError {
         self
     }
 
+    /// Replaces `data.reason` with a more specific one (the code stays).
+    pub fn with_reason(self, reason: &str) -> Self {
+        self.with("reason", reason)
+    }
+
+    /// -32603 `storageUnavailable`: the log cannot be written; nothing changed.
+    pub fn storage_unavailable(detail: impl std::fmt::Display) -> Self {
+        RpcError::new(
+            ErrorCode::Internal,
+            format!(
+                "storage unavailable: the event log cannot be written ({detail}); nothing was changed, reads still work. Free disk space and retry"
+            ),
+        )
+        .with_reason("storageUnavailable")
+    }
+
+    /// -32603 `tooManyConnections`: the server is at its connection limit.
+    pub fn too_many_connections(limit: usize) -> Self {
+        RpcError::new(
+            ErrorCode::Internal,
+            format!(
+                "too many connections: the app-server serves at most {limit} at once; close idle clients, or restart it with a higher --max-connections"
+            ),
+        )
+        .with_reason("tooManyConnections")
+        .with("limit", limit)
+    }
+
     pub fn invalid_params(message: impl Into<String>) -> Self {
         RpcError::new(ErrorCode::InvalidParams, message)
     }

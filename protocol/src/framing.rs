@@ -58,6 +58,16 @@ impl LineDecoder {
         }
     }
 
+    /// Bytes of an unfinished line held so far.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether a line has begun and not ended (including one being skipped).
+    pub fn in_line(&self) -> bool {
+        self.discarding || !self.buf.is_empty()
+    }
+
     /// At end of stream: the last line if it had no newline.
     pub fn finish(&mut self) -> Option<Frame> {
         if self.discarding || self.buf.is_empty() {

@@ -222,6 +222,17 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
+/// A field of `/proc/PID/status` in KiB (`VmRSS`: resident now, `VmHWM`: the
+/// peak so far).
+pub fn proc_kib(pid: i32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
 /// Polls `cond` until it holds; panics naming `what` after [`PATIENCE`].
 pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
@@ -245,6 +256,11 @@ impl Raw {
         let stream = UnixStream::connect(path).expect("connect");
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         Raw { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream, next_id: 1, notes: VecDeque::new() }
+    }
+
+    /// The writing half, for tests that write without waiting for answers.
+    pub fn writer_mut(&mut self) -> &mut UnixStream {
+        &mut self.writer
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {

@@ -21,8 +21,7 @@ pub const AUTOSTART_TIMEOUT: Duration = Duration::from_secs(20);
 /// (its own session; output to `logs/app-server.stderr`).
 pub fn start_background(home: &Home, exe: &Path, args: &[OsString]) -> std::io::Result<Child> {
     home.ensure()?;
-    let stderr =
-        std::fs::OpenOptions::new().create(true).append(true).open(home.logs_dir().join("app-server.stderr"))?;
+    let stderr = crate::paths::open_private(&home.logs_dir().join("app-server.stderr"), crate::paths::Access::Append)?;
     let mut cmd = Command::new(exe);
     cmd.arg("app-server")
         .arg("--listen")

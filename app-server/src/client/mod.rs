@@ -36,6 +36,10 @@ pub enum ClientError {
     Unreachable { endpoint: String, reason: String },
     #[error("lost the connection to the app-server at {endpoint}")]
     Disconnected { endpoint: String },
+    /// The server answered the connection with an error and closed it (at its
+    /// connection limit, say).
+    #[error("the app-server at {endpoint} refused the connection: {error}")]
+    Refused { endpoint: String, error: RpcError },
     #[error(
         "the app-server at {endpoint} speaks protocol version {server}, this tandem speaks {client}; run `tandem app-server restart` to start a matching server"
     )]
@@ -65,7 +69,13 @@ struct Routes {
     pending: HashMap<u64, Pending>,
     subs: HashMap<u64, mpsc::Sender<RawEvent>>,
     closed: bool,
+    /// An error the server sent about the connection itself (id null).
+    refused: Option<RpcError>,
 }
+
+/// How long a client waits for a server to take its connection and answer
+/// `initialize`.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 struct Inner {
     endpoint: String,
@@ -102,7 +112,10 @@ impl Client {
         let unreachable = |reason: String| ClientError::Unreachable { endpoint: name.clone(), reason };
         let client = match endpoint {
             Endpoint::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| unreachable(e.to_string()))?;
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::UnixStream::connect(path))
+                    .await
+                    .map_err(|_| unreachable(format!("no connection after {}s", CONNECT_TIMEOUT.as_secs())))?
+                    .map_err(|e| unreachable(e.to_string()))?;
                 let (r, w) = stream.into_split();
                 Client::over(name.clone(), r, w, None)
             }
@@ -121,7 +134,13 @@ impl Client {
                 Client::over(name.clone(), r, w, Some(child))
             }
         };
-        client.initialize(info).await.map_err(|e| match e {
+        let answered = tokio::time::timeout(CONNECT_TIMEOUT, client.initialize(info)).await.map_err(|_| {
+            unreachable(format!(
+                "it accepted the connection but did not answer within {}s (overloaded or stuck?)",
+                CONNECT_TIMEOUT.as_secs()
+            ))
+        })?;
+        answered.map_err(|e| match e {
             ClientError::Disconnected { .. } => unreachable("it closed the connection before answering".into()),
             other => other,
         })?;
@@ -133,7 +152,8 @@ impl Client {
     pub async fn in_process(engine: crate::Engine, info: ClientInfo) -> Result<Client, ClientError> {
         let (ours, theirs) = tokio::io::duplex(256 * 1024);
         let (server_r, server_w) = tokio::io::split(theirs);
-        tokio::spawn(crate::transport::serve_connection(engine, server_r, server_w));
+        let shared = crate::transport::Shared::new(engine, crate::transport::Limits::default());
+        tokio::spawn(crate::transport::serve_connection(shared, server_r, server_w));
         let (r, w) = tokio::io::split(ours);
         let client = Client::over("in-process".into(), r, w, None);
         client.initialize(info).await?;
@@ -233,8 +253,12 @@ async fn read_loop<R: AsyncRead + Unpin>(inner: std::sync::Weak<Inner>, reader: 
         let mut routes = inner.routes.lock().unwrap_or_else(|p| p.into_inner());
         routes.closed = true;
         routes.subs.clear();
+        let refused = routes.refused.take();
         for (_, p) in routes.pending.drain() {
-            let err = || ClientError::Disconnected { endpoint: inner.endpoint.clone() };
+            let err = || match &refused {
+                Some(error) => ClientError::Refused { endpoint: inner.endpoint.clone(), error: error.clone() },
+                None => ClientError::Disconnected { endpoint: inner.endpoint.clone() },
+            };
             match p {
                 Pending::Call(tx) => drop(tx.send(Err(err()))),
                 Pending::Subscribe(tx) => drop(tx.send(Err(err()))),
@@ -247,7 +271,15 @@ async fn read_loop<R: AsyncRead + Unpin>(inner: std::sync::Weak<Inner>, reader: 
 async fn route(inner: &Inner, line: &[u8]) -> bool {
     match parse_line(line) {
         Some(Incoming::Response { id, result }) => {
-            let Some(id) = id.as_u64() else { return true };
+            let Some(id) = id.as_u64() else {
+                // An error about the connection itself: keep it to tell the
+                // callers when the server closes.
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "the server reported a connection error");
+                    inner.routes.lock().unwrap_or_else(|p| p.into_inner()).refused = Some(e);
+                }
+                return true;
+            };
             let mut routes = inner.routes.lock().unwrap_or_else(|p| p.into_inner());
             match routes.pending.remove(&id) {
                 Some(Pending::Call(tx)) => {

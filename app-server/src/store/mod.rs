@@ -3,20 +3,28 @@
 //! backends share that writer: SQLite (the app-server's durable log) and memory
 //! (a private LOCAL session: nothing on disk).
 //!
-//! The writer publishes each event to its thread's live broadcast only after the
+//! The writer publishes each event to its thread's live feed only after the
 //! commit that holds it, in commit order: nobody can see an event that a crash
 //! could still take away (invariant 2), and live readers see seqs in order.
+//!
+//! When the log cannot be written (a full disk, a failing device) the writer
+//! does not stall the server: after a short retry it gives the queued events
+//! up, tells whoever waits for them ("storage unavailable"), refuses new
+//! writes for a moment, and bumps the store's epoch so that every thread
+//! numbers its next event after its last *committed* one — no gap, no seq
+//! handed out twice. Reads go on throughout.
 
 mod memory;
 mod sqlite;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 /// How hard a commit tries to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,6 +47,9 @@ pub enum StoreError {
     Thread(std::io::Error),
     #[error("the store's writer has stopped")]
     WriterGone,
+    /// Writes fail (disk full, I/O errors); the detail is SQLite's.
+    #[error("the event log cannot be written: {0}")]
+    Unavailable(String),
 }
 
 /// An event as it sits in the log: its seq and its JSON text.
@@ -82,13 +93,40 @@ pub struct PendingEvent {
     pub row: RowChange,
     /// Receives the event once committed.
     pub live: Arc<crate::subscribe::LiveFeed>,
-    /// Told once the event is committed (or dropped if the commit failed).
-    pub ack: Option<oneshot::Sender<()>>,
+    /// Told once the event is committed, or why it never will be.
+    pub ack: Option<Ack>,
 }
+
+/// The answer to one who waits for a commit: done, or the reason it failed.
+pub type Ack = oneshot::Sender<Result<(), String>>;
 
 enum WriteOp {
     Event(PendingEvent),
-    Flush(oneshot::Sender<()>),
+    Flush(Ack),
+}
+
+/// Why a group could not be committed.
+pub(crate) struct CommitError {
+    message: String,
+    /// Another process holds the database's lock: worth waiting for.
+    busy: bool,
+}
+
+impl From<rusqlite::Error> for CommitError {
+    fn from(e: rusqlite::Error) -> CommitError {
+        let busy = matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        );
+        CommitError { message: e.to_string(), busy }
+    }
+}
+
+/// The way into the writer's queue, and whether it takes writes now.
+struct Inlet {
+    tx: Option<std_mpsc::Sender<WriteOp>>,
+    /// Set when the writer gave a group up: why, and since when.
+    down: Option<(String, Instant)>,
 }
 
 enum Backend {
@@ -98,25 +136,72 @@ enum Backend {
 
 /// The event log. Share it behind an `Arc`.
 pub struct Store {
-    tx: Mutex<Option<std_mpsc::Sender<WriteOp>>>,
+    inlet: Arc<Mutex<Inlet>>,
+    /// Bumped each time queued events are given up (see the module header).
+    epoch: Arc<AtomicU64>,
+    /// What is queued for the writer and not yet committed, in bytes.
+    backlog: Arc<Backlog>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// The SQLite checkpointer: dropping the sender stops it.
     checkpointer: Mutex<Option<(std_mpsc::Sender<()>, JoinHandle<()>)>>,
     backend: Backend,
 }
 
-/// How long the writer keeps retrying a failed commit before giving up.
-const COMMIT_PATIENCE: Duration = Duration::from_secs(30);
+/// How long the writer retries a commit that fails for lack of space or an
+/// I/O error before giving its group up.
+const FAILURE_PATIENCE: Duration = Duration::from_secs(1);
+
+/// How long it waits for a lock that another process holds on the database.
+const BUSY_PATIENCE: Duration = Duration::from_secs(30);
+
+/// After giving a group up, writes are refused at once for this long; the
+/// next one after it tries the disk again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Most events committed in one transaction.
 const MAX_GROUP: usize = 8192;
+
+/// What an event costs in the writer's queue besides its JSON.
+const EVENT_OVERHEAD: usize = 256;
+
+/// Turns wait (see [`Store::wait_for_room`]) while more than this is queued
+/// for the writer; a fast agent then runs at the disk's pace instead of
+/// growing memory.
+pub const BACKLOG_HIGH: usize = 16 * 1024 * 1024;
+
+/// Waiting turns go on once the queue is down to this.
+const BACKLOG_LOW: usize = BACKLOG_HIGH / 2;
+
+/// The writer's queue size, and a wake-up for turns waiting for it to shrink.
+#[derive(Default)]
+struct Backlog {
+    bytes: AtomicUsize,
+    drained: Notify,
+}
+
+impl Backlog {
+    fn add(&self, n: usize) {
+        self.bytes.fetch_add(n, Ordering::AcqRel);
+    }
+
+    fn remove(&self, n: usize) {
+        let before = self.bytes.fetch_sub(n, Ordering::AcqRel);
+        if before - n <= BACKLOG_LOW && before > BACKLOG_LOW {
+            self.drained.notify_waiters();
+        }
+    }
+}
+
+fn event_cost(ev: &PendingEvent) -> usize {
+    ev.json.len() + EVENT_OVERHEAD
+}
 
 impl Store {
     /// Opens (creating if needed) the SQLite log at `path`.
     pub fn open(path: &Path, durability: Durability) -> Result<Store, StoreError> {
         let mut conn = sqlite::open_writer(path, durability)?;
         let store = Store::start(Backend::Sqlite(sqlite::Readers::new(path)), move |batch| {
-            sqlite::commit(&mut conn, batch).map_err(|e| e.to_string())
+            sqlite::commit(&mut conn, batch).map_err(CommitError::from)
         })?;
         let (stop, stopped) = std_mpsc::channel();
         let thread = sqlite::spawn_checkpointer(path, stopped)?;
@@ -136,15 +221,27 @@ impl Store {
 
     fn start(
         backend: Backend,
-        commit: impl FnMut(&[WriteOp]) -> Result<(), String> + Send + 'static,
+        commit: impl FnMut(&[WriteOp]) -> Result<(), CommitError> + Send + 'static,
     ) -> Result<Store, StoreError> {
         let (tx, rx) = std_mpsc::channel();
-        let writer = std::thread::Builder::new()
-            .name("tandem-log-writer".into())
-            .spawn(move || write_loop(rx, commit))
-            .map_err(StoreError::Thread)?;
+        let inlet = Arc::new(Mutex::new(Inlet { tx: Some(tx), down: None }));
+        let epoch = Arc::new(AtomicU64::new(0));
+        let backlog = Arc::new(Backlog::default());
+        let writer = {
+            let shared = WriterShared {
+                inlet: Arc::clone(&inlet),
+                epoch: Arc::clone(&epoch),
+                backlog: Arc::clone(&backlog),
+            };
+            std::thread::Builder::new()
+                .name("tandem-log-writer".into())
+                .spawn(move || write_loop(rx, commit, &shared))
+                .map_err(StoreError::Thread)?
+        };
         Ok(Store {
-            tx: Mutex::new(Some(tx)),
+            inlet,
+            epoch,
+            backlog,
             writer: Mutex::new(Some(writer)),
             checkpointer: Mutex::new(None),
             backend,
@@ -154,32 +251,80 @@ impl Store {
     /// Queues an event for the next group commit. Callers hold their thread's
     /// lock while calling this, so the queue order is the seq order.
     pub fn append(&self, event: PendingEvent) -> Result<(), StoreError> {
-        let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = guard.as_ref().ok_or(StoreError::WriterGone)?;
-        tx.send(WriteOp::Event(event)).map_err(|_| StoreError::WriterGone)
+        let mut inlet = self.inlet.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((why, since)) = &inlet.down {
+            if since.elapsed() < RETRY_AFTER {
+                return Err(StoreError::Unavailable(why.clone()));
+            }
+            inlet.down = None;
+        }
+        let tx = inlet.tx.as_ref().ok_or(StoreError::WriterGone)?;
+        let cost = event_cost(&event);
+        self.backlog.add(cost);
+        tx.send(WriteOp::Event(event)).map_err(|_| {
+            self.backlog.remove(cost);
+            StoreError::WriterGone
+        })
+    }
+
+    /// Changes each time queued events were given up: a thread that last
+    /// appended in another epoch numbers its next event after its last
+    /// committed one.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Why writes are refused now, if they are.
+    pub fn unavailable(&self) -> Option<String> {
+        let inlet = self.inlet.lock().unwrap_or_else(|p| p.into_inner());
+        inlet.down.as_ref().filter(|(_, since)| since.elapsed() < RETRY_AFTER).map(|(why, _)| why.clone())
+    }
+
+    /// Whether the writer's queue is past [`BACKLOG_HIGH`].
+    pub fn is_backlogged(&self) -> bool {
+        self.backlog.bytes.load(Ordering::Acquire) > BACKLOG_HIGH
+    }
+
+    /// Waits until the writer's queue is back under [`BACKLOG_HIGH`] (at once
+    /// if it is).
+    pub async fn wait_for_room(&self) {
+        loop {
+            let drained = self.backlog.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if !self.is_backlogged() {
+                return;
+            }
+            drained.await;
+        }
     }
 
     /// Waits until everything queued so far is committed.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (ack, done) = oneshot::channel();
         {
-            let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = guard.as_ref().ok_or(StoreError::WriterGone)?;
+            let inlet = self.inlet.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = inlet.tx.as_ref().ok_or(StoreError::WriterGone)?;
             tx.send(WriteOp::Flush(ack)).map_err(|_| StoreError::WriterGone)?;
         }
-        done.await.map_err(|_| StoreError::WriterGone)
+        done.await.map_err(|_| StoreError::WriterGone)?.map_err(StoreError::Unavailable)
     }
 
     /// Commits what is queued and stops the writer (and the checkpointer).
     /// Later appends fail.
     pub fn close(&self) {
-        drop(self.tx.lock().unwrap_or_else(|p| p.into_inner()).take());
+        drop(self.inlet.lock().unwrap_or_else(|p| p.into_inner()).tx.take());
         if let Some(writer) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = writer.join();
         }
         if let Some((stop, thread)) = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             drop(stop);
             let _ = thread.join();
+        }
+        // Fold the WAL back into the database and empty it, so that a stopped
+        // server leaves one file of its size, not a WAL as big beside it.
+        if let Backend::Sqlite(readers) = &self.backend {
+            readers.close_and_truncate_wal();
         }
     }
 
@@ -238,13 +383,54 @@ impl Store {
     }
 }
 
+/// Gives up `batch` and everything queued behind it: refuses new writes for
+/// [`RETRY_AFTER`], bumps the epoch, and tells every waiter why.
+fn give_up(rx: &std_mpsc::Receiver<WriteOp>, batch: &mut Vec<WriteOp>, shared: &WriterShared, why: String) {
+    {
+        let mut inlet = shared.inlet.lock().unwrap_or_else(|p| p.into_inner());
+        inlet.down = Some((why.clone(), Instant::now()));
+        shared.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+    // Nothing can be queued from here until RETRY_AFTER: this takes all.
+    batch.extend(rx.try_iter());
+    let mut freed = 0;
+    let mut events = 0;
+    for op in batch.drain(..) {
+        let ack = match op {
+            WriteOp::Event(ev) => {
+                freed += event_cost(&ev);
+                events += 1;
+                ev.ack
+            }
+            WriteOp::Flush(ack) => Some(ack),
+        };
+        if let Some(ack) = ack {
+            let _ = ack.send(Err(why.clone()));
+        }
+    }
+    shared.backlog.remove(freed);
+    tracing::error!(error = %why, events, "the event log cannot be written; gave up the queued events");
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
         self.close();
     }
 }
 
-fn write_loop(rx: std_mpsc::Receiver<WriteOp>, mut commit: impl FnMut(&[WriteOp]) -> Result<(), String>) {
+/// What the writer thread shares with the store.
+struct WriterShared {
+    inlet: Arc<Mutex<Inlet>>,
+    epoch: Arc<AtomicU64>,
+    backlog: Arc<Backlog>,
+}
+
+fn write_loop(
+    rx: std_mpsc::Receiver<WriteOp>,
+    mut commit: impl FnMut(&[WriteOp]) -> Result<(), CommitError>,
+    shared: &WriterShared,
+) {
+    let backlog = &shared.backlog;
     let mut batch: Vec<WriteOp> = Vec::new();
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -254,35 +440,53 @@ fn write_loop(rx: std_mpsc::Receiver<WriteOp>, mut commit: impl FnMut(&[WriteOp]
                 Err(_) => break,
             }
         }
-        // Seqs are already handed out: dropping a group would leave a hole in
-        // the log. Retry (a lock held by another process, a full disk being
-        // cleared); if the log stays unwritable, stop the process so that a
-        // restart recovers from what is on disk rather than run on diverged.
-        let mut delay = Duration::from_millis(50);
-        let mut waited = Duration::ZERO;
+        // Retry a while: another process's lock goes away, space may be freed.
+        // If the log stays unwritable, give the queue up (see the module
+        // header) rather than stall every client or stop the server.
+        let mut delay = Duration::from_millis(20);
+        let started = Instant::now();
+        let mut failed = None;
         while let Err(e) = commit(&batch) {
-            if waited >= COMMIT_PATIENCE {
-                tracing::error!(error = %e, events = batch.len(), "the event log cannot be written; stopping");
-                eprintln!("tandem app-server: the event log cannot be written ({e}); stopping");
-                std::process::exit(70);
+            let patience = if e.busy { BUSY_PATIENCE } else { FAILURE_PATIENCE };
+            if started.elapsed() >= patience {
+                failed = Some(e.message);
+                break;
             }
-            tracing::warn!(error = %e, retry_in = ?delay, "commit failed; retrying");
+            tracing::warn!(error = %e.message, retry_in = ?delay, "commit failed; retrying");
             std::thread::sleep(delay);
-            waited += delay;
-            delay = (delay * 2).min(Duration::from_secs(2));
+            delay = (delay * 2).min(Duration::from_millis(500));
         }
+        if let Some(why) = failed {
+            give_up(&rx, &mut batch, shared, why);
+            continue;
+        }
+        // Publish in commit order; wake each feed once after its last event
+        // of the group rather than once per event.
+        let mut freed = 0;
+        let mut to_wake: Option<Arc<crate::subscribe::LiveFeed>> = None;
         for op in batch.drain(..) {
             match op {
                 WriteOp::Event(ev) => {
+                    freed += event_cost(&ev);
+                    if let Some(prev) = &to_wake
+                        && !Arc::ptr_eq(prev, &ev.live)
+                    {
+                        prev.wake();
+                    }
                     ev.live.publish(LogEntry { seq: ev.seq, json: ev.json });
+                    to_wake = Some(ev.live);
                     if let Some(ack) = ev.ack {
-                        let _ = ack.send(());
+                        let _ = ack.send(Ok(()));
                     }
                 }
                 WriteOp::Flush(ack) => {
-                    let _ = ack.send(());
+                    let _ = ack.send(Ok(()));
                 }
             }
         }
+        if let Some(feed) = to_wake {
+            feed.wake();
+        }
+        backlog.remove(freed);
     }
 }

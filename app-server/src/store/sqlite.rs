@@ -33,10 +33,21 @@ CREATE INDEX IF NOT EXISTS events_by_ts ON events (thread_id, ts);
 const OUTLINE_INDEX: &str = "CREATE INDEX IF NOT EXISTS events_outline ON events (thread_id, seq)
     WHERE type IN ('turn/started', 'item/completed');";
 
+/// Flags for every connection: never through a symlink (a link planted in
+/// the data directory must not make the server write elsewhere).
+fn flags(read_only: bool) -> OpenFlags {
+    let mode = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    };
+    mode | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW | OpenFlags::SQLITE_OPEN_URI
+}
+
 /// Opens the writer connection, creating the schema.
 pub(super) fn open_writer(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
     let open_err = |source| StoreError::Open { path: path.to_owned(), source };
-    let conn = Connection::open(path).map_err(open_err)?;
+    let conn = Connection::open_with_flags(path, flags(false)).map_err(open_err)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
     let sync = match durability {
         Durability::Normal => "NORMAL",
@@ -68,7 +79,8 @@ pub(super) fn spawn_checkpointer(
     path: &Path,
     stop: std::sync::mpsc::Receiver<()>,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
-    let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+    let conn = Connection::open_with_flags(path, flags(false))
+        .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
     std::thread::Builder::new()
         .name("tandem-log-checkpoint".into())
         .spawn(move || {
@@ -99,10 +111,7 @@ impl Readers {
         let conn = match conn {
             Some(c) => c,
             None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
+                let c = Connection::open_with_flags(&self.path, flags(true))?;
                 c.busy_timeout(std::time::Duration::from_secs(5))?;
                 c
             }
@@ -113,6 +122,21 @@ impl Readers {
             pool.push(conn);
         }
         Ok(out?)
+    }
+}
+
+impl Readers {
+    /// Closes the pooled connections and empties the WAL into the database
+    /// (call once nothing writes any more).
+    pub(super) fn close_and_truncate_wal(&self) {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let done = Connection::open_with_flags(&self.path, flags(false))
+            .and_then(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)));
+        match done {
+            Ok(0) => {}
+            Ok(_) => tracing::warn!("the WAL could not be emptied: a reader still had it open"),
+            Err(e) => tracing::warn!(error = %e, "the WAL could not be emptied"),
+        }
     }
 }
 
@@ -173,6 +197,10 @@ pub(super) fn load_threads(c: &Connection) -> Result<Vec<ThreadRow>, rusqlite::E
 
 /// Writes one group in one transaction.
 pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp]) -> Result<(), rusqlite::Error> {
+    // A failed COMMIT (a full disk) may leave the transaction open; start clean.
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
     let tx = conn.transaction()?;
     {
         let mut insert =

@@ -1,39 +1,192 @@
 //! Byte streams in and out: NDJSON framing over any reader/writer pair, and the
 //! listeners that produce such pairs (unix socket, stdio). Nothing past this
 //! module sees bytes.
+//!
+//! Every connection is held to budgets (DESIGN §9), so that one client can pin
+//! only what it is owed: the bytes queued for it ([`Limits::outbound_bytes`]),
+//! its share of the memory for unfinished lines ([`Limits::line_bytes`]) and
+//! how long such a line may stall ([`Limits::line_timeout`]); the listener
+//! caps how many connections are served at once ([`Limits::max_connections`]).
 
 pub mod lines;
 pub mod stdio;
 pub mod unix;
 
-use tandem_protocol::MAX_FRAME_BYTES;
-use tandem_protocol::RpcError;
+use std::sync::Arc;
+use std::time::Duration;
+
 use tandem_protocol::framing::Frame;
-use tandem_protocol::message::error_line;
+use tandem_protocol::message::{Id, error_line};
+use tandem_protocol::{ErrorCode, MAX_FRAME_BYTES, RpcError};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::engine::Engine;
 use crate::rpc::Session;
+use lines::{LineBudget, LineQueue, Refusal};
 
-/// Lines queued for a client before the session waits for it to read.
-const OUTBOUND_QUEUE: usize = 1024;
+/// The budgets connections are held to. The defaults suit one machine's
+/// worth of clients; `tandem app-server --help` lists the flags that change them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Most connections served at once; the next one gets an error line and
+    /// is closed.
+    pub max_connections: usize,
+    /// Bytes queued for one client before the server stops reading its
+    /// requests (and its subscriptions wait, then catch up from the log).
+    pub outbound_bytes: usize,
+    /// Bytes of unfinished lines held across all connections; a connection
+    /// that would pass it gets an error line and is closed.
+    pub line_bytes: usize,
+    /// How long an unfinished line may go without a byte before its
+    /// connection gets an error line and is closed.
+    pub line_timeout: Duration,
+}
 
-/// Serves one connection until the client hangs up.
-pub async fn serve_connection<R, W>(engine: Engine, reader: R, writer: W)
+/// Default [`Limits::max_connections`].
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Default [`Limits::outbound_bytes`]: a few of the largest pages (4 MiB).
+pub const OUTBOUND_BYTES: usize = 16 * 1024 * 1024;
+/// Default [`Limits::line_bytes`]: sixteen clients sending the largest line
+/// (8 MiB) at the same moment.
+pub const LINE_BYTES: usize = 128 * 1024 * 1024;
+/// Default [`Limits::line_timeout`].
+pub const LINE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: MAX_CONNECTIONS,
+            outbound_bytes: OUTBOUND_BYTES,
+            line_bytes: LINE_BYTES,
+            line_timeout: LINE_TIMEOUT,
+        }
+    }
+}
+
+/// What every connection of one server shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub engine: Engine,
+    pub limits: Limits,
+    pub line_budget: LineBudget,
+}
+
+impl Shared {
+    pub fn new(engine: Engine, limits: Limits) -> Shared {
+        let line_budget = LineBudget::new(limits.line_bytes, limits.line_timeout);
+        Shared { engine, limits, line_budget }
+    }
+}
+
+/// What a queued line costs besides its bytes (so tiny lines are bounded too).
+const LINE_OVERHEAD: usize = 64;
+
+/// A connection's outbound queue, bounded by bytes: [`Outbound::send`] waits
+/// while the client has [`Limits::outbound_bytes`] unread.
+#[derive(Clone)]
+pub struct Outbound {
+    tx: mpsc::UnboundedSender<OutLine>,
+    budget: Arc<Semaphore>,
+    /// The budget in permits (one per byte, capped to fit a `u32`).
+    max: usize,
+}
+
+/// A queued line; its share of the budget is returned once it is written.
+pub struct OutLine {
+    line: String,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for OutLine {
+    fn as_ref(&self) -> &[u8] {
+        self.line.as_bytes()
+    }
+}
+
+/// The connection is gone.
+#[derive(Debug)]
+pub struct Closed;
+
+impl Outbound {
+    /// A queue of at most `bytes` unwritten bytes, and the receiving end for
+    /// [`lines::write_lines`].
+    pub fn new(bytes: usize) -> (Outbound, OutQueue) {
+        let max = bytes.clamp(1, u32::MAX as usize);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let budget = Arc::new(Semaphore::new(max));
+        (Outbound { tx, budget: Arc::clone(&budget), max }, OutQueue { rx, budget })
+    }
+
+    /// Queues a line, first waiting for room in the budget (a line larger than
+    /// the whole budget waits for all of it).
+    pub async fn send(&self, line: String) -> Result<(), Closed> {
+        let cost = (line.len() + LINE_OVERHEAD).min(self.max) as u32;
+        let permit = Arc::clone(&self.budget).acquire_many_owned(cost).await.map_err(|_| Closed)?;
+        self.tx.send(OutLine { line, _permit: permit }).map_err(|_| Closed)
+    }
+}
+
+/// The writer's end of an [`Outbound`]; dropping it fails every waiting send.
+pub struct OutQueue {
+    rx: mpsc::UnboundedReceiver<OutLine>,
+    budget: Arc<Semaphore>,
+}
+
+impl Drop for OutQueue {
+    fn drop(&mut self) {
+        self.budget.close();
+    }
+}
+
+impl LineQueue for OutQueue {
+    type Line = OutLine;
+    fn recv(&mut self) -> impl Future<Output = Option<OutLine>> + Send {
+        self.rx.recv()
+    }
+    fn try_recv(&mut self) -> Option<OutLine> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Serves one connection until the client hangs up (or breaks a budget).
+pub async fn serve_connection<R, W>(shared: Shared, reader: R, writer: W)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let writer = tokio::spawn(lines::write_lines(writer, out_rx));
-    let mut session = Session::new(engine, out_tx);
+    let (out, queue) = Outbound::new(shared.limits.outbound_bytes);
+    let writer = tokio::spawn(lines::write_lines(writer, queue));
+    let mut session = Session::new(shared.engine.clone(), out);
     let mut frames = lines::LineReader::new(reader);
-    while let Some(frame) = frames.next().await {
+    while let Some(frame) = frames.next_within(&shared.line_budget).await {
         match frame {
-            Frame::Line(line) => session.handle_line(&line).await,
-            Frame::TooLarge => {
-                session.send(error_line(&tandem_protocol::message::Id::null(), &RpcError::frame_too_large(MAX_FRAME_BYTES))).await
+            Ok(Frame::Line(line)) => session.handle_line(&line).await,
+            Ok(Frame::TooLarge) => {
+                session.send(error_line(&Id::null(), &RpcError::frame_too_large(MAX_FRAME_BYTES))).await
+            }
+            Err(refusal) => {
+                let error = match refusal {
+                    Refusal::Stalled => RpcError::new(
+                        ErrorCode::InvalidRequest,
+                        format!(
+                            "line timeout: no byte for {}s in the middle of a line; send each message as one whole line. Closing the connection",
+                            shared.limits.line_timeout.as_secs_f32()
+                        ),
+                    )
+                    .with_reason("lineTimeout"),
+                    Refusal::Overloaded => RpcError::new(
+                        ErrorCode::Internal,
+                        format!(
+                            "overloaded: unfinished lines from all clients hold the server's {} MiB line budget; closing the connection, retry shortly",
+                            shared.limits.line_bytes / (1024 * 1024)
+                        ),
+                    )
+                    .with_reason("overloaded"),
+                };
+                tracing::warn!(%error, "closing a connection");
+                session.send(error_line(&Id::null(), &error)).await;
+                break;
             }
         }
     }

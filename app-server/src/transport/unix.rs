@@ -6,13 +6,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
 use tokio::sync::{Semaphore, watch};
 
-use crate::engine::Engine;
-
-/// Most connections served at once; more wait in the accept queue.
-pub const MAX_CONNECTIONS: usize = 4096;
+use super::Shared;
 
 /// Errors while binding the socket.
 #[derive(Debug, thiserror::Error)]
@@ -42,14 +40,12 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
     Ok(listener)
 }
 
-/// Accepts connections until `stop` turns true; each is served on its own task.
-pub async fn accept_loop(listener: UnixListener, engine: Engine, mut stop: watch::Receiver<bool>) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+/// Accepts connections until `stop` turns true; each is served on its own
+/// task. Past [`super::Limits::max_connections`] a new client is told so in an
+/// error line and closed, rather than left waiting in the accept queue.
+pub async fn accept_loop(listener: UnixListener, shared: Shared, mut stop: watch::Receiver<bool>) {
+    let limit = Arc::new(Semaphore::new(shared.limits.max_connections));
     loop {
-        let permit = tokio::select! {
-            _ = stopped(&mut stop) => return,
-            p = Arc::clone(&limit).acquire_owned() => p.expect("semaphore is never closed"),
-        };
         let stream = tokio::select! {
             _ = stopped(&mut stop) => return,
             accepted = listener.accept() => match accepted {
@@ -62,10 +58,37 @@ pub async fn accept_loop(listener: UnixListener, engine: Engine, mut stop: watch
                 }
             },
         };
-        let engine = engine.clone();
+        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+            let max = shared.limits.max_connections;
+            tracing::warn!(limit = max, "refusing a connection: at the connection limit");
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let line = tandem_protocol::message::error_line(
+                    &tandem_protocol::message::Id::null(),
+                    &tandem_protocol::RpcError::too_many_connections(max),
+                );
+                // Read what the client sent until it hangs up: closing a unix
+                // socket with unread data resets the peer, which would lose
+                // the error line. A client that neither reads nor closes must
+                // not hold this task.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                    let _ = stream.write_all(line.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                    let mut sink = [0u8; 4096];
+                    while let Ok(n) = tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            });
+            continue;
+        };
+        let shared = shared.clone();
         tokio::spawn(async move {
             let (r, w) = stream.into_split();
-            super::serve_connection(engine, r, w).await;
+            super::serve_connection(shared, r, w).await;
             drop(permit);
         });
     }
