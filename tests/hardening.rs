@@ -52,9 +52,8 @@ fn followed_threads_cost_nothing_once_unfollowed() {
     let home = Home::new();
     let server = home.serve(&[]);
     let mut raw = home.raw();
-    let threads: Vec<String> = (0..512)
-        .map(|_| raw.call("thread/start", json!({}))["thread"]["id"].as_str().unwrap().to_owned())
-        .collect();
+    let threads: Vec<String> =
+        (0..512).map(|_| raw.call("thread/start", json!({}))["thread"]["id"].as_str().unwrap().to_owned()).collect();
     let before = proc_kib(server.pid(), "VmRSS");
     // Unsubscribed one by one…
     for id in &threads {
@@ -105,7 +104,8 @@ fn a_client_that_never_reads_pins_only_its_budget() {
     const ASKS: usize = 200;
     let hog = std::os::unix::net::UnixStream::connect(home.socket()).unwrap();
     let mut w = hog.try_clone().unwrap();
-    let req = format!("{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"thread/events\",\"params\":{{\"threadId\":\"{id}\"}}}}\n");
+    let req =
+        format!("{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"thread/events\",\"params\":{{\"threadId\":\"{id}\"}}}}\n");
     let writer = std::thread::spawn(move || {
         use std::io::Write;
         for _ in 0..ASKS {
@@ -145,7 +145,10 @@ fn unfinished_lines_are_capped_and_time_out() {
     idle.call("thread/list", json!({}));
 
     // Four clients with 6 MiB each of one unfinished line: 24 MiB > 16.
-    let chunk = format!("{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"thread/start\",\"params\":{{\"title\":\"{}", "t".repeat(6 << 20));
+    let chunk = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"thread/start\",\"params\":{{\"title\":\"{}",
+        "t".repeat(6 << 20)
+    );
     let mut hogs: Vec<Raw> = (0..4).map(|_| home.raw()).collect();
     for hog in &mut hogs {
         // The server may already have closed this one: a failed write is fine.
@@ -180,9 +183,18 @@ fn unfinished_lines_are_capped_and_time_out() {
 fn the_connection_limit_answers_instead_of_hanging() {
     let home = Home::new();
     let _server = home.serve(&["--max-connections", "4"]);
-    let mut held: Vec<Raw> = (0..4).map(|_| home.raw()).collect();
-    for r in &mut held {
-        r.call("thread/list", json!({}));
+    // (The probe that saw the server up may hold a slot a moment longer.)
+    let mut held: Vec<Raw> = Vec::new();
+    while held.len() < 4 {
+        let mut r = home.raw();
+        r.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"thread/list\"}\n");
+        let answer = r.read_line_raw().unwrap_or_default();
+        if answer.contains("\"result\"") {
+            held.push(r);
+        } else {
+            assert!(answer.contains("tooManyConnections"), "{answer}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
     let mut extra = home.raw();
     let line = extra.read_line_raw().expect("an error line");
@@ -193,6 +205,7 @@ fn the_connection_limit_answers_instead_of_hanging() {
 
     let out = home.run(&["share", "list", "--server", &home.endpoint()]);
     assert_eq!(out.code, 5, "{out:?}");
+
     assert!(out.stderr.contains("too many connections") && out.stderr.contains("--max-connections"), "{out:?}");
 
     // One leaves; the next client gets in.
@@ -217,13 +230,15 @@ fn a_fast_agent_is_paced_by_the_log_writer() {
         &prompt,
     );
     assert_eq!(out.code, 0, "{out:?}");
-    let last_seq = |raw: &mut Raw| raw.call("thread/read", json!({"threadId": id}))["thread"]["lastSeq"].as_u64().unwrap();
+    let last_seq =
+        |raw: &mut Raw| raw.call("thread/read", json!({"threadId": id}))["thread"]["lastSeq"].as_u64().unwrap();
 
     // Another process takes the write lock: nothing more is committed.
     let db = rusqlite::Connection::open(home.path().join("tandem.db")).unwrap();
     db.busy_timeout(PATIENCE).unwrap();
     db.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let committed = db.query_row("SELECT MAX(seq) FROM events WHERE thread_id = ?1", [&id], |r| r.get::<_, i64>(0)).unwrap() as u64;
+    let committed =
+        db.query_row("SELECT MAX(seq) FROM events WHERE thread_id = ?1", [&id], |r| r.get::<_, i64>(0)).unwrap() as u64;
     // The agent runs on until the writer's queue is full, then waits.
     let mut seen = last_seq(&mut raw);
     let mut still = 0;
@@ -291,7 +306,10 @@ fn links_in_the_data_directory_are_refused() {
         cmd.arg("app-server");
         let out = finish(cmd);
         assert_ne!(out.code, 0, "{name}: {out:?}");
-        assert!(out.stderr.contains("symbolic link") && out.stderr.contains(name.rsplit('/').next().unwrap()), "{name}: {out:?}");
+        assert!(
+            out.stderr.contains("symbolic link") && out.stderr.contains(name.rsplit('/').next().unwrap()),
+            "{name}: {out:?}"
+        );
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "{name}");
         assert_eq!(mode(&victim), 0o644, "{name}");
     }
@@ -407,7 +425,10 @@ fn credentials_in_urls_and_config_stay_hidden() {
     assert!(log.contains("127.0.0.1:1"), "the error should still name the server: {log}");
     let server_log = std::fs::read_to_string(home.path().join("logs/app-server.log")).unwrap();
     for text in [&log, &out.stdout, &out.stderr, &server_log] {
-        assert!(!text.contains("SECRETPASS") && !text.contains("SECRETQUERY") && !text.contains("tandemuser"), "{text}");
+        assert!(
+            !text.contains("SECRETPASS") && !text.contains("SECRETQUERY") && !text.contains("tandemuser"),
+            "{text}"
+        );
     }
 
     let other = Home::new();
@@ -450,7 +471,8 @@ fn a_full_disk_refuses_writes_and_keeps_reads() {
     // 3 MiB in 10 KiB words: its start, its deltas and its message pass 4 MiB.
     let word = "x".repeat(10 * 1024);
     let big = vec![word.as_str(); 300].join(" ");
-    let first = home.run_with_stdin(&["share", "post", "--thread", &id, "--prompt", "-", "--no-wait", "--server", &ep], &big);
+    let first =
+        home.run_with_stdin(&["share", "post", "--thread", &id, "--prompt", "-", "--no-wait", "--server", &ep], &big);
     assert!(first.code == 0 || first.stderr.contains("storage unavailable"), "{first:?}");
 
     // Writes are refused with the reason (or, if the big turn did start, it is

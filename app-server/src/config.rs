@@ -143,7 +143,8 @@ impl FileConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileConfig::default()),
             Err(source) => return Err(ConfigError::Read { path: path.to_owned(), source }),
         };
-        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: describe_toml_error(&text, &e) })
+        toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: describe_toml_error(&text, &e) })
     }
 }
 

@@ -157,7 +157,14 @@ impl Drop for Follower {
 
 /// Sends `thread/event` notifications for subscription `sub` to `out`, from seq
 /// `from` on, until `out` closes.
-pub async fn follow(store: Arc<Store>, thread: Arc<ThreadHandle>, follower: Follower, from: u64, sub: u64, out: Outbound) {
+pub async fn follow(
+    store: Arc<Store>,
+    thread: Arc<ThreadHandle>,
+    follower: Follower,
+    from: u64,
+    sub: u64,
+    out: Outbound,
+) {
     let mut next = from;
     let mut batch = Vec::with_capacity(TAKE_BATCH);
     loop {

@@ -388,9 +388,7 @@ impl Tail {
 
     /// The next `n` lines exactly as printed.
     pub fn raw_lines(&mut self, n: usize) -> Vec<String> {
-        (0..n)
-            .map(|_| self.lines.recv_timeout(PATIENCE).expect("tail printed nothing more (hung or exited)"))
-            .collect()
+        (0..n).map(|_| self.lines.recv_timeout(PATIENCE).expect("tail printed nothing more (hung or exited)")).collect()
     }
 
     /// Waits for the tail process to exit; its exit code.

@@ -212,7 +212,10 @@ impl Client {
         let line = request_line(id, method, params).map_err(|e| ClientError::Decode(e.to_string()))?;
         let mut routes = self.routes();
         if routes.closed || self.inner.out.send(line).is_err() {
-            return Err(ClientError::Disconnected { endpoint: self.inner.endpoint.clone() });
+            return Err(match &routes.refused {
+                Some(error) => ClientError::Refused { endpoint: self.inner.endpoint.clone(), error: error.clone() },
+                None => ClientError::Disconnected { endpoint: self.inner.endpoint.clone() },
+            });
         }
         routes.pending.insert(id, pending);
         Ok(())
@@ -253,7 +256,7 @@ async fn read_loop<R: AsyncRead + Unpin>(inner: std::sync::Weak<Inner>, reader: 
         let mut routes = inner.routes.lock().unwrap_or_else(|p| p.into_inner());
         routes.closed = true;
         routes.subs.clear();
-        let refused = routes.refused.take();
+        let refused = routes.refused.clone();
         for (_, p) in routes.pending.drain() {
             let err = || match &refused {
                 Some(error) => ClientError::Refused { endpoint: inner.endpoint.clone(), error: error.clone() },

@@ -228,24 +228,14 @@ impl Store {
         let epoch = Arc::new(AtomicU64::new(0));
         let backlog = Arc::new(Backlog::default());
         let writer = {
-            let shared = WriterShared {
-                inlet: Arc::clone(&inlet),
-                epoch: Arc::clone(&epoch),
-                backlog: Arc::clone(&backlog),
-            };
+            let shared =
+                WriterShared { inlet: Arc::clone(&inlet), epoch: Arc::clone(&epoch), backlog: Arc::clone(&backlog) };
             std::thread::Builder::new()
                 .name("tandem-log-writer".into())
                 .spawn(move || write_loop(rx, commit, &shared))
                 .map_err(StoreError::Thread)?
         };
-        Ok(Store {
-            inlet,
-            epoch,
-            backlog,
-            writer: Mutex::new(Some(writer)),
-            checkpointer: Mutex::new(None),
-            backend,
-        })
+        Ok(Store { inlet, epoch, backlog, writer: Mutex::new(Some(writer)), checkpointer: Mutex::new(None), backend })
     }
 
     /// Queues an event for the next group commit. Callers hold their thread's
