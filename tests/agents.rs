@@ -533,6 +533,7 @@ fn refused_resume_starts_a_new_session(name: &str, first: &str, second: &str, sh
     let status = items.iter().find(|i| i["type"] == "status").expect("no status item");
     let message = status["message"].as_str().unwrap();
     assert!(message.contains(shown) && message.contains("new"), "{message}");
+    assert!(!message.contains("<unknown>") && !message.contains('\n'), "{message}");
     let fresh = items.iter().position(|i| i["type"] == "agentSession" && i["sessionId"] == second).unwrap();
     assert!(fresh > ended);
     assert!(completion(&events)["status"] == "completed");

@@ -237,9 +237,9 @@ impl CliAgent {
                 if session.is_some()
                     && mapper.session.is_none()
                     && self.kind == CliKind::Codex
-                    && tail.contains("no rollout found")
+                    && let Some(line) = tail.lines().find(|l| l.contains("no rollout found"))
                 {
-                    return Run::SessionGone(tail);
+                    return Run::SessionGone(line.trim_start_matches("Error: ").to_owned());
                 }
                 let detail = if tail.is_empty() { mapper.last_message.clone().unwrap_or_default() } else { tail };
                 let code = s.code().map_or_else(|| "a signal".to_owned(), |c| format!("status {c}"));
