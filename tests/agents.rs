@@ -531,6 +531,7 @@ fn refused_resume_starts_a_new_session(name: &str, first: &str, second: &str, sh
     let ended = items.iter().position(|i| i["type"] == "agentSession" && i["ended"] == true).expect("no ended session");
     assert_eq!(items[ended]["sessionId"], first);
     let status = items.iter().find(|i| i["type"] == "status").expect("no status item");
+    assert_eq!(status["kind"], "newSession");
     let message = status["message"].as_str().unwrap();
     assert!(message.contains(shown) && message.contains("new"), "{message}");
     assert!(!message.contains("<unknown>") && !message.contains('\n'), "{message}");

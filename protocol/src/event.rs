@@ -93,7 +93,11 @@ impl EventBody {
 }
 
 /// A unit of a turn's output. An agent message is `{id, type:"agentMessage", text}`;
-/// other item types keep their fields in `extra`.
+/// other item types keep their fields in `extra`: `commandExecution`
+/// (`command, output, exitCode?, status`: `inProgress` in `item/started`, then
+/// `completed` | `failed` | `interrupted`), `fileChange`, `toolCall`,
+/// `agentSession` (`agent, sessionId, ended?`) and `status` (`kind`: `retry` |
+/// `newSession`, `message`: what the agent is doing besides answering).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     pub id: String,

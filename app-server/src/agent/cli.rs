@@ -147,6 +147,7 @@ impl CliAgent {
                 out.item(
                     "status",
                     obj(json!({
+                        "kind": "newSession",
                         "message": format!(
                             "{name} could not resume session {old} ({why}); starting a new {name} session, \
                              which does not know the earlier turns"
@@ -335,15 +336,22 @@ fn codex_key_source(args: &[String]) -> CodexKey {
         .and_then(|h| std::fs::read_to_string(h.join("config.toml")).ok())
         .and_then(|t| t.parse().ok())
         .unwrap_or_default();
+    let env_key = std::env::var_os("CODEX_API_KEY").is_some_and(|v| !v.is_empty());
+    codex_key_source_in(args, &config, env_key)
+}
+
+/// [`codex_key_source`] given codex's parsed config and whether
+/// `CODEX_API_KEY` is set.
+fn codex_key_source_in(args: &[String], config: &toml::Table, codex_api_key: bool) -> CodexKey {
+    if args.iter().any(|a| a == "--oss") {
+        return CodexKey::Provider { name: "oss".into(), env_key: None };
+    }
     let from_args = args.iter().zip(args.iter().skip(1)).find_map(|(flag, value)| {
         let set = matches!(flag.as_str(), "-c" | "--config").then_some(value.as_str())?;
         let v = set.strip_prefix("model_provider=")?;
         Some(v.trim_matches(|c| c == '"' || c == '\'').to_owned())
     });
     let provider = from_args.or_else(|| config.get("model_provider").and_then(|p| p.as_str()).map(str::to_owned));
-    if args.iter().any(|a| a == "--oss") {
-        return CodexKey::Provider { name: "oss".into(), env_key: None };
-    }
     if let Some(name) = provider.filter(|p| p != "openai") {
         let env_key = config
             .get("model_providers")
@@ -353,10 +361,7 @@ fn codex_key_source(args: &[String]) -> CodexKey {
             .map(str::to_owned);
         return CodexKey::Provider { name, env_key };
     }
-    match std::env::var_os("CODEX_API_KEY") {
-        Some(v) if !v.is_empty() => CodexKey::Env("CODEX_API_KEY".into()),
-        _ => CodexKey::Login,
-    }
+    if codex_api_key { CodexKey::Env("CODEX_API_KEY".into()) } else { CodexKey::Login }
 }
 
 /// The CLI's stderr without Rust backtrace frames (codex prints
@@ -500,8 +505,9 @@ impl Mapper {
         self.wrote_text = true;
     }
 
+    /// A `retry` status item.
     fn status(&mut self, message: String, out: &mut dyn DeltaSink) {
-        out.item("status", obj(json!({ "message": message })));
+        out.item("status", obj(json!({ "kind": "retry", "message": message })));
     }
 
     fn start(&mut self, key: &str, item_type: &str, fields: Map<String, Value>, out: &mut dyn DeltaSink) {
@@ -865,6 +871,24 @@ mod tests {
         let stderr = stderr_summary(&std::fs::read_to_string(path).unwrap());
         assert!(stderr.contains("no rollout found for thread id"), "{stderr}");
         assert!(!stderr.contains("<unknown>"), "{stderr}");
+    }
+
+    #[test]
+    fn codex_key_comes_from_the_login_only_without_a_provider_or_env_key() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let none = toml::Table::new();
+        assert_eq!(codex_key_source_in(&[], &none, false), CodexKey::Login);
+        assert_eq!(codex_key_source_in(&[], &none, true), CodexKey::Env("CODEX_API_KEY".into()));
+        let config: toml::Table =
+            "model_provider = \"mock\"\n[model_providers.mock]\nenv_key = \"MOCK_KEY\"\n".parse().unwrap();
+        let mock = CodexKey::Provider { name: "mock".into(), env_key: Some("MOCK_KEY".into()) };
+        assert_eq!(codex_key_source_in(&[], &config, true), mock);
+        assert_eq!(codex_key_source_in(&args(&["-c", "model_provider=\"openai\""]), &config, false), CodexKey::Login);
+        assert_eq!(
+            codex_key_source_in(&args(&["-c", "model_provider=mock"]), &none, false),
+            CodexKey::Provider { name: "mock".into(), env_key: None }
+        );
+        assert!(matches!(codex_key_source_in(&args(&["--oss"]), &none, false), CodexKey::Provider { .. }));
     }
 
     #[test]
