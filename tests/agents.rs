@@ -318,16 +318,17 @@ case "$prompt" in
   *apikey*) cat {fx}/{name}-fail-apikey.jsonl; exit 1 ;;
   *hang*) head -n 1 {fx}/{name}-ok.jsonl; exec sleep 1000 ;;
   *stubborn*)
-    trap '' INT TERM
+    trap 'echo INT >> {base}.signals' INT
+    trap 'echo TERM >> {base}.signals' TERM
     cat {fx}/{name}-sleep.jsonl
     setsid sleep 1000 </dev/null >/dev/null 2>&1 &
     echo $! > {base}.sleeper
     while :; do sleep 1; done ;;
   *sleep*)
+    trap 'echo INT >> {base}.signals; kill $!; cat {fx}/{name}-sleep-after.jsonl 2>/dev/null; exit 1' INT
     cat {fx}/{name}-sleep.jsonl
     setsid sleep 1000 </dev/null >/dev/null 2>&1 &
     echo $! > {base}.sleeper
-    trap 'kill $!; cat {fx}/{name}-sleep-after.jsonl 2>/dev/null; exit 1' INT
     wait
     exit 1 ;;
   *retry*) cat {fx}/{name}-retry.jsonl ;;
@@ -446,8 +447,9 @@ fn claude_adapter_maps_items_resumes_fails_and_interrupts() {
 
 /// Interrupts a turn while the fake CLI runs `sleep 1000` in a session of its
 /// own; the command shows as running before the interrupt and as interrupted
-/// after it, and no process of the turn survives.
-fn interrupt_while_a_command_runs(name: &str, prompt: &str) {
+/// after it, the CLI got SIGINT first (then possibly `later` signals), and no
+/// process of the turn survives.
+fn interrupt_while_a_command_runs(name: &str, prompt: &str, later: &str) {
     let home = Home::new();
     let (_server, _, _) = serve_fake(&home, name);
     let id = home.new_thread();
@@ -478,21 +480,25 @@ fn interrupt_while_a_command_runs(name: &str, prompt: &str) {
     assert_eq!(done["item"]["status"], "interrupted", "{done}");
     wait_for("the CLI to be gone", || !running(agent));
     wait_for(&format!("the command it started ({sleeper}) to be gone"), || !running(sleeper));
+    let got = std::fs::read_to_string(home.path().join(format!("{name}.signals"))).unwrap_or_default();
+    // What a stubborn CLI notes after SIGINT depends on how fast it runs its
+    // handler before the SIGKILL; the order does not.
+    assert!(got == "INT\n" || got == format!("INT\n{later}"), "{name} was not stopped with SIGINT first: {got:?}");
 }
 
 #[test]
 fn interrupting_codex_stops_the_command_it_started() {
-    interrupt_while_a_command_runs("codex", "please sleep");
+    interrupt_while_a_command_runs("codex", "please sleep", "");
 }
 
 #[test]
 fn interrupting_claude_stops_the_command_it_started() {
-    interrupt_while_a_command_runs("claude", "please sleep");
+    interrupt_while_a_command_runs("claude", "please sleep", "");
 }
 
 #[test]
 fn an_agent_ignoring_interrupts_is_killed_with_what_it_started() {
-    interrupt_while_a_command_runs("codex", "stubborn");
+    interrupt_while_a_command_runs("codex", "stubborn", "TERM\n");
 }
 
 #[test]
