@@ -182,19 +182,14 @@ pub(super) async fn supervise(
             }
             _ = sleep_until(escalate_at), if exited.is_none() => {
                 let s = stopping.as_mut().expect("a deadline is set only while stopping");
+                let signal = if s.sent == libc::SIGINT { libc::SIGTERM } else { libc::SIGKILL };
                 if let Some(pid) = pid {
                     tree.refresh(pid);
-                    if s.sent == libc::SIGINT {
-                        signal_group(pid, libc::SIGTERM);
-                        s.sent = libc::SIGTERM;
-                        s.next = Some(tokio::time::Instant::now() + grace);
-                    } else {
-                        signal_group(pid, libc::SIGKILL);
-                        s.sent = libc::SIGKILL;
-                        s.next = None;
-                    }
+                    signal_group(pid, signal);
                 }
-                if s.sent == libc::SIGKILL || pid.is_none() {
+                s.sent = signal;
+                s.next = (signal == libc::SIGTERM).then(|| tokio::time::Instant::now() + grace);
+                if signal == libc::SIGKILL {
                     let _ = child.start_kill();
                 }
             }
