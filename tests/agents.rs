@@ -262,43 +262,118 @@ fn openai_interrupt_closes_the_stream_and_refused_connections_fail() {
     assert!(error.contains(&format!("127.0.0.1:{port}")) && error.contains("cannot connect"), "{error}");
 }
 
-/// Writes an executable that records its arguments and replays a fixture:
-/// `fail` in the prompt → the failing stream (exit 1), `hang` → the first line,
-/// then it sleeps; otherwise the good stream.
+/// Whether `pid` is a running process (a zombie is not).
+fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Reads a pid a fake wrote to `path`, waiting for it.
+fn read_pid(path: &Path) -> i32 {
+    let mut pid = 0;
+    wait_for(&format!("a pid in {}", path.display()), || {
+        pid = std::fs::read_to_string(path).ok().and_then(|p| p.trim().parse().ok()).unwrap_or(0);
+        pid > 0
+    });
+    pid
+}
+
+/// A fake `codex` or `claude`: an executable that records its arguments (one
+/// line per run in `NAME.args`), its pid (`NAME.pid`) and the size of the
+/// prompt it read from stdin (`NAME.stdin`), then replays fixtures by the
+/// prompt: `fail` → the failing stream (exit 1); `apikey` → a refused
+/// ANTHROPIC_API_KEY; `hang` → the first line, then it sleeps; `sleep` → the
+/// stream of a command being started, which it runs as `sleep 1000` in a
+/// session of its own (pid in `NAME.sleeper`) and kills on SIGINT, as the
+/// real CLIs do; `stubborn` → the same, but it ignores SIGINT and SIGTERM;
+/// `retry` → a run that retried; `live` → a recorded run with a command and
+/// streamed text; else the good stream. A resume of the session written in
+/// `NAME.gone` is refused the way the real CLI refuses it.
 fn fake_cli(home: &Home, name: &str) -> (PathBuf, PathBuf) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/agents");
     let fixtures = fixtures.canonicalize().unwrap();
-    let log = home.path().join(format!("{name}.args"));
-    let pidfile = home.path().join(format!("{name}.pid"));
+    let base = home.path().join(name);
     let script = format!(
         r#"#!/bin/sh
-echo "$@" >> {log}
-echo $$ > {pid}
-case "$*" in
+echo "$@" >> {base}.args
+echo $$ > {base}.pid
+prompt=$(cat)
+printf '%s' "$prompt" | wc -c > {base}.stdin
+if [ -f {base}.gone ]; then
+  gone=$(cat {base}.gone)
+  case "$*" in *"$gone"*)
+    # The recorded refusals name another id: put in the one asked for.
+    for f in {fx}/{name}-gone.jsonl {fx}/{name}-gone.stderr; do
+      [ -f "$f" ] || continue
+      out=1; case "$f" in *.stderr) out=2 ;; esac
+      sed -e "s/3bdbc95e-0000-47dd-9acf-e4c350716af7/$gone/g" -e "s/0199aaaa-0000-7000-8000-000000000000/$gone/g" "$f" >&$out
+    done
+    exit 1 ;;
+  esac
+fi
+case "$prompt" in
   *fail*) cat {fx}/{name}-fail.jsonl; echo "auth trouble" >&2; exit 1 ;;
+  *apikey*) cat {fx}/{name}-fail-apikey.jsonl; exit 1 ;;
   *hang*) head -n 1 {fx}/{name}-ok.jsonl; exec sleep 1000 ;;
+  *stubborn*)
+    trap 'echo INT >> {base}.signals' INT
+    trap 'echo TERM >> {base}.signals' TERM
+    cat {fx}/{name}-sleep.jsonl
+    setsid sleep 1000 </dev/null >/dev/null 2>&1 &
+    echo $! > {base}.sleeper
+    while :; do sleep 1; done ;;
+  *sleep*)
+    trap 'echo INT >> {base}.signals; kill $!; cat {fx}/{name}-sleep-after.jsonl 2>/dev/null; exit 1' INT
+    cat {fx}/{name}-sleep.jsonl
+    setsid sleep 1000 </dev/null >/dev/null 2>&1 &
+    echo $! > {base}.sleeper
+    wait
+    exit 1 ;;
+  *retry*) cat {fx}/{name}-retry.jsonl ;;
+  *live*) cat {fx}/{name}-live.jsonl ;;
   *) cat {fx}/{name}-ok.jsonl ;;
 esac
 "#,
-        log = log.display(),
-        pid = pidfile.display(),
+        base = base.display(),
         fx = fixtures.display(),
     );
     let path = home.path().join(format!("fake-{name}"));
     std::fs::write(&path, script).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (path, log)
+    (path, home.path().join(format!("{name}.args")))
 }
 
-fn cli_agent_round(name: &str, session: &str, first_text: &str, item_types: &[&str], auth_hint: &str) {
-    let home = Home::new();
-    let (program, log) = fake_cli(&home, name);
+/// A server whose agent is the fake `name`, with an empty `CODEX_HOME` (so
+/// no codex configuration of the machine's leaks in) and no Anthropic key in
+/// its environment.
+fn serve_fake(home: &Home, name: &str) -> (common::Server, PathBuf, PathBuf) {
+    let (program, log) = fake_cli(home, name);
     std::fs::write(
         home.path().join("config.toml"),
         format!("agent = \"{name}\"\n[{name}]\nprogram = \"{}\"\nmodel = \"m1\"\n", program.display()),
     )
     .unwrap();
-    let _server = home.serve(&[]);
+    let codex_home = home.path().join("codex-home");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    let server = home.serve_env(
+        &[],
+        &[("CODEX_HOME", codex_home.to_str().unwrap()), ("ANTHROPIC_API_KEY", ""), ("CODEX_API_KEY", "")],
+    );
+    (server, program, log)
+}
+
+/// Starts a turn without waiting; its id.
+fn post_no_wait(home: &Home, thread: &str, prompt: &str) -> String {
+    let out =
+        home.run(&["share", "post", "--thread", thread, "--prompt", prompt, "--no-wait", "--server", &home.endpoint()]);
+    out.ok().stdout.trim().to_owned()
+}
+
+fn cli_agent_round(name: &str, session: &str, first_text: &str, item_types: &[&str], auth_hint: &str) {
+    let home = Home::new();
+    let (_server, program, log) = serve_fake(&home, name);
     let id = home.new_thread();
 
     let (code, events) = post_json(&home, &id, "fix the typo");
@@ -332,10 +407,7 @@ fn cli_agent_round(name: &str, session: &str, first_text: &str, item_types: &[&s
     assert!(error.contains(&program.display().to_string()) && error.contains(auth_hint), "{error}");
 
     // Interrupt: the process is stopped and reaped.
-    let turn = home
-        .run(&["share", "post", "--thread", &id, "--prompt", "hang", "--no-wait", "--server", &home.endpoint()])
-        .ok();
-    let turn = turn.stdout.trim().to_owned();
+    let turn = post_no_wait(&home, &id, "hang");
     let pidfile = home.path().join(format!("{name}.pid"));
     let mut pid = 0;
     wait_for("the fake CLI to start", || {
@@ -348,7 +420,7 @@ fn cli_agent_round(name: &str, session: &str, first_text: &str, item_types: &[&s
     raw.call("thread/subscribe", json!({"threadId": id, "from": 1}));
     let events = raw.events_until_completed(&turn);
     assert_eq!(events.last().unwrap()["status"], "interrupted");
-    wait_for("the CLI to be reaped", || unsafe { libc::kill(pid, 0) } != 0);
+    wait_for("the CLI to be reaped", || !running(pid));
 }
 
 #[test]
@@ -358,7 +430,7 @@ fn codex_adapter_maps_items_resumes_fails_and_interrupts() {
         "0199a213-81c0-7800-8aa1-bbab2a035a53",
         "Fixed the typo",
         &["agentSession", "commandExecution", "fileChange", "commandExecution"],
-        "codex login",
+        "run `codex login`",
     );
 }
 
@@ -369,8 +441,208 @@ fn claude_adapter_maps_items_resumes_fails_and_interrupts() {
         "8f0c2b7e-5d1a-4c3e-9a6b-2e7f4d1c0a93",
         "I'll look at the greeting helper first.",
         &["agentSession", "commandExecution", "fileChange"],
-        "/login",
+        "run `claude auth login`",
     );
+}
+
+/// Interrupts a turn while the fake CLI runs `sleep 1000` in a session of its
+/// own; the command shows as running before the interrupt and as interrupted
+/// after it, the CLI got SIGINT first (then possibly `later` signals), and no
+/// process of the turn survives.
+fn interrupt_while_a_command_runs(name: &str, prompt: &str, later: &str) {
+    let home = Home::new();
+    let (_server, _, _) = serve_fake(&home, name);
+    let id = home.new_thread();
+    let mut raw = home.raw();
+    raw.call("thread/subscribe", json!({"threadId": id}));
+    let turn = post_no_wait(&home, &id, prompt);
+    // The command is on the thread while it runs.
+    let started = loop {
+        let ev = raw.next_event();
+        assert_ne!(ev["type"], "turn/completed", "the turn ended before its command showed: {ev}");
+        if ev["type"] == "item/started" && ev["item"]["type"] == "commandExecution" {
+            break ev;
+        }
+    };
+    assert_eq!(started["item"]["status"], "inProgress", "{started}");
+    assert!(started["item"]["command"].as_str().unwrap().contains("sleep 1000"), "{started}");
+    let agent = read_pid(&home.path().join(format!("{name}.pid")));
+    let sleeper = read_pid(&home.path().join(format!("{name}.sleeper")));
+    assert!(running(sleeper));
+
+    home.run(&["share", "interrupt", "--thread", &id, "--server", &home.endpoint()]).ok();
+    let events = raw.events_until_completed(&turn);
+    assert_eq!(events.last().unwrap()["status"], "interrupted", "{events:?}");
+    let done = events
+        .iter()
+        .find(|e| e["type"] == "item/completed" && e["item"]["id"] == started["item"]["id"])
+        .expect("the interrupted command has no item/completed");
+    assert_eq!(done["item"]["status"], "interrupted", "{done}");
+    wait_for("the CLI to be gone", || !running(agent));
+    wait_for(&format!("the command it started ({sleeper}) to be gone"), || !running(sleeper));
+    let got = std::fs::read_to_string(home.path().join(format!("{name}.signals"))).unwrap_or_default();
+    // What a stubborn CLI notes after SIGINT depends on how fast it runs its
+    // handler before the SIGKILL; the order does not.
+    assert!(got == "INT\n" || got == format!("INT\n{later}"), "{name} was not stopped with SIGINT first: {got:?}");
+}
+
+#[test]
+fn interrupting_codex_stops_the_command_it_started() {
+    interrupt_while_a_command_runs("codex", "please sleep", "");
+}
+
+#[test]
+fn interrupting_claude_stops_the_command_it_started() {
+    interrupt_while_a_command_runs("claude", "please sleep", "");
+}
+
+#[test]
+fn an_agent_ignoring_interrupts_is_killed_with_what_it_started() {
+    interrupt_while_a_command_runs("codex", "stubborn", "TERM\n");
+}
+
+#[test]
+fn a_300_kb_prompt_goes_to_the_cli_on_stdin() {
+    for name in ["codex", "claude"] {
+        let home = Home::new();
+        let (_server, _, log) = serve_fake(&home, name);
+        let id = home.new_thread();
+        let prompt = "long prompt ".repeat(25_000);
+        assert_eq!(prompt.len(), 300_000);
+        let out = home.run_with_stdin(
+            &["share", "post", "--thread", &id, "--prompt", "-", "--json", "--server", &home.endpoint()],
+            &prompt,
+        );
+        assert_eq!(out.code, 0, "{name}: {out:?}");
+        let read: usize =
+            std::fs::read_to_string(home.path().join(format!("{name}.stdin"))).unwrap().trim().parse().unwrap();
+        assert_eq!(read, 300_000, "{name}");
+        let args = std::fs::read_to_string(&log).unwrap();
+        assert!(args.len() < 1000 && !args.contains("long prompt"), "{name}: {args}");
+    }
+}
+
+/// A resume the CLI refuses: the refusal is shown, the dead session is marked
+/// ended, the same turn runs in a new session, and later turns resume that one.
+fn refused_resume_starts_a_new_session(name: &str, first: &str, second: &str, shown: &str) {
+    let home = Home::new();
+    let (_server, _, log) = serve_fake(&home, name);
+    let id = home.new_thread();
+    assert_eq!(post_json(&home, &id, "fix the typo").0, 0);
+    std::fs::write(home.path().join(format!("{name}.gone")), first).unwrap();
+
+    let (code, events) = post_json(&home, &id, "live please");
+    assert_eq!(code, 0, "{events:?}");
+    let items: Vec<&Value> = events.iter().filter(|e| e["type"] == "item/completed").map(|e| &e["item"]).collect();
+    let ended = items.iter().position(|i| i["type"] == "agentSession" && i["ended"] == true).expect("no ended session");
+    assert_eq!(items[ended]["sessionId"], first);
+    let status = items.iter().find(|i| i["type"] == "status").expect("no status item");
+    assert_eq!(status["kind"], "newSession");
+    let message = status["message"].as_str().unwrap();
+    assert!(message.contains(shown) && message.contains("new"), "{message}");
+    assert!(!message.contains("<unknown>") && !message.contains('\n'), "{message}");
+    let fresh = items.iter().position(|i| i["type"] == "agentSession" && i["sessionId"] == second).unwrap();
+    assert!(fresh > ended);
+    assert!(completion(&events)["status"] == "completed");
+    let human = home.run(&["share", "get", "--thread", &id, "--server", &home.endpoint()]).ok().stdout;
+    assert!(human.contains(&format!("↻ {name} could not resume session {first}")), "{human}");
+
+    assert_eq!(post_json(&home, &id, "and again").0, 0);
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let calls: Vec<&str> = calls.lines().collect();
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert!(calls[1].contains(first) && !calls[2].contains(first) && !calls[2].contains("resume"), "{calls:?}");
+    assert!(calls[3].contains(second), "the turn after did not resume the new session: {calls:?}");
+}
+
+#[test]
+fn codex_refusing_a_resume_starts_a_new_session() {
+    refused_resume_starts_a_new_session(
+        "codex",
+        "0199a213-81c0-7800-8aa1-bbab2a035a53",
+        "01a208c7-bca3-7383-a79d-4dafa0e5862b",
+        "no rollout found for thread id 0199a213-81c0-7800-8aa1-bbab2a035a53",
+    );
+}
+
+#[test]
+fn claude_refusing_a_resume_starts_a_new_session() {
+    refused_resume_starts_a_new_session(
+        "claude",
+        "8f0c2b7e-5d1a-4c3e-9a6b-2e7f4d1c0a93",
+        "aadef9c3-b422-4af1-aa24-084b759442e3",
+        "No conversation found with session ID: 8f0c2b7e-5d1a-4c3e-9a6b-2e7f4d1c0a93",
+    );
+}
+
+#[test]
+fn live_text_commands_and_retries_show_while_the_agent_works() {
+    for (name, retry_line) in [
+        ("codex", "↻ codex: Reconnecting... 2/5 (stream disconnected before completion"),
+        ("claude", "↻ claude: API error 529 (overloaded), retrying 2/10"),
+    ] {
+        let home = Home::new();
+        let (_server, _, _) = serve_fake(&home, name);
+        let id = home.new_thread();
+        let out = home.run(&["share", "post", "--thread", &id, "--prompt", "retry", "--server", &home.endpoint()]);
+        assert_eq!(out.code, 0, "{out:?}");
+        let lines = out.lines();
+        let retry = lines.iter().position(|l| l.starts_with(retry_line)).unwrap_or_else(|| panic!("{lines:?}"));
+        let answer = lines.iter().position(|l| l.contains("Hello from the mock.")).unwrap();
+        assert!(retry < answer, "{lines:?}");
+
+        // A command shows when it starts, then with its output.
+        let out = home.run(&["share", "post", "--thread", &id, "--prompt", "live", "--server", &home.endpoint()]);
+        assert_eq!(out.code, 0, "{out:?}");
+        let lines = out.lines();
+        let running = lines.iter().position(|l| l.starts_with("$ ") && l.ends_with("(running)"));
+        let ran = lines.iter().position(|l| l.starts_with("$ ") && !l.ends_with("(running)"));
+        let (running, ran) = (running.unwrap_or_else(|| panic!("{lines:?}")), ran.unwrap());
+        assert!(running < ran && lines[ran + 1].trim() == "hi", "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("Ran it.")), "{lines:?}");
+    }
+    // Claude's text arrives as the model streams it, once.
+    let home = Home::new();
+    let (_server, _, _) = serve_fake(&home, "claude");
+    let id = home.new_thread();
+    let (code, events) = post_json(&home, &id, "live");
+    assert_eq!(code, 0);
+    let deltas: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "item/agentMessage/delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(deltas, ["Ran", " it."]);
+}
+
+#[test]
+fn login_hints_only_when_the_key_comes_from_the_login() {
+    // claude with ANTHROPIC_API_KEY: its own init line says so.
+    let home = Home::new();
+    let (_server, _, _) = serve_fake(&home, "claude");
+    let id = home.new_thread();
+    let (code, events) = post_json(&home, &id, "apikey");
+    assert_eq!(code, 1);
+    let error = completion(&events)["error"].as_str().unwrap();
+    assert!(error.contains("invalid x-api-key") && error.contains("$ANTHROPIC_API_KEY"), "{error}");
+    assert!(!error.contains("login"), "{error}");
+
+    // codex with a custom provider: its key is in the provider's variable.
+    let home = Home::new();
+    let codex_home = home.path().join("codex-home");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    std::fs::write(
+        codex_home.join("config.toml"),
+        "model_provider = \"mock\"\n[model_providers.mock]\nbase_url = \"http://127.0.0.1:9/v1\"\nwire_api = \"responses\"\nenv_key = \"MOCK_KEY\"\n",
+    )
+    .unwrap();
+    let (_server, _, _) = serve_fake(&home, "codex");
+    let id = home.new_thread();
+    let (code, events) = post_json(&home, &id, "fail");
+    assert_eq!(code, 1);
+    let error = completion(&events)["error"].as_str().unwrap();
+    assert!(error.contains("401 Unauthorized") && error.contains("$MOCK_KEY") && error.contains("`mock`"), "{error}");
+    assert!(!error.contains("codex login"), "{error}");
 }
 
 #[test]

@@ -24,17 +24,26 @@ struct MessageSink {
 }
 
 impl DeltaSink for MessageSink {
-    fn item(&mut self, item_type: &str, fields: serde_json::Map<String, serde_json::Value>) {
-        let item =
-            Item { id: uuid::Uuid::now_v7().to_string(), item_type: item_type.to_owned(), text: None, extra: fields };
-        let turn_id = self.turn_id.clone();
+    fn item_started(&mut self, item_type: &str, fields: serde_json::Map<String, serde_json::Value>) -> String {
+        let id = uuid::Uuid::now_v7().to_string();
+        let item = Item { id: id.clone(), item_type: item_type.to_owned(), text: None, extra: fields };
         append(
             &self.thread,
             &self.store,
-            EventBody::ItemStarted { turn_id: turn_id.clone(), item: item.clone() },
+            EventBody::ItemStarted { turn_id: self.turn_id.clone(), item },
             RowChange::None,
         );
-        append(&self.thread, &self.store, EventBody::ItemCompleted { turn_id, item }, RowChange::None);
+        id
+    }
+
+    fn item_completed(&mut self, id: &str, item_type: &str, fields: serde_json::Map<String, serde_json::Value>) {
+        let item = Item { id: id.to_owned(), item_type: item_type.to_owned(), text: None, extra: fields };
+        append(
+            &self.thread,
+            &self.store,
+            EventBody::ItemCompleted { turn_id: self.turn_id.clone(), item },
+            RowChange::None,
+        );
     }
 
     fn delta(&mut self, text: &str) {
@@ -207,6 +216,10 @@ pub(crate) async fn history(store: &Arc<Store>, thread_id: &str, current: &str) 
                 let Some((_, t)) = turns.iter_mut().rev().find(|(id, _)| *id == turn_id) else { continue };
                 match item.item_type.as_str() {
                     "agentMessage" => t.response.push_str(item.text.as_deref().unwrap_or("")),
+                    "agentSession" if item.extra.get("ended").and_then(|e| e.as_bool()) == Some(true) => {
+                        t.session = None;
+                        t.session_ended = true;
+                    }
                     "agentSession" => {
                         t.session = item.extra.get("sessionId").and_then(|s| s.as_str()).map(str::to_owned)
                     }

@@ -60,7 +60,17 @@ impl Transcript {
                 let who = format!("{client}{imported}");
                 self.line(out, &format!("[{who} → {agent}] {input}"))
             }
-            EventBody::ItemStarted { .. } => Ok(()),
+            EventBody::ItemStarted { item, .. } => {
+                // A command shows as soon as it runs; its output and exit
+                // status follow when it completes.
+                let running = item.extra.get("status").and_then(|s| s.as_str()) == Some("inProgress");
+                match item.summary(0) {
+                    Some(lines) if running && item.item_type == "commandExecution" => {
+                        lines.iter().try_for_each(|l| self.line(out, l))
+                    }
+                    _ => Ok(()),
+                }
+            }
             EventBody::AgentMessageDelta { item_id, delta, .. } => {
                 self.streamed.insert(item_id.clone());
                 out.write_all(delta.as_bytes())?;

@@ -93,7 +93,11 @@ impl EventBody {
 }
 
 /// A unit of a turn's output. An agent message is `{id, type:"agentMessage", text}`;
-/// other item types keep their fields in `extra`.
+/// other item types keep their fields in `extra`: `commandExecution`
+/// (`command, output, exitCode?, status`: `inProgress` in `item/started`, then
+/// `completed` | `failed` | `interrupted`), `fileChange`, `toolCall`,
+/// `agentSession` (`agent, sessionId, ended?`) and `status` (`kind`: `retry` |
+/// `newSession`, `message`: what the agent is doing besides answering).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     pub id: String,
@@ -115,17 +119,23 @@ impl Item {
 impl Item {
     /// How a person reads this item in a transcript: for a command run, file
     /// change or tool call, a few lines (`max_output` lines of output at most);
-    /// `None` for agent messages (shown as text) and for bookkeeping items.
+    /// for a `status` item (an agent retrying, starting a new session…) its
+    /// message; `None` for agent messages (shown as text) and for bookkeeping
+    /// items.
     pub fn summary(&self, max_output: usize) -> Option<Vec<String>> {
         let field = |k: &str| self.extra.get(k);
-        let failed = field("status").and_then(|s| s.as_str()) == Some("failed");
+        let status = field("status").and_then(|s| s.as_str());
+        let failed = status == Some("failed");
         match self.item_type.as_str() {
+            "status" => Some(vec![format!("↻ {}", field("message").and_then(|m| m.as_str()).unwrap_or("…"))]),
             "commandExecution" => {
                 let command = field("command").and_then(|c| c.as_str()).unwrap_or("?");
-                let exit = match field("exitCode").and_then(|c| c.as_i64()) {
-                    Some(code) => format!(" (exit {code})"),
-                    None if failed => " (failed)".to_owned(),
-                    None => String::new(),
+                let exit = match (field("exitCode").and_then(|c| c.as_i64()), status) {
+                    (Some(code), _) => format!(" (exit {code})"),
+                    (None, Some("failed")) => " (failed)".to_owned(),
+                    (None, Some("interrupted")) => " (interrupted)".to_owned(),
+                    (None, Some("inProgress")) => " (running)".to_owned(),
+                    (None, _) => String::new(),
                 };
                 let mut lines = vec![format!("$ {command}{exit}")];
                 let output = field("output").and_then(|o| o.as_str()).unwrap_or("").trim_end();
@@ -200,6 +210,12 @@ mod tests {
         .unwrap();
         assert_eq!(item.summary(2).unwrap(), ["~ edited src/a.rs", "~ added b"]);
         assert!(Item::agent_message("i", "x").summary(2).is_none());
+        let item: Item =
+            serde_json::from_str(r#"{"id":"i","type":"commandExecution","command":"sleep 9","status":"inProgress"}"#)
+                .unwrap();
+        assert_eq!(item.summary(2).unwrap(), ["$ sleep 9 (running)"]);
+        let item: Item = serde_json::from_str(r#"{"id":"i","type":"status","message":"retrying 1/5"}"#).unwrap();
+        assert_eq!(item.summary(2).unwrap(), ["↻ retrying 1/5"]);
     }
 
     #[test]

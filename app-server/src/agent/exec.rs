@@ -1,7 +1,8 @@
 //! `exec`: runs a command per turn. The prompt goes to its stdin (then stdin is
 //! closed), its stdout is streamed as the agent message, its exit status decides
-//! the turn's status, and an interrupt sends SIGTERM to its process group, then
-//! SIGKILL after a grace period. The child is always reaped.
+//! the turn's status, and an interrupt sends SIGINT to its process group, then
+//! SIGTERM and SIGKILL after grace periods, and kills any descendant left
+//! running. The child is always reaped.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use tandem_protocol::AgentInfo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
+use super::proctree::Descendants;
 use super::{Agent, BoxFuture, Cancel, DeltaSink, Outcome, TurnInput};
 
 /// How much of the command's stderr a failed turn reports.
@@ -20,7 +22,7 @@ const STDERR_TAIL: usize = 2048;
 pub struct ExecAgent {
     pub program: String,
     pub args: Vec<String>,
-    /// Time between SIGTERM and SIGKILL on interrupt.
+    /// Time between the signals of an interrupt (SIGINT, SIGTERM, SIGKILL).
     pub grace: Duration,
     /// Where the command runs (default: the app-server's directory).
     pub cwd: Option<std::path::PathBuf>,
@@ -144,6 +146,14 @@ pub(super) enum Ended {
 /// together — so a background process that inherited stdout cannot keep the
 /// turn running after the command has exited (it gets [`DRAIN`], then its
 /// process group is killed).
+///
+/// An interrupt is what Ctrl-C in a terminal would do, then firmer: SIGINT to
+/// the process group (codex kills the commands it started, claude records the
+/// interruption), SIGTERM after `grace`, SIGKILL after another `grace`. Output
+/// keeps flowing to `on_output` meanwhile, so what the agent says while it
+/// stops is not lost. Once it has exited, every descendant still running —
+/// also those in sessions of their own, which no group signal reaches — is
+/// killed.
 pub(super) async fn supervise(
     child: &mut tokio::process::Child,
     grace: Duration,
@@ -157,11 +167,37 @@ pub(super) async fn supervise(
     let mut stdout_open = true;
     let mut exited = None;
     let mut drain_until = None;
+    let mut stopping: Option<Stopping> = None;
+    let mut tree = Descendants::default();
+    let mut tick = tokio::time::interval(TREE_REFRESH);
     while stdout_open || exited.is_none() {
+        let escalate_at = stopping.as_ref().and_then(|s| s.next);
         tokio::select! {
-            reason = cancel.cancelled() => {
-                terminate(pid, child, grace).await;
-                return Ended::Interrupted(reason);
+            reason = cancel.cancelled(), if stopping.is_none() && exited.is_none() => {
+                if let Some(pid) = pid {
+                    tree.refresh(pid);
+                    signal_group(pid, libc::SIGINT);
+                }
+                stopping = Some(Stopping { reason, sent: libc::SIGINT, next: Some(tokio::time::Instant::now() + grace) });
+            }
+            _ = sleep_until(escalate_at), if exited.is_none() => {
+                let s = stopping.as_mut().expect("a deadline is set only while stopping");
+                let signal = if s.sent == libc::SIGINT { libc::SIGTERM } else { libc::SIGKILL };
+                if let Some(pid) = pid {
+                    tree.refresh(pid);
+                    signal_group(pid, signal);
+                }
+                s.sent = signal;
+                s.next = (signal == libc::SIGTERM).then(|| tokio::time::Instant::now() + grace);
+                if signal == libc::SIGKILL {
+                    let _ = child.start_kill();
+                }
+            }
+            _ = tick.tick(), if stopping.is_some() && exited.is_none() => {
+                // Commands started after the interrupt are descendants too.
+                if let Some(pid) = pid {
+                    tree.refresh(pid);
+                }
             }
             read = stdout.read(&mut buf), if stdout_open => match read {
                 Ok(0) | Err(_) => stdout_open = false,
@@ -182,11 +218,32 @@ pub(super) async fn supervise(
         }
     }
     let tail = tokio::time::timeout(DRAIN, stderr).await.ok().and_then(Result::ok).unwrap_or_default();
+    if let Some(s) = stopping {
+        if let Some(pid) = pid {
+            signal_group(pid, libc::SIGKILL); // stragglers in the group
+        }
+        let survivors = tree.kill_survivors();
+        if survivors > 0 {
+            tracing::info!(survivors, "killed what the interrupted agent left running");
+        }
+        return Ended::Interrupted(s.reason);
+    }
     Ended::Exited { status: exited.expect("the loop ends once the command has exited"), stderr_tail: tail_text(tail) }
+}
+
+/// An interrupt in progress: why, the last signal sent, when to send the next.
+struct Stopping {
+    reason: Option<String>,
+    sent: i32,
+    next: Option<tokio::time::Instant>,
 }
 
 /// How long output may keep coming after the command itself has exited.
 const DRAIN: Duration = Duration::from_millis(500);
+
+/// How often an interrupted agent's process tree is looked at again while it
+/// stops, so commands it starts meanwhile are known before they are orphaned.
+const TREE_REFRESH: Duration = Duration::from_millis(100);
 
 /// Sleeps until `deadline`, or forever without one.
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -194,19 +251,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-/// SIGTERM to the child's process group, SIGKILL after `grace`; reaps it.
-async fn terminate(pid: Option<u32>, child: &mut tokio::process::Child, grace: Duration) {
-    if let Some(pid) = pid {
-        signal_group(pid, libc::SIGTERM);
-        if tokio::time::timeout(grace, child.wait()).await.is_ok() {
-            signal_group(pid, libc::SIGKILL); // stragglers in the group
-            return;
-        }
-        signal_group(pid, libc::SIGKILL);
-    }
-    let _ = child.kill().await;
 }
 
 /// Collects the last [`STDERR_TAIL`] bytes a child writes to stderr.

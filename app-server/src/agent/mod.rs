@@ -6,6 +6,7 @@ mod cli;
 mod echo;
 mod exec;
 mod openai;
+mod proctree;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,6 +37,9 @@ pub struct PastTurn {
     pub response: String,
     /// The agent CLI's session the turn ran in (an `agentSession` item).
     pub session: Option<String>,
+    /// Whether the turn found the session it resumed gone (an `agentSession`
+    /// item with `ended: true`); a later `session` is a new one.
+    pub session_ended: bool,
 }
 
 /// How a turn ended, from the agent's side.
@@ -57,12 +61,27 @@ pub trait DeltaSink: Send {
     /// change…), as `item/started` + `item/completed`. `item` is the item's
     /// JSON object without `id`; the sink assigns one.
     fn item(&mut self, item_type: &str, fields: serde_json::Map<String, serde_json::Value>) {
+        let id = self.item_started(item_type, fields.clone());
+        self.item_completed(&id, item_type, fields);
+    }
+
+    /// An item that has begun and is still going (a command now running), as
+    /// `item/started`; returns the id [`DeltaSink::item_completed`] takes.
+    fn item_started(&mut self, item_type: &str, fields: serde_json::Map<String, serde_json::Value>) -> String {
         let _ = (item_type, fields);
+        String::new()
+    }
+
+    /// The end of an item begun with [`DeltaSink::item_started`], as
+    /// `item/completed` with the whole item.
+    fn item_completed(&mut self, id: &str, item_type: &str, fields: serde_json::Map<String, serde_json::Value>) {
+        let _ = (id, item_type, fields);
     }
 }
 
 /// Tells an agent to stop. Fires once, with the reason (or `None` for a plain
-/// user interrupt).
+/// user interrupt). A clone watches the same signal.
+#[derive(Clone)]
 pub struct Cancel(watch::Receiver<Option<String>>);
 
 impl Cancel {
