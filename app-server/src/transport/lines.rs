@@ -116,6 +116,27 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         None
     }
 
+    /// After a refusal: gives the line budget back and reads what the client
+    /// still sends, without keeping it, until it hangs up or `limit` passes.
+    /// (Closing a unix socket with unread data resets the peer, which would
+    /// lose the error line it was just sent.)
+    pub async fn discard_rest(&mut self, limit: Duration) {
+        self.held = None;
+        self.decoder = LineDecoder::new(0);
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                match self.reader.fill_buf().await {
+                    Ok([]) | Err(_) => return,
+                    Ok(buf) => {
+                        let n = buf.len();
+                        self.reader.consume(n);
+                    }
+                }
+            }
+        })
+        .await;
+    }
+
     async fn step(&mut self) -> Option<Frame> {
         let (used, frame) = match self.reader.fill_buf().await {
             Ok([]) | Err(_) => {

@@ -149,6 +149,10 @@ impl LineQueue for OutQueue {
     }
 }
 
+/// How long a refused connection is read (and its bytes dropped) so that its
+/// client gets the error line before the close.
+const REFUSAL_DRAIN: Duration = Duration::from_secs(5);
+
 /// Serves one connection until the client hangs up (or breaks a budget).
 pub async fn serve_connection<R, W>(shared: Shared, reader: R, writer: W)
 where
@@ -186,7 +190,9 @@ where
                 };
                 tracing::warn!(%error, "closing a connection");
                 session.send(error_line(&Id::null(), &error)).await;
-                break;
+                drop(session);
+                let (_, ()) = tokio::join!(writer, frames.discard_rest(REFUSAL_DRAIN));
+                return;
             }
         }
     }
