@@ -5,6 +5,8 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tandem_protocol::{ClientInfo, Event, EventBody, Thread};
 
+use tandem_protocol::ids::unique_prefix;
+
 use crate::composer::Composer;
 use crate::slash::{SlashCommand, typed_command};
 use crate::transcript::{NoteKind, Transcript};
@@ -108,6 +110,8 @@ pub enum Msg {
         error: SubmitError,
     },
     Threads(Result<Vec<Thread>, String>),
+    /// The ids of the server's threads (for short ids that are unique).
+    KnownThreads(Vec<String>),
     /// A share/join/stop action failed; nothing changed.
     ActionFailed(String),
     Note(String, NoteKind),
@@ -154,6 +158,11 @@ pub struct App {
     pub armed: Option<Armed>,
     /// A share/join/stop is under way; another waits.
     pub pending_action: bool,
+    /// The server's thread ids, as last listed: short ids are unique among them.
+    pub known_threads: Vec<String>,
+    /// Sharing was asked for while this LOCAL turn ran: it starts once the
+    /// turn ends, so the turn is carried over whole.
+    pub share_after: Option<String>,
     pub quit: bool,
 }
 
@@ -175,6 +184,8 @@ impl App {
             scroll: 0,
             armed: None,
             pending_action: false,
+            share_after: None,
+            known_threads: Vec::new(),
             quit: false,
         }
     }
@@ -191,9 +202,15 @@ impl App {
         typed_command(self.composer.text()).map(SlashCommand::matching).unwrap_or_default()
     }
 
-    /// The first 8 characters of the thread id, as the header shows it.
+    /// The thread id as the header shows it: its shortest start (at least 8
+    /// characters) that no other thread on the server shares.
     pub fn short_thread(&self) -> &str {
-        self.thread_id.get(..8).unwrap_or(&self.thread_id)
+        unique_prefix(&self.thread_id, self.known_threads.iter().map(String::as_str))
+    }
+
+    /// A turn id as notices show it: unique among this thread's turns.
+    pub fn short_turn<'a>(&'a self, id: &'a str) -> &'a str {
+        unique_prefix(id, self.transcript.turns().map(|t| t.id.as_str()))
     }
 
     /// Whether `client` is this TUI.
@@ -230,6 +247,7 @@ impl App {
                 self.turn = TurnState::Idle;
                 self.scroll = 0;
                 self.pending_action = false;
+                self.share_after = None;
                 self.conn = Conn::Up;
                 if matches!(self.popup, Some(Popup::Join(_))) {
                     self.popup = None;
@@ -237,6 +255,7 @@ impl App {
                 vec![]
             }
             Msg::Event(ev) => {
+                let mut effects = vec![];
                 match &ev.body {
                     EventBody::TurnStarted { turn_id, client, .. } => {
                         self.turn = TurnState::Running { turn_id: turn_id.clone(), client: client.clone() };
@@ -248,11 +267,16 @@ impl App {
                                 self.armed = None;
                             }
                         }
+                        if self.share_after.as_ref() == Some(turn_id) {
+                            self.share_after = None;
+                            self.notice("turn finished — starting to share…", NoteKind::Info);
+                            effects.push(Effect::StartSharing);
+                        }
                     }
                     _ => {}
                 }
                 self.transcript.apply(&ev);
-                vec![]
+                effects
             }
             Msg::SharingStarted { thread_id } => {
                 self.notice(format!("sharing thread {thread_id} — /share for options"), NoteKind::Success);
@@ -264,16 +288,21 @@ impl App {
                 match error {
                     SubmitError::Busy { turn_id, started_by } => {
                         let by = started_by.map(|c| format!(" (started by {})", c.name)).unwrap_or_default();
-                        self.notice(
-                            format!("busy — turn {} running{by}; your text is kept", short(&turn_id)),
-                            NoteKind::Error,
-                        );
+                        let text = format!("busy — turn {} running{by}; your text is kept", self.short_turn(&turn_id));
+                        self.notice(text, NoteKind::Error);
                     }
                     SubmitError::Other(e) => self.notice(format!("not sent: {e}; your text is kept"), NoteKind::Error),
                 }
                 vec![]
             }
+            Msg::KnownThreads(ids) => {
+                self.known_threads = ids;
+                vec![]
+            }
             Msg::Threads(result) => {
+                if let Ok(threads) = &result {
+                    self.known_threads = threads.iter().map(|t| t.id.clone()).collect();
+                }
                 if let Some(Popup::Join(p)) = &mut self.popup {
                     match result {
                         Ok(threads) => {
@@ -406,18 +435,16 @@ impl App {
             TurnState::Running { turn_id, client } => {
                 if self.is_me(&client) || self.armed == Some(Armed::Interrupt) {
                     self.armed = None;
-                    self.notice(format!("interrupting turn {}…", short(&turn_id)), NoteKind::Info);
+                    self.notice(format!("interrupting turn {}…", self.short_turn(&turn_id)), NoteKind::Info);
                     vec![Effect::Interrupt(turn_id)]
                 } else {
                     self.armed = Some(Armed::Interrupt);
-                    self.notice(
-                        format!(
-                            "turn {} was started by {} — press Ctrl-C again to interrupt it",
-                            short(&turn_id),
-                            client.name
-                        ),
-                        NoteKind::Info,
+                    let text = format!(
+                        "turn {} was started by {} — press Ctrl-C again to interrupt it",
+                        self.short_turn(&turn_id),
+                        client.name
                     );
+                    self.notice(text, NoteKind::Info);
                     vec![]
                 }
             }
@@ -462,10 +489,8 @@ impl App {
         }
         if let TurnState::Running { turn_id, client } = &self.turn {
             let by = if self.is_me(client) { "you".to_owned() } else { client.name.clone() };
-            self.notice(
-                format!("busy — turn {} running (started by {by}); your text is kept", short(turn_id)),
-                NoteKind::Error,
-            );
+            let text = format!("busy — turn {} running (started by {by}); your text is kept", self.short_turn(turn_id));
+            self.notice(text, NoteKind::Error);
             return vec![];
         }
         self.scroll = 0;
@@ -537,7 +562,14 @@ impl App {
                     p.input.pop();
                     vec![]
                 }
-                KeyCode::Char(c) if !c.is_whitespace() => {
+                KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    p.input.clear();
+                    p.error = None;
+                    vec![]
+                }
+                KeyCode::Char(c)
+                    if !c.is_whitespace() && !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+                {
                     p.input.push(c);
                     p.error = None;
                     vec![]
@@ -552,7 +584,8 @@ impl App {
                     };
                     if self.mode == Mode::Shared && id == self.thread_id {
                         self.popup = None;
-                        self.notice(format!("already on thread {}", short(&id)), NoteKind::Info);
+                        let text = format!("already on thread {}", self.short_thread());
+                        self.notice(text, NoteKind::Info);
                         return vec![];
                     }
                     if self.pending_action {
@@ -578,6 +611,17 @@ impl App {
                     return vec![];
                 }
                 self.pending_action = true;
+                if let TurnState::Running { turn_id, .. } = &self.turn {
+                    // Sharing now would leave this turn behind in the private
+                    // engine: finish it first, and say so.
+                    let text = format!(
+                        "sharing starts when turn {} finishes — Ctrl-C interrupts it, /share 3 cancels",
+                        self.short_turn(turn_id)
+                    );
+                    self.share_after = Some(turn_id.clone());
+                    self.notice(text, NoteKind::Info);
+                    return vec![];
+                }
                 self.notice("starting to share…", NoteKind::Info);
                 vec![Effect::StartSharing]
             }
@@ -588,7 +632,12 @@ impl App {
             2 => {
                 self.popup = None;
                 if self.mode == Mode::Local {
-                    self.notice("not sharing — this session is private", NoteKind::Info);
+                    if self.share_after.take().is_some() {
+                        self.pending_action = false;
+                        self.notice("sharing cancelled — this session stays private", NoteKind::Info);
+                    } else {
+                        self.notice("not sharing — this session is private", NoteKind::Info);
+                    }
                     return vec![];
                 }
                 if self.pending_action {
@@ -603,9 +652,4 @@ impl App {
             }
         }
     }
-}
-
-/// The first 8 characters of an id.
-pub fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
 }

@@ -6,10 +6,28 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use tandem_protocol::ClientInfo;
+use tandem_protocol::ids::unique_prefix;
 use unicode_width::UnicodeWidthStr;
 
 use crate::app::{App, Conn, Mode, Popup, SHARE_ACTIONS, TurnState};
 use crate::transcript::{NoteKind, style};
+
+/// The join picker's width (less on a narrow screen).
+const JOIN_WIDTH: u16 = 84;
+
+/// `text` cut to `width` cells, never inside a grapheme cluster.
+fn fit(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut w = 0;
+    for g in unicode_segmentation::UnicodeSegmentation::graphemes(text, true) {
+        w += g.width();
+        if w > width {
+            break;
+        }
+        out.push_str(g);
+    }
+    out
+}
 
 /// Most composer lines shown at once.
 const COMPOSER_MAX_LINES: u16 = 6;
@@ -17,7 +35,9 @@ const COMPOSER_MAX_LINES: u16 = 6;
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
-    let composer_lines = (app.composer.line_count() as u16).clamp(1, COMPOSER_MAX_LINES);
+    // The composer grows with its wrapped text, up to a few lines, then scrolls.
+    let composer_lines =
+        (app.composer.layout(area.width.saturating_sub(2) as usize).rows.len() as u16).clamp(1, COMPOSER_MAX_LINES);
     let notice_height = u16::from(app.notice.is_some()) + u16::from(matches!(app.conn, Conn::Lost { .. }));
     let [header, body, notice, composer, footer] = Layout::vertical([
         Constraint::Length(1),
@@ -144,23 +164,24 @@ fn draw_composer(frame: &mut Frame, app: &App, area: Rect) {
     let block = Block::bordered().border_style(style::dim());
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let (line, col) = app.composer.cursor_line_col();
-    let text = app.composer.text();
-    // Keep the cursor in view: scroll down to its line, and right to its column.
-    let top = (line as u16).saturating_sub(inner.height.saturating_sub(1));
-    let cursor_x = text.split('\n').nth(line).map_or(0, |l| l.chars().take(col).collect::<String>().width()) as u16;
-    let left = cursor_x.saturating_sub(inner.width.saturating_sub(1));
-    if text.is_empty() {
+    if app.composer.is_empty() {
         let hint = match app.mode {
             Mode::Local => "Ask the agent… (/ for commands)",
             Mode::Shared => "Ask the agent — everyone on this thread sees it (/ for commands)",
         };
         frame.render_widget(Line::styled(hint, style::dim()), inner);
-    } else {
-        frame.render_widget(Paragraph::new(text.to_owned()).scroll((top, left)), inner);
     }
-    if app.popup.is_none() {
-        frame.set_cursor_position((inner.x + cursor_x - left, inner.y + line as u16 - top));
+    // Wrapped to the box; scrolled so the cursor's row is in view.
+    let layout = app.composer.layout(inner.width as usize);
+    let (row, col) = layout.cursor;
+    let top = row.saturating_sub((inner.height as usize).saturating_sub(1));
+    if !app.composer.is_empty() {
+        let lines: Vec<Line> = layout.rows.into_iter().skip(top).take(inner.height as usize).map(Line::from).collect();
+        frame.render_widget(Paragraph::new(lines), inner);
+    }
+    if app.popup.is_none() && inner.width > 0 && inner.height > 0 {
+        let x = (col as u16).min(inner.width - 1);
+        frame.set_cursor_position((inner.x + x, inner.y + (row - top) as u16));
     }
 }
 
@@ -324,10 +345,24 @@ fn draw_join(frame: &mut Frame, app: &App, body: Rect) {
         None => lines.push(Line::styled("loading threads…", style::dim())),
         Some(t) if t.is_empty() => lines.push(Line::styled("no shared threads on the server yet", style::dim())),
         Some(threads) => {
-            for (i, t) in threads.iter().enumerate().take(10) {
+            // Most recently active first (the runtime sorts them), each by the
+            // shortest start of its id that is unique: what can be typed here.
+            let shorts: Vec<&str> =
+                threads.iter().map(|t| unique_prefix(&t.id, threads.iter().map(|o| o.id.as_str()))).collect();
+            let id_width = shorts.iter().map(|s| s.len()).max().unwrap_or(8);
+            for (i, (t, short)) in threads.iter().zip(&shorts).enumerate().take(10) {
                 let state = if t.active_turn.is_some() { "running" } else { "idle" };
-                let text = format!("{}  {:<7} {:>5} ev  {}", t.id, state, t.last_seq, t.title.as_deref().unwrap_or(""));
-                lines.push(menu_line(text, i == p.selected && p.input.is_empty()));
+                let active = t.updated_at.get(..16).unwrap_or(&t.updated_at).replace('T', " ");
+                let text = format!(
+                    "{short:<id_width$}  {active}  {state:<7} {:>5} ev  {}",
+                    t.last_seq,
+                    t.title.as_deref().unwrap_or("")
+                );
+                // One row per thread: the title gives way on a narrow screen.
+                lines.push(menu_line(
+                    fit(&text, JOIN_WIDTH.min(body.width).saturating_sub(4) as usize),
+                    i == p.selected && p.input.is_empty(),
+                ));
             }
         }
     }
@@ -338,10 +373,10 @@ fn draw_join(frame: &mut Frame, app: &App, body: Rect) {
         Span::styled("▏", style::hint()),
     ]));
     if let Some(e) = &p.error {
-        lines.push(Line::styled(e.clone(), style::bad()));
+        lines.extend(e.lines().map(|l| Line::styled(l.to_owned(), style::bad())));
     }
-    lines.push(Line::styled("↑↓ pick · or type/paste an id · Enter join · Esc close", style::dim()));
-    let area = popup_area(body, 76, lines.len() as u16 + 2);
+    lines.push(Line::styled("↑↓ pick · or type an id or its start · Enter join · Esc close", style::dim()));
+    let area = popup_area(body, JOIN_WIDTH, lines.len() as u16 + 2);
     draw_box(frame, area, "Join shared session", lines);
 }
 

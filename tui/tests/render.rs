@@ -77,9 +77,19 @@ fn join_picker() {
     type_text(&mut app, "/share");
     key(&mut app, KeyCode::Enter);
     key(&mut app, KeyCode::Char('2'));
+    // Made within the same minute: the first 8 characters are alike, so each
+    // shows as far as it is unique. The newest activity comes first.
+    let mut busy = thread("0192f0c2-9a10-7000-8000-000000000002", "flaky test hunt", 48, true);
+    busy.updated_at = "2026-11-22T11:42:07.000Z".into();
     app.update(Msg::Threads(Ok(vec![
-        thread("0192f0c2-0000-7000-8000-000000000001", "release notes", 120, false),
-        thread("0192f0c2-0000-7000-8000-000000000002", "flaky test hunt", 48, true),
+        busy,
+        thread("0192f0c2-7b4e-7000-8000-000000000001", "release notes", 120, false),
+        thread(
+            "0192e011-7b4e-7000-8000-000000000003",
+            "a long title that has to give way on a narrow screen",
+            7,
+            false,
+        ),
     ])));
     key(&mut app, KeyCode::Down);
     insta::assert_snapshot!(render(&app, 80, 24).backend());

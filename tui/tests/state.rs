@@ -270,3 +270,88 @@ fn the_shared_box_does_not_eat_typing() {
     assert_eq!(app.popup, None);
     assert_eq!(app.composer.text(), "half done");
 }
+
+#[test]
+fn sharing_while_a_local_turn_runs_waits_for_it_and_carries_it_whole() {
+    let mut app = local_app();
+    let mut feed = Feed { app: &mut app };
+    feed.started("t1", "long local job", me());
+    feed.delta("t1", "half");
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    assert!(key(&mut app, KeyCode::Char('1')).is_empty(), "not while the turn runs");
+    assert!(app.notice.as_ref().unwrap().text.contains("sharing starts when turn t1 finishes"), "{:?}", app.notice);
+    assert_eq!(app.share_after.as_deref(), Some("t1"));
+    // Nothing else is sent meanwhile; the text stays.
+    type_text(&mut app, "next");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.composer.text(), "next");
+
+    let mut feed = Feed { app: &mut app };
+    feed.delta("t1", " and the rest");
+    feed.push(tandem_protocol::EventBody::ItemCompleted {
+        turn_id: "t1".into(),
+        item: tandem_protocol::Item::agent_message("t1-i", "half and the rest"),
+    });
+    let effects = feed.push(tandem_protocol::EventBody::TurnCompleted {
+        turn_id: "t1".into(),
+        status: TurnStatus::Completed,
+        error: None,
+    });
+    assert_eq!(effects, vec![Effect::StartSharing], "the turn's end starts the share");
+    assert!(app.notice.as_ref().unwrap().text.contains("starting to share"));
+    let imports = app.transcript.imports(tandem_tui::transcript::CUT_SHORT_BY_SHARE);
+    assert_eq!(imports.len(), 1);
+    assert_eq!(imports[0].response, "half and the rest");
+    assert_eq!(imports[0].status, Some(TurnStatus::Completed));
+    assert_eq!(imports[0].agent.as_ref().unwrap().kind, "echo");
+}
+
+#[test]
+fn a_share_waiting_for_a_turn_can_be_cancelled() {
+    let mut app = local_app();
+    Feed { app: &mut app }.started("t1", "long local job", me());
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('1'));
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    assert!(key(&mut app, KeyCode::Char('3')).is_empty());
+    assert!(app.notice.as_ref().unwrap().text.contains("sharing cancelled"));
+    assert!(!app.pending_action);
+    assert!(Feed { app: &mut app }.completed_effects("t1").is_empty(), "no share once cancelled");
+}
+
+#[test]
+fn stopping_while_a_peer_turn_runs_keeps_it_in_the_local_copy() {
+    let mut app = shared_app();
+    let mut feed = Feed { app: &mut app };
+    feed.turn("t1", "done before", peer(), "all of it");
+    feed.started("t2", "still going", peer());
+    feed.delta("t2", "so far");
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(key(&mut app, KeyCode::Char('3')), vec![Effect::StopSharing]);
+    let imports = app.transcript.imports(tandem_tui::transcript::CUT_SHORT_BY_STOP);
+    let got: Vec<_> = imports.iter().map(|t| (t.input.as_str(), t.response.as_str(), t.status.unwrap())).collect();
+    assert_eq!(
+        got,
+        [("done before", "all of it", TurnStatus::Completed), ("still going", "so far", TurnStatus::Interrupted)]
+    );
+    assert!(imports[1].error.as_deref().unwrap().contains("still running on the shared thread"));
+    assert_eq!(imports[1].client.as_ref(), Some(&peer()));
+}
+
+#[test]
+fn imports_keep_each_turns_status_error_and_agent() {
+    let mut app = shared_app();
+    let mut feed = Feed { app: &mut app };
+    feed.started("t1", "stopped", me());
+    feed.completed("t1", TurnStatus::Interrupted, Some("interrupted by you"));
+    feed.started("t2", "broken", peer());
+    feed.completed("t2", TurnStatus::Failed, Some("no API key"));
+    let imports = app.transcript.imports("unused");
+    let got: Vec<_> = imports.iter().map(|t| (t.status.unwrap(), t.error.as_deref())).collect();
+    assert_eq!(got, [(TurnStatus::Interrupted, Some("interrupted by you")), (TurnStatus::Failed, Some("no API key"))]);
+    assert!(imports.iter().all(|t| t.agent.as_ref().unwrap().kind == "echo"));
+}

@@ -49,7 +49,7 @@ pub struct Feed<'a> {
 }
 
 impl Feed<'_> {
-    fn push(&mut self, body: EventBody) {
+    pub fn push(&mut self, body: EventBody) -> Vec<Effect> {
         let seq = self.app.transcript.last_seq + 1;
         let ev = Event {
             seq,
@@ -59,7 +59,12 @@ impl Feed<'_> {
             imported: false,
             original_ts: None,
         };
-        self.app.update(Msg::Event(ev));
+        self.app.update(Msg::Event(ev))
+    }
+
+    /// A plain `turn/completed`; the effects it caused.
+    pub fn completed_effects(&mut self, turn: &str) -> Vec<Effect> {
+        self.push(EventBody::TurnCompleted { turn_id: turn.into(), status: TurnStatus::Completed, error: None })
     }
 
     pub fn started(&mut self, turn: &str, input: &str, client: ClientInfo) {
