@@ -205,7 +205,9 @@ fn prompt_from_stdin() {
         home.run_with_stdin(&["share", "post", "--thread", &id, "--prompt", "-", "--server", &s], "from\nstdin\n");
     assert_eq!(out.code, 0, "{out:?}");
     let events = home.events(&id);
-    assert_eq!(events[1]["input"], "from\nstdin\n");
+    assert_eq!(events[1]["input"], "from\nstdin", "the pipe's final newline is not part of the prompt");
+    home.run_with_stdin(&["share", "post", "--thread", &id, "--prompt", "-", "--server", &s], "two\n\n").ok();
+    assert_eq!(home.events(&id).iter().filter(|e| e["input"] == "two\n").count(), 1, "only one newline is dropped");
     let out = home.run_with_stdin(&["share", "post", "--thread", &id, "--prompt", "-", "--server", &s], "\n");
     assert_eq!(out.code, 2, "{out:?}");
 }

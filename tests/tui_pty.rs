@@ -307,3 +307,42 @@ fn a_running_turn_is_never_lost_by_starting_or_stopping_to_share() {
         events.iter().filter(|e| e["type"] == "turn/started").map(|e| e["input"].as_str().unwrap()).collect();
     assert_eq!(inputs, [local_prompt.as_str(), long.as_str(), "offline thought"]);
 }
+
+#[test]
+fn the_tui_shows_ids_that_are_unique_and_takes_any_unique_prefix() {
+    let home = Home::new();
+    let _server = home.serve(&[]);
+    // Two threads whose ids start alike, as UUID v7s made in one minute do.
+    let a = "0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f";
+    let b = "0192f0c2-7b4e-7c1a-af00-000000000001";
+    let mut raw = home.raw();
+    for (id, title) in [(a, "first"), (b, "second")] {
+        raw.call("thread/start", serde_json::json!({"threadId": id, "title": title}));
+    }
+    let tmux = Tmux::new(&home);
+
+    // An ambiguous --thread: exit 2, naming both.
+    tmux.start("x", &tui_line(&home, "--thread 0192f0c2"));
+    let screen = tmux.wait_screen("x", "the refusal", |s| s.contains("EXITED"));
+    assert!(screen.contains("EXITED 2") && screen.contains("is the start of 2 thread ids"), "{screen}");
+    assert!(screen.contains(a) && screen.contains(b), "{screen}");
+
+    // A unique prefix (hyphens optional) opens the thread; the header shows
+    // as much of the id as tells it apart.
+    tmux.start("t", &tui_line(&home, "--thread 0192f0c27b4e7c1a9"));
+    tmux.wait_screen("t", "the first thread", |s| s.contains("SHARED 0192f0c2-7b4e-7c1a-9 ") && s.contains("first"));
+
+    // The join popup: an ambiguous start lists the candidates and changes nothing.
+    share_action(&tmux, "t", "2");
+    tmux.wait_screen("t", "the thread list", |s| s.contains("second") && s.contains("0192f0c2-7b4e-7c1a-a "));
+    tmux.type_text("t", "0192f0c2");
+    tmux.keys("t", &["Enter"]);
+    let screen = tmux.wait_screen("t", "the candidates", |s| s.contains("is the start of 2 thread ids"));
+    assert!(screen.contains("SHARED 0192f0c2-7b4e-7c1a-9 "), "nothing changed:\n{screen}");
+    // Ctrl-U clears what was typed; a unique start joins.
+    tmux.keys("t", &["C-u"]);
+    tmux.type_text("t", "0192f0c2-7b4e-7c1a-a");
+    tmux.keys("t", &["Enter"]);
+    let screen = tmux.wait_screen("t", "the second thread", |s| s.contains("SHARED 0192f0c2-7b4e-7c1a-a "));
+    assert!(!screen.contains("is the start of"), "the failed join's error is gone:\n{screen}");
+}

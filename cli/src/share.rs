@@ -150,7 +150,9 @@ fn read_prompt(prompt: &str) -> Result<String, Fail> {
         std::io::stdin()
             .read_to_string(&mut s)
             .map_err(|e| Fail::usage(format!("cannot read the prompt from stdin: {e}")))?;
-        s
+        // `echo text |` ends with a newline that is not part of the prompt.
+        let trimmed = s.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&s);
+        trimmed.to_owned()
     } else {
         prompt.to_owned()
     };

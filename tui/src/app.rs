@@ -73,6 +73,23 @@ pub enum Armed {
 pub struct Notice {
     pub text: String,
     pub kind: NoteKind,
+    /// The change that makes it untrue: when it happens, the notice goes.
+    pub until: Until,
+}
+
+/// What a notice describes, so the state change that ends it also clears it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Until {
+    /// Stays until another notice replaces it or Esc dismisses it.
+    Replaced,
+    /// This turn ends (busy, interrupting…).
+    TurnEnds(String),
+    /// This TUI attaches to a thread: a share, join or stop finished.
+    Attached,
+    /// The connection is lost or restored.
+    ConnChanges,
+    /// A first Ctrl-C is disarmed (another key, or the turn ended).
+    Disarmed,
 }
 
 /// Why a send was refused.
@@ -155,6 +172,8 @@ pub struct App {
     pub conn: Conn,
     /// Lines scrolled up from the bottom (0 = follow the end).
     pub scroll: u16,
+    /// Events arrived while scrolled up (cleared at the bottom).
+    pub unseen: bool,
     pub armed: Option<Armed>,
     /// A share/join/stop is under way; another waits.
     pub pending_action: bool,
@@ -182,6 +201,7 @@ impl App {
             notice: None,
             conn: Conn::Up,
             scroll: 0,
+            unseen: false,
             armed: None,
             pending_action: false,
             share_after: None,
@@ -191,7 +211,18 @@ impl App {
     }
 
     fn notice(&mut self, text: impl Into<String>, kind: NoteKind) {
-        self.notice = Some(Notice { text: text.into(), kind });
+        self.notice_until(text, kind, Until::Replaced);
+    }
+
+    fn notice_until(&mut self, text: impl Into<String>, kind: NoteKind, until: Until) {
+        self.notice = Some(Notice { text: text.into(), kind, until });
+    }
+
+    /// Clears the notice if `happened` ends it.
+    fn clear_notice(&mut self, happened: impl Fn(&Until) -> bool) {
+        if self.notice.as_ref().is_some_and(|n| happened(&n.until)) {
+            self.notice = None;
+        }
     }
 
     /// The slash commands the popup offers now (empty when it is closed).
@@ -220,6 +251,17 @@ impl App {
 
     /// Handles one message.
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        if matches!(msg, Msg::Event(_)) && self.scroll > 0 {
+            self.unseen = true;
+        }
+        let effects = self.handle(msg);
+        if self.scroll == 0 {
+            self.unseen = false;
+        }
+        effects
+    }
+
+    fn handle(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
             Msg::Key(key) => self.key(key),
             Msg::Paste(text) => {
@@ -249,6 +291,7 @@ impl App {
                 self.pending_action = false;
                 self.share_after = None;
                 self.conn = Conn::Up;
+                self.clear_notice(|u| matches!(u, Until::Attached | Until::TurnEnds(_) | Until::ConnChanges));
                 if matches!(self.popup, Some(Popup::Join(_))) {
                     self.popup = None;
                 }
@@ -265,11 +308,13 @@ impl App {
                             self.turn = TurnState::Idle;
                             if self.armed == Some(Armed::Interrupt) {
                                 self.armed = None;
+                                self.clear_notice(|u| *u == Until::Disarmed);
                             }
                         }
+                        self.clear_notice(|u| matches!(u, Until::TurnEnds(t) if t == turn_id));
                         if self.share_after.as_ref() == Some(turn_id) {
                             self.share_after = None;
-                            self.notice("turn finished — starting to share…", NoteKind::Info);
+                            self.notice_until("turn finished — starting to share…", NoteKind::Info, Until::Attached);
                             effects.push(Effect::StartSharing);
                         }
                     }
@@ -289,7 +334,7 @@ impl App {
                     SubmitError::Busy { turn_id, started_by } => {
                         let by = started_by.map(|c| format!(" (started by {})", c.name)).unwrap_or_default();
                         let text = format!("busy — turn {} running{by}; your text is kept", self.short_turn(&turn_id));
-                        self.notice(text, NoteKind::Error);
+                        self.notice_until(text, NoteKind::Error, Until::TurnEnds(turn_id));
                     }
                     SubmitError::Other(e) => self.notice(format!("not sent: {e}; your text is kept"), NoteKind::Error),
                 }
@@ -322,7 +367,7 @@ impl App {
                 if let Some(Popup::Join(p)) = &mut self.popup {
                     p.error = Some(e.clone());
                 }
-                self.notice(e, NoteKind::Error);
+                self.notice_until(e, NoteKind::Error, Until::Attached);
                 vec![]
             }
             Msg::Note(text, kind) => {
@@ -331,12 +376,14 @@ impl App {
             }
             Msg::ConnLost { reason } => {
                 self.conn = Conn::Lost { reason };
+                self.clear_notice(|u| *u == Until::ConnChanges);
                 vec![]
             }
             Msg::ConnRestored { agent } => {
                 self.agent = agent;
                 self.conn = Conn::Up;
-                self.notice(format!("reconnected to {}", self.server), NoteKind::Success);
+                let text = format!("reconnected to {}", self.server);
+                self.notice_until(text, NoteKind::Success, Until::ConnChanges);
                 vec![]
             }
             Msg::Quit => {
@@ -354,7 +401,9 @@ impl App {
         if ctrl && key.code == KeyCode::Char('c') {
             return self.ctrl_c();
         }
-        self.armed = None;
+        if self.armed.take().is_some() {
+            self.clear_notice(|u| *u == Until::Disarmed);
+        }
         // The "Shared" box appears on its own (sharing finishes in the
         // background), so it must not eat what the user is typing: any key
         // but Esc closes it and goes on to the composer.
@@ -416,7 +465,11 @@ impl App {
             KeyCode::Left => self.composer.left(),
             KeyCode::Right => self.composer.right(),
             KeyCode::Home => self.composer.home(),
-            KeyCode::End => self.composer.end(),
+            KeyCode::End => {
+                // End of the line, and back to the latest of the conversation.
+                self.composer.end();
+                self.scroll = 0;
+            }
             KeyCode::Up => self.composer.up(),
             KeyCode::Down => self.composer.down(),
             KeyCode::PageUp => self.scroll = self.scroll.saturating_add(10),
@@ -435,7 +488,8 @@ impl App {
             TurnState::Running { turn_id, client } => {
                 if self.is_me(&client) || self.armed == Some(Armed::Interrupt) {
                     self.armed = None;
-                    self.notice(format!("interrupting turn {}…", self.short_turn(&turn_id)), NoteKind::Info);
+                    let text = format!("interrupting turn {}…", self.short_turn(&turn_id));
+                    self.notice_until(text, NoteKind::Info, Until::TurnEnds(turn_id.clone()));
                     vec![Effect::Interrupt(turn_id)]
                 } else {
                     self.armed = Some(Armed::Interrupt);
@@ -444,7 +498,7 @@ impl App {
                         self.short_turn(&turn_id),
                         client.name
                     );
-                    self.notice(text, NoteKind::Info);
+                    self.notice_until(text, NoteKind::Info, Until::Disarmed);
                     vec![]
                 }
             }
@@ -455,7 +509,7 @@ impl App {
                 } else {
                     self.armed = Some(Armed::Quit);
                     let draft = if self.composer.is_empty() { "" } else { " (your draft will be lost)" };
-                    self.notice(format!("press Ctrl-C again to quit{draft}"), NoteKind::Info);
+                    self.notice_until(format!("press Ctrl-C again to quit{draft}"), NoteKind::Info, Until::Disarmed);
                     vec![]
                 }
             }
@@ -484,13 +538,15 @@ impl App {
             return vec![];
         }
         if let Conn::Lost { .. } = self.conn {
-            self.notice(format!("not connected to {} — your text is kept; retrying…", self.server), NoteKind::Error);
+            let text = format!("not connected to {} — your text is kept; retrying…", self.server);
+            self.notice_until(text, NoteKind::Error, Until::ConnChanges);
             return vec![];
         }
         if let TurnState::Running { turn_id, client } = &self.turn {
             let by = if self.is_me(client) { "you".to_owned() } else { client.name.clone() };
             let text = format!("busy — turn {} running (started by {by}); your text is kept", self.short_turn(turn_id));
-            self.notice(text, NoteKind::Error);
+            let until = Until::TurnEnds(turn_id.clone());
+            self.notice_until(text, NoteKind::Error, until);
             return vec![];
         }
         self.scroll = 0;
@@ -500,7 +556,11 @@ impl App {
 
     fn run_command(&mut self, cmd: SlashCommand) -> Vec<Effect> {
         match cmd {
-            SlashCommand::Share => self.popup = Some(Popup::ShareMenu { selected: 0 }),
+            SlashCommand::Share => {
+                // Highlight what can be done: start in LOCAL, stop in SHARED.
+                let selected = if self.mode == Mode::Shared { 2 } else { 0 };
+                self.popup = Some(Popup::ShareMenu { selected });
+            }
             SlashCommand::Status => self.popup = Some(Popup::Status),
             SlashCommand::Help => self.popup = Some(Popup::Help),
             SlashCommand::Quit => {
@@ -619,10 +679,10 @@ impl App {
                         self.short_turn(turn_id)
                     );
                     self.share_after = Some(turn_id.clone());
-                    self.notice(text, NoteKind::Info);
+                    self.notice_until(text, NoteKind::Info, Until::Attached);
                     return vec![];
                 }
-                self.notice("starting to share…", NoteKind::Info);
+                self.notice_until("starting to share…", NoteKind::Info, Until::Attached);
                 vec![Effect::StartSharing]
             }
             1 => {

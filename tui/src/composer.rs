@@ -186,38 +186,57 @@ impl Composer {
 }
 
 impl Composer {
-    /// The text wrapped to `width` cells, a grapheme cluster never split
-    /// (as the screen measures it), and the cursor's place in the rows. A
-    /// cursor after a full row starts the next one.
+    /// The text wrapped to `width` cells — at the last space where there is
+    /// one, never inside a grapheme cluster (measured as the screen measures
+    /// it) — and the cursor's place in the rows. A cursor after a full row
+    /// starts the next one.
     pub fn layout(&self, width: usize) -> Layout {
         let width = width.max(1);
         let mut rows = Vec::new();
         let mut cursor = (0, 0);
         let mut offset = 0;
         for line in self.text.split('\n') {
-            let mut row = String::new();
+            // (where the row starts in the text, its text)
+            let mut line_rows: Vec<(usize, String)> = vec![(offset, String::new())];
             let mut w = 0;
             for (i, g) in line.grapheme_indices(true) {
                 let gw = g.width();
                 if w + gw > width && w > 0 {
-                    rows.push(std::mem::take(&mut row));
-                    w = 0;
+                    let (start, row) = line_rows.last_mut().expect("a row");
+                    match row.rfind(' ') {
+                        Some(sp) => {
+                            let tail = row.split_off(sp + 1);
+                            let tail_start = *start + sp + 1;
+                            w = tail.width();
+                            line_rows.push((tail_start, tail));
+                        }
+                        None => {
+                            line_rows.push((offset + i, String::new()));
+                            w = 0;
+                        }
+                    }
+                    if w + gw > width && w > 0 {
+                        line_rows.push((offset + i, String::new()));
+                        w = 0;
+                    }
                 }
-                if offset + i == self.cursor {
-                    cursor = (rows.len(), w);
-                }
-                row.push_str(g);
+                line_rows.last_mut().expect("a row").1.push_str(g);
                 w += gw;
             }
-            if offset + line.len() == self.cursor {
-                if w >= width {
-                    rows.push(std::mem::take(&mut row));
-                    w = 0;
+            let end = offset + line.len();
+            if (offset..=end).contains(&self.cursor) {
+                let r = line_rows.iter().rposition(|(start, _)| *start <= self.cursor).unwrap_or(0);
+                let (start, row) = &line_rows[r];
+                let col = row[..self.cursor - start].width();
+                if self.cursor == end && col >= width {
+                    line_rows.push((end, String::new()));
+                    cursor = (rows.len() + line_rows.len() - 1, 0);
+                } else {
+                    cursor = (rows.len() + r, col);
                 }
-                cursor = (rows.len(), w);
             }
-            rows.push(row);
-            offset += line.len() + 1;
+            rows.extend(line_rows.into_iter().map(|(_, row)| row));
+            offset = end + 1;
         }
         Layout { rows, cursor }
     }
@@ -281,6 +300,15 @@ mod tests {
         let l = c.layout(3);
         assert_eq!(l.rows, ["abc", "def", "gh", "xy"]);
         assert_eq!(l.cursor, (3, 2));
+        // Words move to the next row whole when they can.
+        c.set_text("one two three");
+        assert_eq!(c.layout(9).rows, ["one two ", "three"]);
+        assert_eq!(c.layout(9).cursor, (1, 5));
+        c.home();
+        for _ in 0..8 {
+            c.right();
+        }
+        assert_eq!(c.layout(9).cursor, (1, 0), "after the space: the start of the next row");
         c.set_text("abcdef");
         assert_eq!(c.layout(3), Layout { rows: vec!["abc".into(), "def".into(), "".into()], cursor: (2, 0) });
         c.home();

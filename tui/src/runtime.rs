@@ -63,13 +63,22 @@ fn slot_client(slot: &Slot) -> Option<Client> {
 #[derive(Clone)]
 struct Connector {
     opts: Options,
+    /// This TUI started the default app-server (said on quit: it keeps running).
+    autostarted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Connector {
     async fn connect(&self) -> Result<Client, ClientError> {
         match &self.opts.server {
             Some(ep) => Client::connect(ep, client_info()).await,
-            None => connect_or_start(&self.opts.home, &self.opts.exe, client_info()).await,
+            None => {
+                if let Ok(client) = self.reconnect().await {
+                    return Ok(client);
+                }
+                let client = connect_or_start(&self.opts.home, &self.opts.exe, client_info()).await?;
+                self.autostarted.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(client)
+            }
         }
     }
 
@@ -134,7 +143,7 @@ async fn new_local(home: &Home, thread_id: String, turns: Vec<ImportedTurn>) -> 
 /// Runs the TUI until the user quits.
 pub async fn run(opts: Options) -> Result<(), TuiError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let connector = Connector { opts: opts.clone() };
+    let connector = Connector { opts: opts.clone(), autostarted: Default::default() };
     let local = new_local(&opts.home, uuid::Uuid::now_v7().to_string(), Vec::new()).await.map_err(TuiError::Start)?;
     let mut rt = Runtime {
         tx,
@@ -200,6 +209,12 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
     terminal::leave();
     if let Some(f) = rt.follow.take() {
         f.abort();
+    }
+    if connector.autostarted.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!(
+            "tandem: the app-server this session started is still running, so shared threads stay reachable; \
+             `tandem app-server stop` stops it"
+        );
     }
     result.map_err(TuiError::from)
 }

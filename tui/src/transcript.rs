@@ -282,8 +282,11 @@ impl Entry {
                     }
                     TurnStatus::Interrupted => (
                         "■",
-                        match &t.error {
-                            Some(e) => format!("interrupted · {e}"),
+                        match t.error.as_deref().map(|e| (e, interrupter(e))) {
+                            // The engine says "interrupted by <client>": this TUI is "you".
+                            Some((_, Some(by))) if is_me(&by) => "interrupted by you".to_owned(),
+                            Some((e, Some(_))) => e.to_owned(),
+                            Some((e, None)) => format!("interrupted · {e}"),
                             None => "interrupted".to_owned(),
                         },
                         style::warn(),
@@ -301,6 +304,15 @@ impl Entry {
         lines.push(Line::default());
         lines
     }
+}
+
+/// Who interrupted a turn, from the engine's "interrupted by NAME VERSION".
+fn interrupter(error: &str) -> Option<ClientInfo> {
+    let by = error.strip_prefix("interrupted by ")?;
+    Some(match by.rsplit_once(' ') {
+        Some((name, version)) if version.starts_with(|c: char| c.is_ascii_digit()) => ClientInfo::new(name, version),
+        _ => ClientInfo::new(by, ""),
+    })
 }
 
 /// Word-wraps `text` to `width` columns, keeping its newlines and breaking

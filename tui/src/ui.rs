@@ -38,7 +38,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     // The composer grows with its wrapped text, up to a few lines, then scrolls.
     let composer_lines =
         (app.composer.layout(area.width.saturating_sub(2) as usize).rows.len() as u16).clamp(1, COMPOSER_MAX_LINES);
-    let notice_height = u16::from(app.notice.is_some()) + u16::from(matches!(app.conn, Conn::Lost { .. }));
+    let notice_height = u16::from(app.notice.is_some()) + 2 * u16::from(matches!(app.conn, Conn::Lost { .. }));
     let [header, body, notice, composer, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(1),
@@ -142,12 +142,22 @@ fn draw_transcript(frame: &mut Frame, app: &App, area: Rect) {
     }
     let lines = visible_lines(app, area.width, area.height);
     frame.render_widget(Paragraph::new(lines), area);
+    if app.scroll > 0 && area.height > 1 {
+        // Scrolled up: say so on the last row, and whether more came since.
+        let more = if app.unseen { " · new messages below" } else { "" };
+        let text = format!(" ↓ scrolled up{more} — End jumps to the latest ");
+        let row = Rect { y: area.y + area.height - 1, height: 1, ..area };
+        frame.render_widget(Clear, row);
+        let st = if app.unseen { style::hint().add_modifier(Modifier::BOLD) } else { style::hint() };
+        frame.render_widget(Line::styled(text, st).right_aligned(), row);
+    }
 }
 
 fn draw_notice(frame: &mut Frame, app: &App, area: Rect) {
     let mut lines = Vec::new();
     if let Conn::Lost { reason } = &app.conn {
         lines.push(Line::styled(format!("⚠ connection lost — retrying {} ({reason})", app.server), style::bad()));
+        lines.push(Line::styled("  if the app-server stopped, `tandem app-server start` brings it back", style::dim()));
     }
     if let Some(n) = &app.notice {
         let st = match n.kind {
@@ -261,16 +271,31 @@ fn menu_line(text: String, selected: bool) -> Line<'static> {
 }
 
 fn draw_share_menu(frame: &mut Frame, app: &App, selected: usize, body: Rect) {
-    let mut lines = status_lines(app);
-    lines.push(Line::default());
+    let width = 64.min(body.width);
+    let mut actions = Vec::new();
     for (i, action) in SHARE_ACTIONS.iter().enumerate() {
         let text = format!("{} {action}", i + 1);
-        lines.push(menu_line(text, i == selected));
+        actions.push(menu_line(text, i == selected));
     }
+    let hint = Line::styled("↑↓ Enter or 1–4 · Esc close", style::dim());
+    let mut lines = status_lines(app);
     lines.push(Line::default());
-    lines.push(Line::styled("↑↓ Enter or 1–4 · Esc close", style::dim()));
-    let area = popup_area(body, 64, lines.len() as u16 + 2);
+    lines.extend(actions.iter().cloned());
+    lines.push(Line::default());
+    lines.push(hint.clone());
+    // On a short screen the actions matter more than the status (/status has it).
+    if wrapped_height(&lines, width.saturating_sub(2)) + 2 > body.height {
+        lines = actions;
+        lines.push(hint);
+    }
+    let area = popup_area(body, width, wrapped_height(&lines, width.saturating_sub(2)) + 2);
     draw_box(frame, area, "Share", lines);
+}
+
+/// How many rows `lines` take when wrapped to `width` (at least one each).
+fn wrapped_height(lines: &[Line], width: u16) -> u16 {
+    let width = usize::from(width.max(1));
+    lines.iter().map(|l| l.width().div_ceil(width).max(1) as u16).sum()
 }
 
 fn draw_status(frame: &mut Frame, app: &App, body: Rect) {

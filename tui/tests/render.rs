@@ -167,3 +167,96 @@ fn agent_actions_show_between_prompt_and_answer() {
     feed.completed("u1", TurnStatus::Completed, None);
     insta::assert_snapshot!(render(&app, 80, 24).backend());
 }
+
+#[test]
+fn imported_turns_show_how_they_really_ended_and_who_answered() {
+    let mut app = local_app();
+    let mut feed = Feed { app: &mut app };
+    let openai = tandem_protocol::AgentInfo { kind: "openai".into(), model: Some("gpt-x".into()) };
+    let echo = tandem_protocol::AgentInfo { kind: "echo".into(), model: None };
+    feed.imported("u1", "summarize the diff", me(), openai, "Two files change.", (TurnStatus::Completed, None));
+    feed.imported(
+        "u2",
+        "a long job",
+        me(),
+        echo.clone(),
+        "halfway",
+        (TurnStatus::Interrupted, Some("interrupted by tandem-tui (ada, 3f2a) 0.1.0")),
+    );
+    feed.imported(
+        "u3",
+        "still going when I left",
+        peer(),
+        echo,
+        "so far",
+        (TurnStatus::Interrupted, Some(tandem_tui::transcript::CUT_SHORT_BY_STOP)),
+    );
+    insta::assert_snapshot!(render(&app, 80, 24).backend());
+}
+
+#[test]
+fn flags_and_zwj_emoji_keep_lines_and_borders_straight() {
+    let mut app = shared_app();
+    let family = "👩\u{200d}👩\u{200d}👧";
+    let answer =
+        format!("{} {family}{family}{family}{family}{family}{family}{family}{family}{family}{family}", "🇫🇷".repeat(18));
+    Feed { app: &mut app }.turn("u1", &format!("flags 🇫🇷🇩🇪 and a family {family}"), peer(), &answer);
+    type_text(&mut app, &format!("bonjour 🇫🇷 {family} ok"));
+    let terminal = render(&app, 40, 16);
+    // No regional indicator is left alone in a cell: every flag is drawn whole.
+    let lone = |s: &str| {
+        let mut cs = s.chars();
+        matches!((cs.next(), cs.next()), (Some('\u{1F1E6}'..='\u{1F1FF}'), None))
+    };
+    assert!(!terminal.backend().buffer().content.iter().any(|c| lone(c.symbol())), "{}", terminal.backend());
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn the_composer_wraps_grows_and_scrolls() {
+    let mut app = local_app();
+    type_text(&mut app, &"a long prompt that keeps going ".repeat(4));
+    insta::assert_snapshot!("composer_grows", render(&app, 50, 16).backend());
+    type_text(&mut app, &"and going ".repeat(30));
+    let terminal = render(&app, 50, 16);
+    let screen = format!("{}", terminal.backend());
+    assert!(screen.contains("and going"), "the cursor's row is in view: {screen}");
+    insta::assert_snapshot!("composer_scrolls", terminal.backend());
+}
+
+#[test]
+fn the_header_shows_as_much_of_the_id_as_is_unique() {
+    let mut app = shared_app();
+    // Another thread made in the same minute shares the first 13 characters.
+    app.update(Msg::KnownThreads(vec![THREAD.into(), "0192f0c2-7b4e-7fff-8000-000000000000".into()]));
+    assert_eq!(app.short_thread(), "0192f0c2-7b4e-7c");
+    insta::assert_snapshot!(render(&app, 80, 8).backend());
+}
+
+#[test]
+fn share_menu_in_shared_mode_on_a_small_screen() {
+    let mut app = shared_app();
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    let terminal = render(&app, 50, 14);
+    let screen = format!("{}", terminal.backend());
+    for action in tandem_tui::app::SHARE_ACTIONS {
+        assert!(screen.contains(action), "{action} is cut off:\n{screen}");
+    }
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn scrolled_up_says_so_and_flags_new_messages() {
+    let mut app = shared_app();
+    for i in 0..8 {
+        Feed { app: &mut app }.turn(&format!("u{i}"), &format!("prompt {i}"), peer(), "answer");
+    }
+    key(&mut app, KeyCode::PageUp);
+    Feed { app: &mut app }.started("u9", "arrives while scrolled up", script());
+    insta::assert_snapshot!(render(&app, 60, 16).backend());
+    key(&mut app, KeyCode::End);
+    assert_eq!(app.scroll, 0);
+    let screen = format!("{}", render(&app, 60, 16).backend());
+    assert!(screen.contains("arrives while scrolled up") && !screen.contains("scrolled up —"), "{screen}");
+}

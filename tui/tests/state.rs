@@ -355,3 +355,72 @@ fn imports_keep_each_turns_status_error_and_agent() {
     assert_eq!(got, [(TurnStatus::Interrupted, Some("interrupted by you")), (TurnStatus::Failed, Some("no API key"))]);
     assert!(imports.iter().all(|t| t.agent.as_ref().unwrap().kind == "echo"));
 }
+
+#[test]
+fn each_notice_goes_when_the_change_it_describes_happens() {
+    // "interrupting…" goes when the turn ends.
+    let mut app = shared_app();
+    Feed { app: &mut app }.started("t1", "mine", me());
+    ctrl(&mut app, 'c');
+    assert!(app.notice.as_ref().unwrap().text.starts_with("interrupting turn t1"));
+    Feed { app: &mut app }.delta("t1", "still streaming");
+    assert!(app.notice.is_some(), "not before the turn ends");
+    Feed { app: &mut app }.completed("t1", TurnStatus::Interrupted, Some("interrupted by you"));
+    assert_eq!(app.notice, None);
+
+    // A busy refusal goes when the turn it names ends.
+    Feed { app: &mut app }.started("t2", "theirs", peer());
+    type_text(&mut app, "mine");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.notice.as_ref().unwrap().text.starts_with("busy"));
+    Feed { app: &mut app }.completed("t2", TurnStatus::Completed, None);
+    assert_eq!(app.notice, None);
+    assert_eq!(app.composer.text(), "mine");
+
+    // A failed join's error goes once a thread is attached.
+    app.update(Msg::ActionFailed("thread not found: x — nothing changed".into()));
+    assert!(app.notice.is_some());
+    app.update(Msg::Attached {
+        mode: Mode::Shared,
+        thread_id: THREAD.into(),
+        server: "unix:/s".into(),
+        agent: "echo".into(),
+    });
+    assert_eq!(app.notice, None);
+
+    // "reconnected" goes when the connection is lost again, and "not
+    // connected" when it comes back (replaced by "reconnected").
+    app.update(Msg::ConnRestored { agent: "echo".into() });
+    assert!(app.notice.as_ref().unwrap().text.starts_with("reconnected"));
+    app.update(Msg::ConnLost { reason: "refused".into() });
+    assert_eq!(app.notice, None);
+    key(&mut app, KeyCode::Enter);
+    assert!(app.notice.as_ref().unwrap().text.starts_with("not connected"));
+    app.update(Msg::ConnRestored { agent: "echo".into() });
+    assert!(app.notice.as_ref().unwrap().text.starts_with("reconnected"));
+
+    // "press Ctrl-C again" goes when another key disarms it.
+    let mut app = local_app();
+    ctrl(&mut app, 'c');
+    assert!(app.notice.as_ref().unwrap().text.contains("press Ctrl-C again to quit"));
+    key(&mut app, KeyCode::Char('x'));
+    assert_eq!(app.notice, None);
+    // And a peer's turn's "press again to interrupt" goes when that turn ends.
+    let mut app = shared_app();
+    Feed { app: &mut app }.started("t3", "theirs", peer());
+    ctrl(&mut app, 'c');
+    assert!(app.notice.as_ref().unwrap().text.contains("press Ctrl-C again to interrupt"));
+    Feed { app: &mut app }.completed("t3", TurnStatus::Completed, None);
+    assert_eq!(app.notice, None);
+    assert_eq!(app.armed, None);
+
+    // Notices about nothing in particular stay until replaced.
+    app.update(Msg::Note("stopped sharing".into(), tandem_tui::transcript::NoteKind::Info));
+    app.update(Msg::Attached {
+        mode: Mode::Local,
+        thread_id: THREAD.into(),
+        server: "in-process".into(),
+        agent: "echo".into(),
+    });
+    assert!(app.notice.is_some(), "a stop's note outlives the attach it comes with");
+}
