@@ -206,7 +206,7 @@ fn a_client_through_the_proxy_sees_the_server_go_away() {
     let ep = format!("stdio:{BIN} app-server proxy --server {}", home.endpoint());
     let mut tail = home
         .tandem()
-        .args(["share", "tail", "--thread", &id, "--from", "1", "--server", &ep])
+        .args(["share", "tail", "--thread", &id, "--from", "1", "--no-reconnect", "--server", &ep])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -74,7 +74,8 @@ enum AppServerAction {
         #[arg(long)]
         json: bool,
     },
-    /// Bridge stdin/stdout to a running app-server (e.g. `--server 'stdio:ssh HOST tandem app-server proxy'`).
+    /// Bridge stdin/stdout to the app-server's unix socket, starting the default one if none
+    /// runs (e.g. `--server 'stdio:ssh HOST tandem app-server proxy'`).
     Proxy(ConnArgs),
 }
 

@@ -9,7 +9,7 @@ use tandem_app_server::Home;
 use tandem_app_server::client::{
     Client, ClientError, ResolveError, Subscription, all_threads, connect_or_start, resolve_thread,
 };
-use tandem_protocol::ids::{IdQuery, unique_prefix};
+use tandem_protocol::ids::{IdQuery, unique_prefixes};
 use tandem_protocol::methods::*;
 use tandem_protocol::{ClientInfo, ErrorCode, Event, EventBody, Position, RpcError, TurnStatus};
 
@@ -121,7 +121,8 @@ async fn list(json: bool, conn: &ConnArgs) -> Result<u8> {
         writeln!(out, "{:<13} {:<24} {:>7}  {:<24}  TITLE", "THREAD", "STATUS", "EVENTS", "LAST ACTIVITY")
             .map_err(stdout_error)?;
     }
-    for t in &threads {
+    let shorts = unique_prefixes(&threads.iter().map(|t| t.id.as_str()).collect::<Vec<_>>());
+    for (i, t) in threads.iter().enumerate() {
         if json {
             writeln!(out, "{}", serde_json::to_string(t)?)
         } else {
@@ -129,7 +130,7 @@ async fn list(json: bool, conn: &ConnArgs) -> Result<u8> {
                 Some(a) => format!("running ({})", a.client.name),
                 None => "idle".to_owned(),
             };
-            let short = unique_prefix(&t.id, threads.iter().map(|o| o.id.as_str()));
+            let short = shorts[i];
             writeln!(
                 out,
                 "{short:<13} {running:<24} {:>7}  {:<24}  {}",

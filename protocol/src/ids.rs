@@ -88,6 +88,21 @@ pub fn unique_prefix<'a>(id: &'a str, others: impl IntoIterator<Item = &'a str>)
     &id[..len]
 }
 
+/// [`unique_prefix`] of every id among `ids`, in the same order, without
+/// comparing every pair: the longest start an id shares with another is
+/// shared with one of its neighbours in sorted order.
+pub fn unique_prefixes<'a>(ids: &[&'a str]) -> Vec<&'a str> {
+    let mut sorted: Vec<&str> = ids.to_vec();
+    sorted.sort_unstable();
+    ids.iter()
+        .map(|id| {
+            let i = sorted.binary_search(id).unwrap_or(0);
+            let neighbours = [i.checked_sub(1), Some(i + 1)].into_iter().flatten().filter_map(|j| sorted.get(j));
+            unique_prefix(id, neighbours.copied())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +126,10 @@ mod tests {
         assert_eq!(unique_prefix(a, [a, b, c]), "01a20853-7b");
         assert_eq!(unique_prefix(b, [a, b]), "01a20853-7c");
         assert_eq!(unique_prefix("short", ["shorter"]), "short");
+        assert_eq!(
+            unique_prefixes(&[c, a, b]),
+            [unique_prefix(c, [a, b]), unique_prefix(a, [b, c]), unique_prefix(b, [a, c])]
+        );
     }
 
     #[test]

@@ -6,11 +6,14 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use tandem_protocol::ClientInfo;
-use tandem_protocol::ids::unique_prefix;
+use tandem_protocol::ids::unique_prefixes;
 use unicode_width::UnicodeWidthStr;
 
 use crate::app::{App, Conn, Mode, Popup, SHARE_ACTIONS, TurnState};
 use crate::transcript::{NoteKind, style};
+
+/// Threads the join picker lists at once.
+const JOIN_ROWS: usize = 10;
 
 /// The join picker's width (less on a narrow screen).
 const JOIN_WIDTH: u16 = 84;
@@ -372,10 +375,11 @@ fn draw_join(frame: &mut Frame, app: &App, body: Rect) {
         Some(threads) => {
             // Most recently active first (the runtime sorts them), each by the
             // shortest start of its id that is unique: what can be typed here.
-            let shorts: Vec<&str> =
-                threads.iter().map(|t| unique_prefix(&t.id, threads.iter().map(|o| o.id.as_str()))).collect();
+            let shorts = unique_prefixes(&threads.iter().map(|t| t.id.as_str()).collect::<Vec<_>>());
             let id_width = shorts.iter().map(|s| s.len()).max().unwrap_or(8);
-            for (i, (t, short)) in threads.iter().zip(&shorts).enumerate().take(10) {
+            // Ten at a time, scrolled so the highlighted one is among them.
+            let first = p.selected.saturating_sub(JOIN_ROWS - 1);
+            for (i, (t, short)) in threads.iter().zip(&shorts).enumerate().skip(first).take(JOIN_ROWS) {
                 let state = if t.active_turn.is_some() { "running" } else { "idle" };
                 let active = t.updated_at.get(..16).unwrap_or(&t.updated_at).replace('T', " ");
                 let text = format!(
@@ -387,6 +391,13 @@ fn draw_join(frame: &mut Frame, app: &App, body: Rect) {
                 lines.push(menu_line(
                     fit(&text, JOIN_WIDTH.min(body.width).saturating_sub(4) as usize),
                     i == p.selected && p.input.is_empty(),
+                ));
+            }
+            if threads.len() > JOIN_ROWS {
+                let last = (first + JOIN_ROWS).min(threads.len());
+                lines.push(Line::styled(
+                    format!("  {}–{last} of {} · ↑↓ for more", first + 1, threads.len()),
+                    style::dim(),
                 ));
             }
         }

@@ -260,3 +260,21 @@ fn scrolled_up_says_so_and_flags_new_messages() {
     let screen = format!("{}", render(&app, 60, 16).backend());
     assert!(screen.contains("arrives while scrolled up") && !screen.contains("scrolled up —"), "{screen}");
 }
+
+#[test]
+fn the_join_picker_scrolls_to_the_highlighted_thread() {
+    let mut app = local_app();
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('2'));
+    let threads = (0..15)
+        .map(|i| thread(&format!("0192f0c2-0000-7000-8000-0000000000{i:02}"), &format!("thread number {i}"), 3, false));
+    app.update(Msg::Threads(Ok(threads.collect())));
+    for _ in 0..12 {
+        key(&mut app, KeyCode::Down);
+    }
+    let screen = format!("{}", render(&app, 90, 30).backend());
+    assert!(screen.contains("› 0192f0c2-0000-7000-8000-000000000012 "), "{screen}");
+    assert!(!screen.contains("000000000002 ") && screen.contains("000000000003 "), "{screen}");
+    assert!(screen.contains("4–13 of 15"), "{screen}");
+}
