@@ -117,27 +117,22 @@ async fn list(json: bool, conn: &ConnArgs) -> Result<u8> {
     let client = connect(conn).await?;
     let threads = all_threads(&client).await.map_err(Fail::from)?;
     let mut out = std::io::stdout().lock();
+    let shorts = unique_prefixes(&threads.iter().map(|t| t.id.as_str()).collect::<Vec<_>>());
+    let w = shorts.iter().map(|s| s.len()).max().unwrap_or(8);
     if !json && !threads.is_empty() {
-        writeln!(out, "{:<13} {:<24} {:>7}  {:<24}  TITLE", "THREAD", "STATUS", "EVENTS", "LAST ACTIVITY")
+        writeln!(out, "{:<w$}  {:<24}  {:>6}  {:<7}  TITLE", "THREAD", "LAST ACTIVITY", "EVENTS", "STATUS")
             .map_err(stdout_error)?;
     }
-    let shorts = unique_prefixes(&threads.iter().map(|t| t.id.as_str()).collect::<Vec<_>>());
-    for (i, t) in threads.iter().enumerate() {
+    for (t, short) in threads.iter().zip(shorts) {
         if json {
             writeln!(out, "{}", serde_json::to_string(t)?)
         } else {
-            let running = match &t.active_turn {
-                Some(a) => format!("running ({})", a.client.name),
-                None => "idle".to_owned(),
+            let (state, by) = match &t.active_turn {
+                Some(a) => ("running", format!("  (turn by {})", a.client.name)),
+                None => ("idle", String::new()),
             };
-            let short = shorts[i];
-            writeln!(
-                out,
-                "{short:<13} {running:<24} {:>7}  {:<24}  {}",
-                t.last_seq,
-                t.updated_at,
-                t.title.as_deref().unwrap_or("")
-            )
+            let title = t.title.as_deref().unwrap_or("");
+            writeln!(out, "{short:<w$}  {:<24}  {:>6}  {state:<7}  {title}{by}", t.updated_at, t.last_seq)
         }
         .map_err(stdout_error)?;
     }
