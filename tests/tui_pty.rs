@@ -346,3 +346,26 @@ fn the_tui_shows_ids_that_are_unique_and_takes_any_unique_prefix() {
     let screen = tmux.wait_screen("t", "the second thread", |s| s.contains("SHARED 0192f0c2-7b4e-7c1a-a "));
     assert!(!screen.contains("is the start of"), "the failed join's error is gone:\n{screen}");
 }
+
+#[test]
+fn a_tui_that_started_the_server_says_on_quit_that_it_keeps_running() {
+    let home = Home::new();
+    let _stop = StopOnDrop(&home);
+    let tmux = Tmux::new(&home);
+    let line =
+        format!("env TANDEM_HOME={} TERM=xterm-256color {BIN}; echo EXITED $?; sleep 600", home.path().display());
+    tmux.start("t", &line);
+    tmux.wait_screen("t", "LOCAL", |s| s.contains("LOCAL"));
+    share_action(&tmux, "t", "1");
+    tmux.wait_screen("t", "sharing", |s| s.contains("Sharing thread "));
+    tmux.keys("t", &["Escape"]);
+    tmux.type_text("t", "/quit");
+    tmux.keys("t", &["Enter"]);
+    let screen = tmux.wait_screen("t", "exit", |s| s.contains("EXITED"));
+    assert!(screen.contains("EXITED 0"), "{screen}");
+    assert!(screen.contains("the app-server this session started is still running"), "{screen}");
+    assert!(screen.contains("tandem app-server stop"), "{screen}");
+    // And it is.
+    let status = home.run(&["app-server", "status"]);
+    assert!(status.code == 0 && status.stdout.contains("app-server running"), "{status:?}");
+}

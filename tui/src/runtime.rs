@@ -211,10 +211,8 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
         f.abort();
     }
     if connector.autostarted.load(std::sync::atomic::Ordering::Relaxed) {
-        eprintln!(
-            "tandem: the app-server this session started is still running, so shared threads stay reachable; \
-             `tandem app-server stop` stops it"
-        );
+        eprintln!("tandem: the app-server this session started is still running (shared threads stay reachable);");
+        eprintln!("        `tandem app-server stop` stops it");
     }
     result.map_err(TuiError::from)
 }
