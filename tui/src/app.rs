@@ -5,7 +5,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tandem_protocol::{ClientInfo, Event, EventBody, Thread};
 
-use tandem_protocol::ids::unique_prefix;
+use tandem_protocol::ids::{IdQuery, unique_prefix};
 
 use crate::composer::Composer;
 use crate::slash::{SlashCommand, typed_command};
@@ -642,7 +642,11 @@ impl App {
                     } else {
                         return vec![];
                     };
-                    if self.mode == Mode::Shared && id == self.thread_id {
+                    // The thread shown now, by its id or a start only it has.
+                    let here = IdQuery::parse("id", &id).is_ok_and(|q| {
+                        q.matches(&self.thread_id) && self.known_threads.iter().filter(|t| q.matches(t)).count() <= 1
+                    });
+                    if self.mode == Mode::Shared && here {
                         self.popup = None;
                         let text = format!("already on thread {}", self.short_thread());
                         self.notice(text, NoteKind::Info);

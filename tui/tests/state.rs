@@ -424,3 +424,30 @@ fn each_notice_goes_when_the_change_it_describes_happens() {
     });
     assert!(app.notice.is_some(), "a stop's note outlives the attach it comes with");
 }
+
+#[test]
+fn ids_in_notices_are_as_long_as_they_need_to_be() {
+    let mut app = shared_app();
+    let mut feed = Feed { app: &mut app };
+    feed.turn("01a20850-1111-7000-8000-000000000001", "one", peer(), "a");
+    feed.started("01a20850-2222-7000-8000-000000000002", "two", peer());
+    type_text(&mut app, "mine");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.notice.as_ref().unwrap().text.starts_with("busy — turn 01a20850-2 running"), "{:?}", app.notice);
+
+    // Joining the thread already shown, by a start of its id, changes nothing.
+    app.composer.clear();
+    app.update(Msg::KnownThreads(vec![THREAD.into(), "0192f0c2-7b4e-7fff-8000-000000000000".into()]));
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('2'));
+    type_text(&mut app, "0192f0c2-7b4e-7c");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert!(app.notice.as_ref().unwrap().text.starts_with("already on thread 0192f0c2-7b4e-7c"));
+    // An ambiguous start is for the server to list: it goes out as typed.
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('2'));
+    type_text(&mut app, "0192f0c2");
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Join("0192f0c2".into())]);
+}
