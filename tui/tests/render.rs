@@ -278,3 +278,19 @@ fn the_join_picker_scrolls_to_the_highlighted_thread() {
     assert!(!screen.contains("000000000002 ") && screen.contains("000000000003 "), "{screen}");
     assert!(screen.contains("4–13 of 15"), "{screen}");
 }
+
+#[test]
+fn an_interrupt_once_done_leaves_only_the_turn_saying_so() {
+    let mut app = shared_app();
+    Feed { app: &mut app }.started("u1", "a long job", me());
+    Feed { app: &mut app }.delta("u1", "partial");
+    ctrl(&mut app, 'c');
+    let during = format!("{}", render(&app, 60, 12).backend());
+    assert!(during.contains("interrupting turn u1"), "{during}");
+    Feed { app: &mut app }.completed(
+        "u1",
+        TurnStatus::Interrupted,
+        Some("interrupted by tandem-tui (ada, 3f2a) 0.1.0"),
+    );
+    insta::assert_snapshot!(render(&app, 60, 12).backend());
+}
