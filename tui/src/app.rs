@@ -174,6 +174,9 @@ pub struct App {
     pub scroll: u16,
     /// Events arrived while scrolled up (cleared at the bottom).
     pub unseen: bool,
+    /// The transcript's width when last drawn (0: not yet): what scrolling
+    /// measures new lines at.
+    pub view_width: std::cell::Cell<u16>,
     pub armed: Option<Armed>,
     /// A share/join/stop is under way; another waits.
     pub pending_action: bool,
@@ -202,6 +205,7 @@ impl App {
             conn: Conn::Up,
             scroll: 0,
             unseen: false,
+            view_width: Default::default(),
             armed: None,
             pending_action: false,
             share_after: None,
@@ -242,6 +246,12 @@ impl App {
     /// A turn id as notices show it: unique among this thread's turns.
     pub fn short_turn<'a>(&'a self, id: &'a str) -> &'a str {
         unique_prefix(id, self.transcript.turns().map(|t| t.id.as_str()))
+    }
+
+    /// The transcript's rendered height at `width` (entry heights are cached).
+    fn transcript_height(&self, width: u16) -> usize {
+        let is_me = |c: &ClientInfo| self.is_me(c);
+        (0..self.transcript.entries().len()).map(|i| self.transcript.height(i, width, &is_me)).sum()
     }
 
     /// Whether `client` is this TUI.
@@ -320,7 +330,15 @@ impl App {
                     }
                     _ => {}
                 }
+                // Scrolled up, the view stays on what is being read: the
+                // scroll (counted from the bottom) grows with what arrives.
+                let width = self.view_width.get();
+                let before = (self.scroll > 0 && width > 0).then(|| self.transcript_height(width));
                 self.transcript.apply(&ev);
+                if let Some(before) = before {
+                    let grown = self.transcript_height(width).saturating_sub(before);
+                    self.scroll = self.scroll.saturating_add(u16::try_from(grown).unwrap_or(u16::MAX));
+                }
                 effects
             }
             Msg::SharingStarted { thread_id } => {

@@ -143,6 +143,7 @@ fn draw_transcript(frame: &mut Frame, app: &App, area: Rect) {
         );
         return;
     }
+    app.view_width.set(area.width);
     let lines = visible_lines(app, area.width, area.height);
     frame.render_widget(Paragraph::new(lines), area);
     if app.scroll > 0 && area.height > 1 {

@@ -294,3 +294,22 @@ fn an_interrupt_once_done_leaves_only_the_turn_saying_so() {
     );
     insta::assert_snapshot!(render(&app, 60, 12).backend());
 }
+
+#[test]
+fn what_is_being_read_stays_put_while_new_messages_arrive() {
+    let mut app = shared_app();
+    for i in 0..8 {
+        Feed { app: &mut app }.turn(&format!("u{i}"), &format!("prompt {i}"), peer(), "answer");
+    }
+    render(&app, 60, 16);
+    key(&mut app, KeyCode::PageUp);
+    let rows = |app: &tandem_tui::app::App| tandem_tui::ui::visible_lines(app, 60, 10);
+    let before = rows(&app);
+    let mut feed = Feed { app: &mut app };
+    feed.started("u9", "arrives while scrolled up", script());
+    feed.delta("u9", "streaming a few words");
+    assert_eq!(rows(&app), before, "the view moved under the reader");
+    assert!(app.unseen);
+    key(&mut app, KeyCode::End);
+    assert!(format!("{:?}", rows(&app)).contains("arrives while scrolled up"));
+}
