@@ -320,6 +320,7 @@ pub fn help_lines() -> Vec<Line<'static>> {
         head("Keys"),
         item("Enter", "send · Alt+Enter or Ctrl-J: newline"),
         item("Up / Down", "earlier prompts · PgUp/PgDn, wheel: scroll"),
+        item("End", "back to the latest · Ctrl-U: delete to line start"),
         item("Ctrl-C", "interrupt the turn (twice if another client started it)"),
         item("", "on an idle composer, twice: quit"),
         head("Commands"),
