@@ -143,7 +143,7 @@ enum ShareCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// List threads, newest first.
+    /// List threads, the most recently active first, with the shortest unique start of each id.
     List {
         /// One thread object per line.
         #[arg(long)]
@@ -174,7 +174,7 @@ enum ShareCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// Follow a thread live (from now, or from a seq or a time).
+    /// Follow a thread live (from now, or from a seq or a time), reconnecting if the app-server restarts.
     Tail {
         /// The thread: its id, or any unique start of it (`tandem share list` shows them).
         #[arg(long, value_name = "ID")]
