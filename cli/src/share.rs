@@ -391,12 +391,17 @@ async fn tail(thread: &str, from: Option<&str>, json: bool, no_reconnect: bool, 
                 _ = tokio::time::sleep(delay) => {}
                 _ = &mut ctrl_c => return Ok(exit::INTERRUPTED),
             }
-            if let Ok(c) = reconnect(conn).await {
-                break c;
+            match reconnect(conn).await {
+                Ok(c) => break c,
+                // A server that answers but cannot be used will not get better.
+                Err(e @ ClientError::ProtocolMismatch { .. }) => return Err(Fail::from(e).into()),
+                Err(_) => delay = (delay * 2).min(RECONNECT_MAX_DELAY),
             }
-            delay = (delay * 2).min(RECONNECT_MAX_DELAY);
         };
-        eprintln!("tandem: reconnected; resuming from {}", resume.trim_start_matches("--from "));
+        match &next {
+            Position::Seq(n) => eprintln!("tandem: reconnected; resuming from seq {n}"),
+            Position::Time { .. } => eprintln!("tandem: reconnected; resuming from the --from time"),
+        }
     }
 }
 
