@@ -261,7 +261,7 @@ fn a_running_turn_is_never_lost_by_starting_or_stopping_to_share() {
     // sharing is asked for.
     tmux.start("t", &tui_line_env(&home, "TANDEM_ECHO_DELAY_MS=150", ""));
     tmux.wait_screen("t", "LOCAL", |s| s.contains("LOCAL"));
-    let local_prompt = format!("local {}", words(25));
+    let local_prompt = format!("local {}", words(60));
     tmux.type_text("t", &local_prompt);
     tmux.keys("t", &["Enter"]);
     tmux.wait_screen("t", "the local turn running", |s| s.contains("running · echo"));
