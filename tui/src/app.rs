@@ -578,6 +578,12 @@ impl App {
                 // Highlight what can be done: start in LOCAL, stop in SHARED.
                 let selected = if self.mode == Mode::Shared { 2 } else { 0 };
                 self.popup = Some(Popup::ShareMenu { selected });
+                if self.mode == Mode::Shared && self.conn == Conn::Up {
+                    // Threads made since attaching may now share the header's
+                    // short id: list them again (never from LOCAL or while the
+                    // server is away: opening a menu must not start a server).
+                    return vec![Effect::LoadThreads];
+                }
             }
             SlashCommand::Status => self.popup = Some(Popup::Status),
             SlashCommand::Help => self.popup = Some(Popup::Help),

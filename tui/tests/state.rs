@@ -451,3 +451,19 @@ fn ids_in_notices_are_as_long_as_they_need_to_be() {
     type_text(&mut app, "0192f0c2");
     assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Join("0192f0c2".into())]);
 }
+
+#[test]
+fn the_share_menu_refreshes_the_known_ids_only_when_shared() {
+    let mut app = local_app();
+    type_text(&mut app, "/share");
+    assert!(key(&mut app, KeyCode::Enter).is_empty(), "LOCAL must not reach for a server");
+    let mut app = shared_app();
+    type_text(&mut app, "/share");
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoadThreads]);
+    app.update(Msg::Threads(Ok(vec![
+        thread(THREAD, "this one", 3, false),
+        thread("0192f0c2-7b4e-7fff-8000-000000000000", "a new neighbour", 1, false),
+    ])));
+    assert_eq!(app.short_thread(), "0192f0c2-7b4e-7c");
+    assert_eq!(app.popup, Some(Popup::ShareMenu { selected: 2 }), "the menu stays; Stop sharing is highlighted");
+}
