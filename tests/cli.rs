@@ -410,3 +410,32 @@ fn ctrl_c_while_post_waits_for_an_idle_thread_exits_130_and_posts_nothing() {
     assert!(!home.events(&id).iter().any(|e| e["input"] == "patient"));
     home.run(&["share", "interrupt", "--thread", &id, "--server", &s]).ok();
 }
+
+#[test]
+fn a_live_tail_resumes_after_a_restart_where_it_was() {
+    let home = Home::new();
+    let mut server = home.serve(&[]);
+    let s = home.endpoint();
+    let id = home.new_thread();
+    let mut tail = Tail::start(&home, &["--thread", &id]);
+    // It prints only what happens after it started: post until it shows something.
+    let first = loop {
+        home.run(&["share", "post", "--thread", &id, "--prompt", "ping", "--server", &s]).ok();
+        if let Some(ev) = tail.next_within(std::time::Duration::from_secs(1)) {
+            break ev;
+        }
+    };
+    let from = first["seq"].as_u64().unwrap() as usize;
+    let mut seen = vec![first.clone()];
+    if first["type"] != "turn/completed" {
+        seen.extend(tail.until(|e| e["type"] == "turn/completed"));
+    }
+
+    server.kill9();
+    let _server = home.serve(&[]);
+    home.run(&["share", "post", "--thread", &id, "--prompt", "after the restart", "--server", &s]).ok();
+    seen.extend(tail.until(|e| e["type"] == "turn/completed"));
+    assert_eq!(seen, home.events(&id)[from - 1..].to_vec(), "nothing missed or repeated across the restart");
+    assert_eq!(seen.last().unwrap()["type"], "turn/completed");
+    assert!(seen.iter().any(|e| e["input"] == "after the restart"));
+}
