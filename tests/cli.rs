@@ -61,7 +61,7 @@ fn new_post_get_round_trip() {
 
     // list shows it, human and json.
     let out = home.run(&["share", "list", "--server", &s]).ok();
-    assert!(out.stdout.contains(&id) && out.stdout.contains("demo"), "{out:?}");
+    assert!(out.lines()[1].starts_with(&format!("{} ", &id[..8])) && out.stdout.contains("demo"), "{out:?}");
     let out = home.run(&["share", "list", "--json", "--server", &s]).ok();
     let listed = out.json_lines();
     assert_eq!(listed.len(), 1);
@@ -118,7 +118,9 @@ fn bad_input_is_refused_with_the_documented_codes_and_changes_nothing() {
     let before = home.events(&id);
 
     let cases: &[(&[&str], i32, &str)] = &[
-        (&["share", "post", "--thread", "not-a-uuid", "--prompt", "x"], 2, "not a UUID"),
+        (&["share", "post", "--thread", "not-a-uuid", "--prompt", "x"], 2, "neither an id nor the start of one"),
+        (&["share", "get", "--thread", "01a"], 2, "at least its first 4 hex digits"),
+        (&["share", "get", "--thread", "ffff0000"], 4, "no thread id starts with ffff0000"),
         (&["share", "post", "--thread", &id, "--prompt", "   "], 2, "prompt is empty"),
         (&["share", "get", "--thread", &id, "--from", "yesterday"], 2, "RFC 3339"),
         (&["share", "get", "--thread", &id, "--from", "0"], 2, "out of range"),
@@ -203,7 +205,9 @@ fn prompt_from_stdin() {
         home.run_with_stdin(&["share", "post", "--thread", &id, "--prompt", "-", "--server", &s], "from\nstdin\n");
     assert_eq!(out.code, 0, "{out:?}");
     let events = home.events(&id);
-    assert_eq!(events[1]["input"], "from\nstdin\n");
+    assert_eq!(events[1]["input"], "from\nstdin", "the pipe's final newline is not part of the prompt");
+    home.run_with_stdin(&["share", "post", "--thread", &id, "--prompt", "-", "--server", &s], "two\n\n").ok();
+    assert_eq!(home.events(&id).iter().filter(|e| e["input"] == "two\n").count(), 1, "only one newline is dropped");
     let out = home.run_with_stdin(&["share", "post", "--thread", &id, "--prompt", "-", "--server", &s], "\n");
     assert_eq!(out.code, 2, "{out:?}");
 }
@@ -258,4 +262,180 @@ fn failed_and_interrupted_turns_exit_1() {
         out.stdout.contains("[failed: `sh -c") && out.stdout.contains("exited with status 7: no model here"),
         "{out:?}"
     );
+}
+
+/// Two threads whose ids start alike (as UUID v7s made close together do).
+fn twins(home: &Home) -> (String, String) {
+    let mut raw = home.raw();
+    let a = "0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f";
+    let b = "0192f0c2-7b4e-7c1a-af00-000000000001";
+    for (id, title) in [(a, "first"), (b, "second")] {
+        raw.call("thread/start", serde_json::json!({"threadId": id, "title": title}));
+    }
+    (a.to_owned(), b.to_owned())
+}
+
+#[test]
+fn any_unique_prefix_names_a_thread_and_an_ambiguous_one_lists_the_candidates() {
+    let home = Home::new();
+    let _server = home.serve(&[]);
+    let s = home.endpoint();
+    let (a, b) = twins(&home);
+
+    // Ambiguous: exit 2, every candidate named, nothing done.
+    for cmd in [
+        &["share", "get", "--thread", "0192f0c2"][..],
+        &["share", "post", "--thread", "0192F0C2-7B4E", "--prompt", "x"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(["--server", &s]);
+        let out = home.run(&args);
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(out.stderr.contains("is the start of 2 thread ids"), "{}", out.stderr);
+        assert!(out.stderr.contains(&a) && out.stderr.contains(&b), "{}", out.stderr);
+    }
+    assert_eq!(home.events(&a).len(), 1);
+
+    // Unique: works everywhere an id is taken, hyphens or not.
+    let out = home.run(&["share", "post", "--thread", "0192f0c27b4e7c1a9", "--prompt", "to a", "--server", &s]).ok();
+    assert!(out.stdout.contains("to a"), "{out:?}");
+    assert!(home.events(&a).iter().any(|e| e["input"] == "to a"));
+    let got = home.run(&["share", "get", "--thread", "0192f0c2-7b4e-7c1a-a", "--json", "--server", &s]).ok();
+    assert_eq!(got.json_lines()[0]["threadId"], b.as_str());
+    let out = home.run(&["share", "interrupt", "--thread", "0192f0c2-7b4e-7c1a-a", "--server", &s]).ok();
+    assert!(out.stdout.contains(&format!("thread {b} is idle")), "{out:?}");
+
+    // The list leads with each id's shortest unique start: enough to type.
+    let out = home.run(&["share", "list", "--server", &s]).ok();
+    assert!(out.stdout.contains("0192f0c2-7b4e-7c1a-9 ") && out.stdout.contains("0192f0c2-7b4e-7c1a-a "), "{out:?}");
+}
+
+#[test]
+fn list_is_ordered_by_last_activity_and_shows_it() {
+    let home = Home::new();
+    let _server = home.serve(&[]);
+    let s = home.endpoint();
+    let older = home.run(&["share", "new", "--title", "older", "--server", &s]).ok().stdout.trim().to_owned();
+    let newer = home.run(&["share", "new", "--title", "newer", "--server", &s]).ok().stdout.trim().to_owned();
+    let ids = |home: &Home| -> Vec<String> {
+        let out = home.run(&["share", "list", "--json", "--server", &s]).ok();
+        out.json_lines().iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(ids(&home), [newer.clone(), older.clone()]);
+    // A turn on the older thread makes it the most recently active.
+    home.run(&["share", "post", "--thread", &older, "--prompt", "wake up", "--server", &s]).ok();
+    assert_eq!(ids(&home), [older.clone(), newer.clone()]);
+    let out = home.run(&["share", "list", "--server", &s]).ok();
+    let lines = out.lines();
+    assert!(lines[0].contains("LAST ACTIVITY"), "{out:?}");
+    assert!(lines[1].ends_with("older") && lines[2].ends_with("newer"), "{out:?}");
+    let json = home.run(&["share", "list", "--json", "--server", &s]).ok().json_lines();
+    let updated = json[0]["updatedAt"].as_str().unwrap();
+    assert!(lines[1].contains(updated), "the line shows when it was last active: {out:?}");
+}
+
+#[test]
+fn tail_reconnects_after_a_server_restart_and_misses_nothing() {
+    let home = Home::new();
+    let mut server = home.serve(&[]);
+    let s = home.endpoint();
+    let id = home.new_thread();
+    home.run(&["share", "post", "--thread", &id, "--prompt", "before the restart", "--server", &s]).ok();
+    let mut tail = Tail::start(&home, &["--thread", &id, "--from", "1"]);
+    let mut seen = tail.until(|e| e["type"] == "turn/completed");
+
+    server.kill9();
+    // A turn written while the tail is away, and one after it is back.
+    let _server = home.serve(&[]);
+    home.run(&["share", "post", "--thread", &id, "--prompt", "after the restart", "--server", &s]).ok();
+    seen.extend(tail.until(|e| e["type"] == "turn/completed"));
+    home.run(&["share", "post", "--thread", &id, "--prompt", "and later", "--server", &s]).ok();
+    seen.extend(tail.until(|e| e["type"] == "turn/completed"));
+    assert_eq!(seen, home.events(&id), "the tail printed every event once, in order");
+    assert!(seen.iter().any(|e| e["input"] == "and later"));
+}
+
+#[test]
+fn tail_no_reconnect_exits_5_naming_where_to_resume() {
+    let home = Home::new();
+    let mut server = home.serve(&[]);
+    let id = home.new_thread();
+    let mut child = home
+        .tandem()
+        .args(["share", "tail", "--thread", &id, "--from", "1", "--no-reconnect", "--server", &home.endpoint()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert!(line.contains("thread started"), "{line}");
+    server.kill9();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("resume with --from 2"), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_while_post_waits_for_an_idle_thread_exits_130_and_posts_nothing() {
+    let home = Home::new();
+    let _server = home.serve(&["--echo-delay-ms", "200"]);
+    let s = home.endpoint();
+    let id = home.new_thread();
+    home.run(&["share", "post", "--thread", &id, "--prompt", &words(300), "--no-wait", "--server", &s]).ok();
+    let mut child = home
+        .tandem()
+        .args(["share", "post", "--thread", &id, "--prompt", "patient", "--wait-idle", "--server", &s])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("waiting up to 600s") {
+        let n = std::io::BufRead::read_line(&mut stderr, &mut said).unwrap();
+        assert!(n > 0, "post ended without saying it waits: {said}");
+    }
+    assert!(said.contains("busy"), "{said}");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{said}{rest}");
+    assert!(rest.contains("nothing was posted"), "{rest}");
+    assert!(!home.events(&id).iter().any(|e| e["input"] == "patient"));
+    home.run(&["share", "interrupt", "--thread", &id, "--server", &s]).ok();
+}
+
+#[test]
+fn a_live_tail_resumes_after_a_restart_where_it_was() {
+    let home = Home::new();
+    let mut server = home.serve(&[]);
+    let s = home.endpoint();
+    let id = home.new_thread();
+    let mut tail = Tail::start(&home, &["--thread", &id]);
+    // It prints only what happens after it started: post until it shows something.
+    let first = loop {
+        home.run(&["share", "post", "--thread", &id, "--prompt", "ping", "--server", &s]).ok();
+        if let Some(ev) = tail.next_within(std::time::Duration::from_secs(1)) {
+            break ev;
+        }
+    };
+    let from = first["seq"].as_u64().unwrap() as usize;
+    let mut seen = vec![first.clone()];
+    if first["type"] != "turn/completed" {
+        seen.extend(tail.until(|e| e["type"] == "turn/completed"));
+    }
+
+    server.kill9();
+    let _server = home.serve(&[]);
+    home.run(&["share", "post", "--thread", &id, "--prompt", "after the restart", "--server", &s]).ok();
+    seen.extend(tail.until(|e| e["type"] == "turn/completed"));
+    assert_eq!(seen, home.events(&id)[from - 1..].to_vec(), "nothing missed or repeated across the restart");
+    assert_eq!(seen.last().unwrap()["type"], "turn/completed");
+    assert!(seen.iter().any(|e| e["input"] == "after the restart"));
 }

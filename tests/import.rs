@@ -72,6 +72,8 @@ fn append_imports_into_an_idle_thread_only() {
         json!([]),
         json!([{"input": "q", "response": "a", "startedAt": "noon"}]),
         json!([{"input": " ", "response": "a"}]),
+        json!([{"input": "q", "response": "a", "status": "running"}]),
+        json!([{"input": "q", "response": "a", "status": "paused"}]),
     ] {
         let r = raw.request("thread/append", json!({"threadId": id, "turns": turns}));
         assert_eq!(r["error"]["code"], -32602, "{r}");
@@ -83,4 +85,46 @@ fn append_imports_into_an_idle_thread_only() {
     let r = raw.request("thread/append", json!({"threadId": id, "turns": [{"input": "q", "response": "a"}]}));
     assert_eq!(r["error"]["code"], -32001, "{r}");
     assert_eq!(r["error"]["data"]["activeTurnId"], turn["turn"]["id"]);
+}
+
+#[test]
+fn imported_turns_keep_their_status_error_and_agent() {
+    let home = Home::new();
+    let _server = home.serve(&[]);
+    let mut raw = home.raw();
+    let id = "0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e70";
+    raw.call(
+        "thread/start",
+        json!({
+            "threadId": id,
+            "turns": [
+                {"input": "plain", "response": "old answer"},
+                {"input": "cut short", "response": "half an ans", "status": "interrupted",
+                 "error": "interrupted by tandem-tui", "agent": {"kind": "openai", "model": "gpt-x"}},
+                {"input": "broken", "response": "", "status": "failed", "error": "no API key",
+                 "agent": {"kind": "exec"}}
+            ]
+        }),
+    );
+    let events = home.events(id);
+    let ends: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .filter(|e| e["type"] == "turn/completed")
+        .map(|e| (e["status"].as_str().unwrap(), e["error"].as_str()))
+        .collect();
+    assert_eq!(
+        ends,
+        [("completed", None), ("interrupted", Some("interrupted by tandem-tui")), ("failed", Some("no API key"))]
+    );
+    let agents: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["type"] == "turn/started").map(|e| &e["agent"]).collect();
+    assert_eq!(agents[0], &json!({"kind": "imported"}), "no agent given: imported");
+    assert_eq!(agents[1], &json!({"kind": "openai", "model": "gpt-x"}));
+    assert_eq!(agents[2], &json!({"kind": "exec"}));
+
+    // The CLI tells them apart too.
+    let text = home.run(&["share", "get", "--thread", id, "--server", home.socket().to_str().unwrap()]).ok().stdout;
+    assert!(text.contains("→ openai (gpt-x)] cut short"), "{text}");
+    assert!(text.contains("[interrupted: interrupted by tandem-tui]"), "{text}");
+    assert!(text.contains("[failed: no API key]"), "{text}");
 }

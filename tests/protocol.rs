@@ -105,7 +105,7 @@ fn initialize_names_the_client_of_its_turns() {
     let _server = home.serve(&[]);
     let mut raw = home.raw();
     let init = raw.call("initialize", json!({"clientInfo": {"name": "my-script", "version": "2.1"}}));
-    assert_eq!(init["protocolVersion"], 1);
+    assert_eq!(init["protocolVersion"], 2);
     assert_eq!(init["serverInfo"]["name"], "tandem-app-server");
     assert_eq!(init["serverInfo"]["agent"]["kind"], "echo");
     let thread = raw.call("thread/start", json!({"title": "t"}));

@@ -97,7 +97,7 @@ fn autostart_status_stop_start_restart() {
     let status: Value = serde_json::from_str(home.run(&["app-server", "status", "--json"]).ok().stdout.trim()).unwrap();
     assert_eq!(status["running"], true);
     assert_eq!(status["agent"]["kind"], "echo");
-    assert_eq!(status["protocolVersion"], 1);
+    assert_eq!(status["protocolVersion"], 2);
     assert_eq!(status["socket"], home.socket().display().to_string());
     let pid = status["pid"].as_u64().unwrap();
     let log = std::fs::read_to_string(home.path().join("logs/app-server.log")).unwrap();
@@ -206,7 +206,7 @@ fn a_client_through_the_proxy_sees_the_server_go_away() {
     let ep = format!("stdio:{BIN} app-server proxy --server {}", home.endpoint());
     let mut tail = home
         .tandem()
-        .args(["share", "tail", "--thread", &id, "--from", "1", "--server", &ep])
+        .args(["share", "tail", "--thread", &id, "--from", "1", "--no-reconnect", "--server", &ep])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -72,11 +72,24 @@ impl Drop for Tmux {
 }
 
 fn tui_line(home: &Home, args: &str) -> String {
+    tui_line_env(home, "", args)
+}
+
+/// [`tui_line`] with extra `VAR=value` words for the TUI's environment.
+fn tui_line_env(home: &Home, env: &str, args: &str) -> String {
     format!(
-        "env TANDEM_HOME={} TERM=xterm-256color {BIN} {args} --server unix:{}; echo EXITED $?; stty -a | grep -o -- '-\\?icanon'; sleep 600",
+        "env TANDEM_HOME={} TERM=xterm-256color {env} {BIN} {args} --server unix:{}; echo EXITED $?; stty -a | grep -o -- '-\\?icanon'; sleep 600",
         home.path().display(),
         home.socket().display()
     )
+}
+
+/// Opens `/share` and picks action `digit`.
+fn share_action(tmux: &Tmux, name: &str, digit: &str) {
+    tmux.type_text(name, "/share");
+    tmux.keys(name, &["Enter"]);
+    tmux.wait_screen(name, "the share menu", |s| s.contains("Help / About sharing"));
+    tmux.keys(name, &[digit]);
 }
 
 /// Where `needle` first appears in `screen`, panicking if it does not.
@@ -236,4 +249,123 @@ fn the_tui_survives_a_server_restart_without_gaps_or_repeats() {
     });
     let events = home.events(&id);
     assert_contiguous(&events, 1);
+}
+
+#[test]
+fn a_running_turn_is_never_lost_by_starting_or_stopping_to_share() {
+    let home = Home::new();
+    let _server = home.serve(&["--echo-delay-ms", "400"]);
+    let s = home.socket().display().to_string();
+    let tmux = Tmux::new(&home);
+    // The LOCAL engine's echo is slow too, so its turn is still running when
+    // sharing is asked for.
+    tmux.start("t", &tui_line_env(&home, "TANDEM_ECHO_DELAY_MS=150", ""));
+    tmux.wait_screen("t", "LOCAL", |s| s.contains("LOCAL"));
+    let local_prompt = format!("local {}", words(60));
+    tmux.type_text("t", &local_prompt);
+    tmux.keys("t", &["Enter"]);
+    tmux.wait_screen("t", "the local turn running", |s| s.contains("running · echo"));
+    share_action(&tmux, "t", "1");
+    tmux.wait_screen("t", "the wait being announced", |s| s.contains("sharing starts when turn"));
+    let screen = tmux.wait_screen("t", "sharing", |s| s.contains("Sharing thread "));
+    let start = at(&screen, "Sharing thread ") + "Sharing thread ".len();
+    let id: String = screen[start..start + 36].to_owned();
+    tmux.keys("t", &["Escape"]);
+    // The turn is on the shared thread whole: prompt, full answer, true end.
+    let events = home.events(&id);
+    assert_eq!(events[1]["input"], local_prompt.as_str());
+    assert_eq!(events[1]["agent"]["kind"], "echo");
+    assert_eq!(events[2]["item"]["text"], local_prompt.as_str());
+    assert_eq!(events[3]["type"], "turn/completed");
+    assert_eq!(events[3]["status"], "completed");
+
+    // Someone else's long turn is running when this TUI stops sharing: the
+    // local copy keeps it, with the answer so far, and says how it was cut.
+    let long = format!("remote {}", words(60));
+    home.run(&["share", "post", "--thread", &id, "--prompt", &long, "--no-wait", "--server", &s]).ok();
+    tmux.wait_screen("t", "the remote turn streaming", |s| s.contains("running · echo") && s.contains("remote w0"));
+    share_action(&tmux, "t", "3");
+    let screen = tmux.wait_screen("t", "LOCAL with the cut turn", |s| {
+        s.contains("Tandem  LOCAL") && s.contains("still running on the shared thread")
+    });
+    assert!(screen.contains("tandem-share (imported): remote w0"), "{screen}");
+    assert!(screen.contains("interrupted"), "{screen}");
+
+    // Sharing again appends only what was done meanwhile; the remote turn is
+    // there once, whole, as the server ran it.
+    tmux.type_text("t", "offline thought");
+    tmux.keys("t", &["Enter"]);
+    tmux.wait_screen("t", "the offline answer", |s| s.matches("offline thought").count() >= 2);
+    home.run(&["share", "interrupt", "--thread", &id, "--server", &s]).ok();
+    wait_for("the remote turn to end", || {
+        home.events(&id).iter().filter(|e| e["type"] == "turn/completed").count() == 2
+    });
+    share_action(&tmux, "t", "1");
+    tmux.wait_screen("t", "shared again", |s| s.contains("Sharing thread "));
+    let events = home.events(&id);
+    let inputs: Vec<&str> =
+        events.iter().filter(|e| e["type"] == "turn/started").map(|e| e["input"].as_str().unwrap()).collect();
+    assert_eq!(inputs, [local_prompt.as_str(), long.as_str(), "offline thought"]);
+}
+
+#[test]
+fn the_tui_shows_ids_that_are_unique_and_takes_any_unique_prefix() {
+    let home = Home::new();
+    let _server = home.serve(&[]);
+    // Two threads whose ids start alike, as UUID v7s made in one minute do.
+    let a = "0192f0c2-7b4e-7c1a-9f2d-1a2b3c4d5e6f";
+    let b = "0192f0c2-7b4e-7c1a-af00-000000000001";
+    let mut raw = home.raw();
+    for (id, title) in [(a, "first"), (b, "second")] {
+        raw.call("thread/start", serde_json::json!({"threadId": id, "title": title}));
+    }
+    let tmux = Tmux::new(&home);
+
+    // An ambiguous --thread: exit 2, naming both.
+    tmux.start("x", &tui_line(&home, "--thread 0192f0c2"));
+    let screen = tmux.wait_screen("x", "the refusal", |s| s.contains("EXITED"));
+    assert!(screen.contains("EXITED 2") && screen.contains("is the start of 2 thread ids"), "{screen}");
+    assert!(screen.contains(a) && screen.contains(b), "{screen}");
+
+    // A unique prefix (hyphens optional) opens the thread; the header shows
+    // as much of the id as tells it apart.
+    tmux.start("t", &tui_line(&home, "--thread 0192f0c27b4e7c1a9"));
+    tmux.wait_screen("t", "the first thread", |s| s.contains("SHARED 0192f0c2-7b4e-7c1a-9 ") && s.contains("first"));
+
+    // The join popup: an ambiguous start lists the candidates and changes nothing.
+    share_action(&tmux, "t", "2");
+    tmux.wait_screen("t", "the thread list", |s| s.contains("second") && s.contains("0192f0c2-7b4e-7c1a-a "));
+    tmux.type_text("t", "0192f0c2");
+    tmux.keys("t", &["Enter"]);
+    let screen = tmux.wait_screen("t", "the candidates", |s| s.contains("is the start of 2 thread ids"));
+    assert!(screen.contains("SHARED 0192f0c2-7b4e-7c1a-9 "), "nothing changed:\n{screen}");
+    // Ctrl-U clears what was typed; a unique start joins.
+    tmux.keys("t", &["C-u"]);
+    tmux.type_text("t", "0192f0c2-7b4e-7c1a-a");
+    tmux.keys("t", &["Enter"]);
+    let screen = tmux.wait_screen("t", "the second thread", |s| s.contains("SHARED 0192f0c2-7b4e-7c1a-a "));
+    assert!(!screen.contains("is the start of"), "the failed join's error is gone:\n{screen}");
+}
+
+#[test]
+fn a_tui_that_started_the_server_says_on_quit_that_it_keeps_running() {
+    let home = Home::new();
+    let _stop = StopOnDrop(&home);
+    let tmux = Tmux::new(&home);
+    let line =
+        format!("env TANDEM_HOME={} TERM=xterm-256color {BIN}; echo EXITED $?; sleep 600", home.path().display());
+    tmux.start("t", &line);
+    tmux.wait_screen("t", "LOCAL", |s| s.contains("LOCAL"));
+    share_action(&tmux, "t", "1");
+    tmux.wait_screen("t", "sharing", |s| s.contains("Sharing thread "));
+    tmux.keys("t", &["Escape"]);
+    tmux.type_text("t", "/quit");
+    tmux.keys("t", &["Enter"]);
+    let screen = tmux.wait_screen("t", "exit", |s| s.contains("EXITED"));
+    assert!(screen.contains("EXITED 0"), "{screen}");
+    assert!(screen.contains("the app-server this session started is still running"), "{screen}");
+    assert!(screen.contains("tandem app-server stop"), "{screen}");
+    // And it is.
+    let status = home.run(&["app-server", "status"]);
+    assert!(status.code == 0 && status.stdout.contains("app-server running"), "{status:?}");
 }

@@ -192,13 +192,17 @@ impl Engine {
                     turn_id: turn_id.clone(),
                     input: turn.input,
                     client: turn.client.unwrap_or_else(|| client.clone()),
-                    agent: AgentInfo { kind: "imported".into(), model: None },
+                    agent: turn.agent.unwrap_or_else(|| AgentInfo { kind: "imported".into(), model: None }),
                 },
                 EventBody::ItemCompleted {
                     turn_id: turn_id.clone(),
                     item: Item::agent_message(new_id(), turn.response),
                 },
-                EventBody::TurnCompleted { turn_id, status: TurnStatus::Completed, error: None },
+                EventBody::TurnCompleted {
+                    turn_id,
+                    status: turn.status.unwrap_or(TurnStatus::Completed),
+                    error: turn.error,
+                },
             ];
             for (j, body) in bodies.into_iter().enumerate() {
                 let last = i + 1 == count && j == 2;
@@ -471,6 +475,11 @@ fn check_imports(turns: &[ImportedTurn]) -> Result<Vec<(ImportedTurn, Option<Str
             if t.input.trim().is_empty() {
                 return Err(RpcError::invalid_params(format!("invalid params: turns[{i}].input must not be empty")));
             }
+            if t.status == Some(TurnStatus::Running) {
+                return Err(RpcError::invalid_params(format!(
+                    "invalid params: turns[{i}].status must be completed, interrupted or failed (an imported turn has ended)"
+                )));
+            }
             Ok((t.clone(), ts))
         })
         .collect()
@@ -499,10 +508,7 @@ mod tests {
         let disk =
             Engine::open(&dir.path().join("t.db"), Durability::Normal, Arc::new(EchoAgent::default())).await.unwrap();
         let memory = Engine::in_memory(Arc::new(EchoAgent::default())).await.unwrap();
-        let turns = vec![
-            ImportedTurn { input: "one".into(), client: None, response: "1".into(), started_at: None },
-            ImportedTurn { input: "two".into(), client: None, response: "2".into(), started_at: None },
-        ];
+        let turns = vec![ImportedTurn::new("one", "1"), ImportedTurn::new("two", "2")];
         let me = ClientInfo::new("t", "1");
         let mut outlines = Vec::new();
         for engine in [&disk, &memory] {

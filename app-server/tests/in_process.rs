@@ -27,7 +27,7 @@ async fn a_memory_session_imports_runs_and_replays() {
     let engine = engine(0).await;
     let c = client(&engine, "tui").await;
     assert_eq!(c.server().unwrap().server_info.agent.as_ref().unwrap().kind, "echo");
-    let turns = vec![ImportedTurn { input: "q".into(), client: None, response: "a".into(), started_at: None }];
+    let turns = vec![ImportedTurn::new("q", "a")];
     let thread = c
         .call::<ThreadStart>(&ThreadStartParams { title: Some("local".into()), turns, ..Default::default() })
         .await

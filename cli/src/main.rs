@@ -36,7 +36,7 @@ use crate::exit::Fail;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Open the TUI attached to this shared thread.
+    /// Open the TUI attached to this shared thread (its id, or any unique start of it).
     #[arg(long, value_name = "ID")]
     thread: Option<String>,
     #[command(flatten)]
@@ -75,7 +75,8 @@ enum AppServerAction {
         #[arg(long)]
         json: bool,
     },
-    /// Bridge stdin/stdout to a running app-server (e.g. `--server 'stdio:ssh HOST tandem app-server proxy'`).
+    /// Bridge stdin/stdout to the app-server's unix socket, starting the default one if none
+    /// runs (e.g. `--server 'stdio:ssh HOST tandem app-server proxy'`).
     Proxy(ConnArgs),
 }
 
@@ -158,7 +159,7 @@ enum ShareCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// List threads, newest first.
+    /// List threads, the most recently active first, with the shortest unique start of each id.
     List {
         /// One thread object per line.
         #[arg(long)]
@@ -168,6 +169,7 @@ enum ShareCommand {
     },
     /// Post a prompt to a thread and stream the answer.
     Post {
+        /// The thread: its id, or any unique start of it (`tandem share list` shows them).
         #[arg(long, value_name = "ID")]
         thread: String,
         /// The prompt, or - to read it from stdin.
@@ -188,8 +190,9 @@ enum ShareCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// Follow a thread live (from now, or from a seq or a time).
+    /// Follow a thread live (from now, or from a seq or a time), reconnecting if the app-server restarts.
     Tail {
+        /// The thread: its id, or any unique start of it (`tandem share list` shows them).
         #[arg(long, value_name = "ID")]
         thread: String,
         /// Start at this seq (>= 1) or RFC 3339 time. Default: new events only.
@@ -198,11 +201,15 @@ enum ShareCommand {
         /// Print events as JSON lines.
         #[arg(long)]
         json: bool,
+        /// Exit (code 5) when the connection drops, instead of reconnecting and resuming.
+        #[arg(long)]
+        no_reconnect: bool,
         #[command(flatten)]
         conn: ConnArgs,
     },
     /// Print a thread's events (all of them, or a range).
     Get {
+        /// The thread: its id, or any unique start of it (`tandem share list` shows them).
         #[arg(long, value_name = "ID")]
         thread: String,
         /// Start at this seq (>= 1) or RFC 3339 time. Default: 1.
@@ -219,6 +226,7 @@ enum ShareCommand {
     },
     /// Interrupt the turn running on a thread.
     Interrupt {
+        /// The thread: its id, or any unique start of it (`tandem share list` shows them).
         #[arg(long, value_name = "ID")]
         thread: String,
         #[command(flatten)]
@@ -235,7 +243,7 @@ async fn tui(thread: Option<String>, conn: ConnArgs) -> anyhow::Result<u8> {
         .into());
     }
     if let Some(id) = &thread {
-        tandem_protocol::ids::normalize_uuid("--thread", id).map_err(Fail::usage)?;
+        tandem_protocol::ids::IdQuery::parse("--thread", id).map_err(Fail::usage)?;
     }
     let opts = tandem_tui::Options {
         thread,
@@ -245,6 +253,7 @@ async fn tui(thread: Option<String>, conn: ConnArgs) -> anyhow::Result<u8> {
     };
     tandem_tui::run(opts).await.map_err(|e| match e {
         tandem_tui::TuiError::Client(e) => Fail::from(e),
+        tandem_tui::TuiError::Resolve(e) => share::resolve_fail(e),
         other => Fail::new(exit::FAILURE, other.to_string()),
     })?;
     Ok(0)

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use tandem_app_server::Home;
-use tandem_app_server::client::{Client, ClientError, Subscription, connect_or_start};
-use tandem_protocol::ids::normalize_uuid;
+use tandem_app_server::client::{
+    Client, ClientError, ResolveError, Subscription, all_threads, connect_or_start, resolve_thread,
+};
+use tandem_protocol::ids::{IdQuery, unique_prefixes};
 use tandem_protocol::methods::*;
 use tandem_protocol::{ClientInfo, ErrorCode, Event, EventBody, Position, RpcError, TurnStatus};
 
@@ -17,6 +19,9 @@ use crate::{ConnArgs, ShareCommand};
 
 /// How long `post` waits for `turn/completed` after Ctrl-C interrupted its turn.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
+
+/// The longest pause between `tail`'s reconnection attempts.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(3);
 
 /// Who `tandem share` says it is.
 pub fn client_info() -> ClientInfo {
@@ -37,8 +42,26 @@ pub async fn connect(conn: &ConnArgs) -> Result<Client, Fail> {
     client.map_err(Fail::from)
 }
 
-fn thread_id(raw: &str) -> Result<String, Fail> {
-    normalize_uuid("--thread", raw).map_err(|e| Fail::usage(format!("{e} (use the id `tandem share new` printed)")))
+/// `--thread` as typed: a whole id or a prefix (checked before connecting).
+fn thread_query(raw: &str) -> Result<IdQuery, Fail> {
+    IdQuery::parse("--thread", raw).map_err(|e| Fail::usage(format!("{e} (`tandem share list` shows them)")))
+}
+
+/// The one thread `query` names: unknown is "not found" (4), a prefix of
+/// several is a usage error (2) listing them.
+async fn resolve(client: &Client, query: &IdQuery) -> Result<String, Fail> {
+    resolve_thread(client, query).await.map_err(resolve_fail)
+}
+
+/// The exit code and message for an id that names no thread, or several.
+pub fn resolve_fail(e: ResolveError) -> Fail {
+    match e {
+        ResolveError::NotFound { .. } => {
+            Fail::new(exit::NOT_FOUND, format!("{e} (`tandem share list` shows the threads)"))
+        }
+        ResolveError::Ambiguous { .. } => Fail::usage(e.to_string()),
+        ResolveError::Client(c) => Fail::from(c),
+    }
 }
 
 fn position(raw: Option<&str>) -> Result<Option<Position>, Fail> {
@@ -61,7 +84,9 @@ pub async fn run(cmd: ShareCommand) -> Result<u8> {
         ShareCommand::Post { thread, prompt, wait: _, no_wait, wait_idle, json, conn } => {
             post(&thread, &prompt, no_wait, wait_idle.map(Duration::from_secs), json, &conn).await
         }
-        ShareCommand::Tail { thread, from, json, conn } => tail(&thread, from.as_deref(), json, &conn).await,
+        ShareCommand::Tail { thread, from, json, no_reconnect, conn } => {
+            tail(&thread, from.as_deref(), json, no_reconnect, &conn).await
+        }
         ShareCommand::Get { thread, from, limit, json, conn } => {
             get(&thread, from.as_deref(), limit, json, &conn).await
         }
@@ -86,39 +111,30 @@ async fn new(title: Option<String>, json: bool, conn: &ConnArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// Every thread, the most recently active first. The text form leads with
+/// each id's shortest unique start (what `--thread` accepts).
 async fn list(json: bool, conn: &ConnArgs) -> Result<u8> {
     let client = connect(conn).await?;
-    let mut cursor = None;
+    let threads = all_threads(&client).await.map_err(Fail::from)?;
     let mut out = std::io::stdout().lock();
-    loop {
-        let page = client
-            .call::<ThreadList>(&ThreadListParams { limit: Some(tandem_protocol::MAX_PAGE), cursor })
-            .await
-            .map_err(Fail::from)?;
-        for t in &page.data {
-            if json {
-                writeln!(out, "{}", serde_json::to_string(t)?)
-            } else {
-                let running = match &t.active_turn {
-                    Some(a) => format!("running ({})", a.client),
-                    None => "idle".to_owned(),
-                };
-                writeln!(
-                    out,
-                    "{}  {:<24} {:>7} events  {}  {}",
-                    t.id,
-                    running,
-                    t.last_seq,
-                    t.updated_at,
-                    t.title.as_deref().unwrap_or("")
-                )
-            }
+    let shorts = unique_prefixes(&threads.iter().map(|t| t.id.as_str()).collect::<Vec<_>>());
+    let w = shorts.iter().map(|s| s.len()).max().unwrap_or(8);
+    if !json && !threads.is_empty() {
+        writeln!(out, "{:<w$}  {:<24}  {:>6}  {:<7}  TITLE", "THREAD", "LAST ACTIVITY", "EVENTS", "STATUS")
             .map_err(stdout_error)?;
+    }
+    for (t, short) in threads.iter().zip(shorts) {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(t)?)
+        } else {
+            let (state, by) = match &t.active_turn {
+                Some(a) => ("running", format!("  (turn by {})", a.client.name)),
+                None => ("idle", String::new()),
+            };
+            let title = t.title.as_deref().unwrap_or("");
+            writeln!(out, "{short:<w$}  {:<24}  {:>6}  {state:<7}  {title}{by}", t.updated_at, t.last_seq)
         }
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
+        .map_err(stdout_error)?;
     }
     out.flush().map_err(stdout_error)?;
     Ok(0)
@@ -130,7 +146,9 @@ fn read_prompt(prompt: &str) -> Result<String, Fail> {
         std::io::stdin()
             .read_to_string(&mut s)
             .map_err(|e| Fail::usage(format!("cannot read the prompt from stdin: {e}")))?;
-        s
+        // `echo text |` ends with a newline that is not part of the prompt.
+        let trimmed = s.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&s);
+        trimmed.to_owned()
     } else {
         prompt.to_owned()
     };
@@ -148,11 +166,15 @@ async fn post(
     json: bool,
     conn: &ConnArgs,
 ) -> Result<u8> {
-    let thread = thread_id(thread)?;
+    let query = thread_query(thread)?;
     let input = read_prompt(prompt)?;
     let client = connect(conn).await?;
+    let thread = resolve(&client, &query).await?;
     let params = TurnStartParams { thread_id: thread.clone(), input, client: None };
-    let turn = start_turn(&client, &params, wait_idle).await?;
+    // Taken before posting, so Ctrl-C while waiting for an idle thread is
+    // ours to answer too (130 with a line), not the default kill.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let turn = start_turn(&client, &params, wait_idle, &mut sigint).await?;
     let mut out = std::io::stdout().lock();
     if no_wait {
         if json {
@@ -172,7 +194,6 @@ async fn post(
         .map_err(Fail::from)?;
     let mut transcript = Transcript::default();
     let mut interrupted_at: Option<tokio::time::Instant> = None;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
         let grace = async {
             match interrupted_at {
@@ -227,6 +248,7 @@ async fn start_turn(
     client: &Client,
     params: &TurnStartParams,
     wait_idle: Option<Duration>,
+    sigint: &mut tokio::signal::unix::Signal,
 ) -> Result<tandem_protocol::Turn, Fail> {
     let deadline = wait_idle.map(|d| tokio::time::Instant::now() + d);
     let mut watcher: Option<Subscription> = None;
@@ -252,6 +274,11 @@ async fn start_turn(
                 .await
                 .map_err(Fail::from)?;
             watcher = Some(sub);
+            eprintln!(
+                "tandem: {}; waiting up to {}s for it to end (Ctrl-C gives up)…",
+                err.message,
+                wait_idle.unwrap_or_default().as_secs()
+            );
             continue;
         };
         loop {
@@ -265,6 +292,12 @@ async fn start_turn(
                     None => return Err(Fail::from(ClientError::Disconnected { endpoint: client.endpoint().to_owned() })),
                 },
                 _ = tokio::time::sleep_until(deadline) => return Err(busy_fail(&err, wait_idle)),
+                _ = sigint.recv() => {
+                    return Err(Fail::new(
+                        exit::INTERRUPTED,
+                        format!("interrupted while waiting for thread {} to be idle; nothing was posted", params.thread_id),
+                    ));
+                }
             }
         }
     }
@@ -285,39 +318,110 @@ fn busy_fail(err: &RpcError, waited: Option<Duration>) -> Fail {
     Fail::new(exit::BUSY, format!("{}{by}{hint}", err.message))
 }
 
-async fn tail(thread: &str, from: Option<&str>, json: bool, conn: &ConnArgs) -> Result<u8> {
-    let thread = thread_id(thread)?;
+/// Follows a thread. When the connection drops (the app-server restarted),
+/// it says so on stderr, reconnects with backoff (without starting a server:
+/// a `stop` is not undone) and resumes after the last seq it printed, so
+/// nothing is missed or repeated. `--no-reconnect` exits 5 instead.
+async fn tail(thread: &str, from: Option<&str>, json: bool, no_reconnect: bool, conn: &ConnArgs) -> Result<u8> {
+    let query = thread_query(thread)?;
     let from = position(from)?;
-    let client = connect(conn).await?;
-    let mut sub =
-        client.subscribe(&ThreadSubscribeParams { thread_id: thread.clone(), from }).await.map_err(Fail::from)?;
+    let mut client = connect(conn).await?;
+    let thread = resolve(&client, &query).await?;
+    // "New events only" is pinned to a seq now, so a reconnect later resumes
+    // from the same point rather than from whatever is new by then.
+    let mut next = match from {
+        Some(p) => p,
+        None => {
+            let t = client.call::<ThreadRead>(&ThreadReadParams { thread_id: thread.clone() }).await;
+            Position::Seq(t.map_err(Fail::from)?.thread.last_seq + 1)
+        }
+    };
+    let mut last_seq = 0u64;
     let mut transcript = Transcript::default();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
-        tokio::select! {
-            raw = sub.next() => {
-                let Some(raw) = raw else {
-                    return Err(Fail::new(exit::UNREACHABLE, format!(
-                        "lost the connection to the app-server at {}; resume with --from the last seq you saw",
-                        client.endpoint()
-                    )).into());
-                };
-                let event = if json { None } else { parse(&raw) };
-                transcript.write(&mut std::io::stdout().lock(), &raw, event.as_ref(), json).map_err(stdout_error)?;
-            }
+        let params = ThreadSubscribeParams { thread_id: thread.clone(), from: Some(next.clone()) };
+        let subscribed = tokio::select! {
+            r = client.subscribe(&params) => r,
             _ = &mut ctrl_c => return Ok(exit::INTERRUPTED),
+        };
+        match subscribed {
+            Ok(mut sub) => loop {
+                tokio::select! {
+                    raw = sub.next() => {
+                        let Some(raw) = raw else { break };
+                        let event = parse(&raw);
+                        if let Some(e) = &event {
+                            if e.seq <= last_seq {
+                                continue;
+                            }
+                            last_seq = e.seq;
+                        }
+                        let event = if json { None } else { event };
+                        transcript.write(&mut std::io::stdout().lock(), &raw, event.as_ref(), json).map_err(stdout_error)?;
+                    }
+                    _ = &mut ctrl_c => return Ok(exit::INTERRUPTED),
+                }
+            },
+            Err(e) if !e.is_transport() => return Err(Fail::from(e).into()),
+            Err(_) => {}
+        }
+        if last_seq > 0 {
+            next = Position::Seq(last_seq + 1);
+        }
+        let resume = match &next {
+            Position::Seq(n) => format!("--from {n}"),
+            Position::Time { .. } => "the same --from".to_owned(),
+        };
+        if no_reconnect {
+            return Err(Fail::new(
+                exit::UNREACHABLE,
+                format!("lost the connection to the app-server at {}; resume with {resume}", client.endpoint()),
+            )
+            .into());
+        }
+        eprintln!(
+            "tandem: lost the connection to the app-server at {}; reconnecting (Ctrl-C stops)…",
+            client.endpoint()
+        );
+        let mut delay = Duration::from_millis(200);
+        client = loop {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = &mut ctrl_c => return Ok(exit::INTERRUPTED),
+            }
+            match reconnect(conn).await {
+                Ok(c) => break c,
+                // A server that answers but cannot be used will not get better.
+                Err(e @ ClientError::ProtocolMismatch { .. }) => return Err(Fail::from(e).into()),
+                Err(_) => delay = (delay * 2).min(RECONNECT_MAX_DELAY),
+            }
+        };
+        match &next {
+            Position::Seq(n) => eprintln!("tandem: reconnected; resuming from seq {n}"),
+            Position::Time { .. } => eprintln!("tandem: reconnected; resuming from the --from time"),
         }
     }
 }
 
+/// Connects again after a lost connection, never starting a server.
+async fn reconnect(conn: &ConnArgs) -> Result<Client, ClientError> {
+    let endpoint = match &conn.server {
+        Some(endpoint) => endpoint.clone(),
+        None => tandem_app_server::client::Endpoint::Unix(Home::from_env().socket_path()),
+    };
+    Client::connect(&endpoint, client_info()).await
+}
+
 async fn get(thread: &str, from: Option<&str>, limit: Option<usize>, json: bool, conn: &ConnArgs) -> Result<u8> {
-    let thread = thread_id(thread)?;
+    let query = thread_query(thread)?;
     let mut from = position(from)?;
     if limit == Some(0) {
         return Err(Fail::usage("--limit must be at least 1").into());
     }
     let client = connect(conn).await?;
+    let thread = resolve(&client, &query).await?;
     let mut remaining = limit;
     let mut transcript = Transcript::default();
     let mut out = std::io::stdout().lock();
@@ -350,8 +454,9 @@ async fn get(thread: &str, from: Option<&str>, limit: Option<usize>, json: bool,
 }
 
 async fn interrupt(thread: &str, conn: &ConnArgs) -> Result<u8> {
-    let thread = thread_id(thread)?;
+    let query = thread_query(thread)?;
     let client = connect(conn).await?;
+    let thread = resolve(&client, &query).await?;
     let r = client
         .call::<TurnInterrupt>(&TurnInterruptParams { thread_id: thread.clone(), turn_id: None })
         .await

@@ -20,7 +20,7 @@ pub use types::*;
 
 /// The protocol version spoken by this build; `initialize` reports it and a client
 /// that sees another one asks the user to restart the app-server.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The longest line (one JSON-RPC message) accepted on any byte stream.
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;

@@ -117,4 +117,28 @@ pub struct ImportedTurn {
     pub response: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
+    /// How the turn ended (default `completed`; never `running`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TurnStatus>,
+    /// Why it ended that way, as its `turn/completed` said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The agent that answered it (default: kind `imported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentInfo>,
+}
+
+impl ImportedTurn {
+    /// A completed turn: a prompt and its answer.
+    pub fn new(input: impl Into<String>, response: impl Into<String>) -> ImportedTurn {
+        ImportedTurn {
+            input: input.into(),
+            client: None,
+            response: response.into(),
+            started_at: None,
+            status: None,
+            error: None,
+            agent: None,
+        }
+    }
 }

@@ -391,6 +391,12 @@ impl Tail {
         (0..n).map(|_| self.lines.recv_timeout(PATIENCE).expect("tail printed nothing more (hung or exited)")).collect()
     }
 
+    /// The next event if one comes within `wait` (for polling, not asserting).
+    pub fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        let line = self.lines.recv_timeout(wait).ok()?;
+        Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")))
+    }
+
     /// Waits for the tail process to exit; its exit code.
     pub fn wait(&mut self) -> i32 {
         self.child.wait().unwrap().code().unwrap_or(-1)

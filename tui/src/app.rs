@@ -5,6 +5,8 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tandem_protocol::{ClientInfo, Event, EventBody, Thread};
 
+use tandem_protocol::ids::{IdQuery, unique_prefix};
+
 use crate::composer::Composer;
 use crate::slash::{SlashCommand, typed_command};
 use crate::transcript::{NoteKind, Transcript};
@@ -71,6 +73,23 @@ pub enum Armed {
 pub struct Notice {
     pub text: String,
     pub kind: NoteKind,
+    /// The change that makes it untrue: when it happens, the notice goes.
+    pub until: Until,
+}
+
+/// What a notice describes, so the state change that ends it also clears it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Until {
+    /// Stays until another notice replaces it or Esc dismisses it.
+    Replaced,
+    /// This turn ends (busy, interrupting…).
+    TurnEnds(String),
+    /// This TUI attaches to a thread: a share, join or stop finished.
+    Attached,
+    /// The connection is lost or restored.
+    ConnChanges,
+    /// A first Ctrl-C is disarmed (another key, or the turn ended).
+    Disarmed,
 }
 
 /// Why a send was refused.
@@ -108,6 +127,8 @@ pub enum Msg {
         error: SubmitError,
     },
     Threads(Result<Vec<Thread>, String>),
+    /// The ids of the server's threads (for short ids that are unique).
+    KnownThreads(Vec<String>),
     /// A share/join/stop action failed; nothing changed.
     ActionFailed(String),
     Note(String, NoteKind),
@@ -151,9 +172,19 @@ pub struct App {
     pub conn: Conn,
     /// Lines scrolled up from the bottom (0 = follow the end).
     pub scroll: u16,
+    /// Events arrived while scrolled up (cleared at the bottom).
+    pub unseen: bool,
+    /// The transcript's width when last drawn (0: not yet): what scrolling
+    /// measures new lines at.
+    pub view_width: std::cell::Cell<u16>,
     pub armed: Option<Armed>,
     /// A share/join/stop is under way; another waits.
     pub pending_action: bool,
+    /// The server's thread ids, as last listed: short ids are unique among them.
+    pub known_threads: Vec<String>,
+    /// Sharing was asked for while this LOCAL turn ran: it starts once the
+    /// turn ends, so the turn is carried over whole.
+    pub share_after: Option<String>,
     pub quit: bool,
 }
 
@@ -173,14 +204,29 @@ impl App {
             notice: None,
             conn: Conn::Up,
             scroll: 0,
+            unseen: false,
+            view_width: Default::default(),
             armed: None,
             pending_action: false,
+            share_after: None,
+            known_threads: Vec::new(),
             quit: false,
         }
     }
 
     fn notice(&mut self, text: impl Into<String>, kind: NoteKind) {
-        self.notice = Some(Notice { text: text.into(), kind });
+        self.notice_until(text, kind, Until::Replaced);
+    }
+
+    fn notice_until(&mut self, text: impl Into<String>, kind: NoteKind, until: Until) {
+        self.notice = Some(Notice { text: text.into(), kind, until });
+    }
+
+    /// Clears the notice if `happened` ends it.
+    fn clear_notice(&mut self, happened: impl Fn(&Until) -> bool) {
+        if self.notice.as_ref().is_some_and(|n| happened(&n.until)) {
+            self.notice = None;
+        }
     }
 
     /// The slash commands the popup offers now (empty when it is closed).
@@ -191,9 +237,21 @@ impl App {
         typed_command(self.composer.text()).map(SlashCommand::matching).unwrap_or_default()
     }
 
-    /// The first 8 characters of the thread id, as the header shows it.
+    /// The thread id as the header shows it: its shortest start (at least 8
+    /// characters) that no other thread on the server shares.
     pub fn short_thread(&self) -> &str {
-        self.thread_id.get(..8).unwrap_or(&self.thread_id)
+        unique_prefix(&self.thread_id, self.known_threads.iter().map(String::as_str))
+    }
+
+    /// A turn id as notices show it: unique among this thread's turns.
+    pub fn short_turn<'a>(&'a self, id: &'a str) -> &'a str {
+        unique_prefix(id, self.transcript.turns().map(|t| t.id.as_str()))
+    }
+
+    /// The transcript's rendered height at `width` (entry heights are cached).
+    fn transcript_height(&self, width: u16) -> usize {
+        let is_me = |c: &ClientInfo| self.is_me(c);
+        (0..self.transcript.entries().len()).map(|i| self.transcript.height(i, width, &is_me)).sum()
     }
 
     /// Whether `client` is this TUI.
@@ -203,6 +261,17 @@ impl App {
 
     /// Handles one message.
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        if matches!(msg, Msg::Event(_)) && self.scroll > 0 {
+            self.unseen = true;
+        }
+        let effects = self.handle(msg);
+        if self.scroll == 0 {
+            self.unseen = false;
+        }
+        effects
+    }
+
+    fn handle(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
             Msg::Key(key) => self.key(key),
             Msg::Paste(text) => {
@@ -230,13 +299,16 @@ impl App {
                 self.turn = TurnState::Idle;
                 self.scroll = 0;
                 self.pending_action = false;
+                self.share_after = None;
                 self.conn = Conn::Up;
+                self.clear_notice(|u| matches!(u, Until::Attached | Until::TurnEnds(_) | Until::ConnChanges));
                 if matches!(self.popup, Some(Popup::Join(_))) {
                     self.popup = None;
                 }
                 vec![]
             }
             Msg::Event(ev) => {
+                let mut effects = vec![];
                 match &ev.body {
                     EventBody::TurnStarted { turn_id, client, .. } => {
                         self.turn = TurnState::Running { turn_id: turn_id.clone(), client: client.clone() };
@@ -246,13 +318,28 @@ impl App {
                             self.turn = TurnState::Idle;
                             if self.armed == Some(Armed::Interrupt) {
                                 self.armed = None;
+                                self.clear_notice(|u| *u == Until::Disarmed);
                             }
+                        }
+                        self.clear_notice(|u| matches!(u, Until::TurnEnds(t) if t == turn_id));
+                        if self.share_after.as_ref() == Some(turn_id) {
+                            self.share_after = None;
+                            self.notice_until("turn finished — starting to share…", NoteKind::Info, Until::Attached);
+                            effects.push(Effect::StartSharing);
                         }
                     }
                     _ => {}
                 }
+                // Scrolled up, the view stays on what is being read: the
+                // scroll (counted from the bottom) grows with what arrives.
+                let width = self.view_width.get();
+                let before = (self.scroll > 0 && width > 0).then(|| self.transcript_height(width));
                 self.transcript.apply(&ev);
-                vec![]
+                if let Some(before) = before {
+                    let grown = self.transcript_height(width).saturating_sub(before);
+                    self.scroll = self.scroll.saturating_add(u16::try_from(grown).unwrap_or(u16::MAX));
+                }
+                effects
             }
             Msg::SharingStarted { thread_id } => {
                 self.notice(format!("sharing thread {thread_id} — /share for options"), NoteKind::Success);
@@ -264,16 +351,21 @@ impl App {
                 match error {
                     SubmitError::Busy { turn_id, started_by } => {
                         let by = started_by.map(|c| format!(" (started by {})", c.name)).unwrap_or_default();
-                        self.notice(
-                            format!("busy — turn {} running{by}; your text is kept", short(&turn_id)),
-                            NoteKind::Error,
-                        );
+                        let text = format!("busy — turn {} running{by}; your text is kept", self.short_turn(&turn_id));
+                        self.notice_until(text, NoteKind::Error, Until::TurnEnds(turn_id));
                     }
                     SubmitError::Other(e) => self.notice(format!("not sent: {e}; your text is kept"), NoteKind::Error),
                 }
                 vec![]
             }
+            Msg::KnownThreads(ids) => {
+                self.known_threads = ids;
+                vec![]
+            }
             Msg::Threads(result) => {
+                if let Ok(threads) = &result {
+                    self.known_threads = threads.iter().map(|t| t.id.clone()).collect();
+                }
                 if let Some(Popup::Join(p)) = &mut self.popup {
                     match result {
                         Ok(threads) => {
@@ -293,7 +385,7 @@ impl App {
                 if let Some(Popup::Join(p)) = &mut self.popup {
                     p.error = Some(e.clone());
                 }
-                self.notice(e, NoteKind::Error);
+                self.notice_until(e, NoteKind::Error, Until::Attached);
                 vec![]
             }
             Msg::Note(text, kind) => {
@@ -302,12 +394,14 @@ impl App {
             }
             Msg::ConnLost { reason } => {
                 self.conn = Conn::Lost { reason };
+                self.clear_notice(|u| *u == Until::ConnChanges);
                 vec![]
             }
             Msg::ConnRestored { agent } => {
                 self.agent = agent;
                 self.conn = Conn::Up;
-                self.notice(format!("reconnected to {}", self.server), NoteKind::Success);
+                let text = format!("reconnected to {}", self.server);
+                self.notice_until(text, NoteKind::Success, Until::ConnChanges);
                 vec![]
             }
             Msg::Quit => {
@@ -325,7 +419,9 @@ impl App {
         if ctrl && key.code == KeyCode::Char('c') {
             return self.ctrl_c();
         }
-        self.armed = None;
+        if self.armed.take().is_some() {
+            self.clear_notice(|u| *u == Until::Disarmed);
+        }
         // The "Shared" box appears on its own (sharing finishes in the
         // background), so it must not eat what the user is typing: any key
         // but Esc closes it and goes on to the composer.
@@ -387,7 +483,11 @@ impl App {
             KeyCode::Left => self.composer.left(),
             KeyCode::Right => self.composer.right(),
             KeyCode::Home => self.composer.home(),
-            KeyCode::End => self.composer.end(),
+            KeyCode::End => {
+                // End of the line, and back to the latest of the conversation.
+                self.composer.end();
+                self.scroll = 0;
+            }
             KeyCode::Up => self.composer.up(),
             KeyCode::Down => self.composer.down(),
             KeyCode::PageUp => self.scroll = self.scroll.saturating_add(10),
@@ -406,18 +506,17 @@ impl App {
             TurnState::Running { turn_id, client } => {
                 if self.is_me(&client) || self.armed == Some(Armed::Interrupt) {
                     self.armed = None;
-                    self.notice(format!("interrupting turn {}…", short(&turn_id)), NoteKind::Info);
+                    let text = format!("interrupting turn {}…", self.short_turn(&turn_id));
+                    self.notice_until(text, NoteKind::Info, Until::TurnEnds(turn_id.clone()));
                     vec![Effect::Interrupt(turn_id)]
                 } else {
                     self.armed = Some(Armed::Interrupt);
-                    self.notice(
-                        format!(
-                            "turn {} was started by {} — press Ctrl-C again to interrupt it",
-                            short(&turn_id),
-                            client.name
-                        ),
-                        NoteKind::Info,
+                    let text = format!(
+                        "turn {} was started by {} — press Ctrl-C again to interrupt it",
+                        self.short_turn(&turn_id),
+                        client.name
                     );
+                    self.notice_until(text, NoteKind::Info, Until::Disarmed);
                     vec![]
                 }
             }
@@ -428,7 +527,7 @@ impl App {
                 } else {
                     self.armed = Some(Armed::Quit);
                     let draft = if self.composer.is_empty() { "" } else { " (your draft will be lost)" };
-                    self.notice(format!("press Ctrl-C again to quit{draft}"), NoteKind::Info);
+                    self.notice_until(format!("press Ctrl-C again to quit{draft}"), NoteKind::Info, Until::Disarmed);
                     vec![]
                 }
             }
@@ -457,15 +556,15 @@ impl App {
             return vec![];
         }
         if let Conn::Lost { .. } = self.conn {
-            self.notice(format!("not connected to {} — your text is kept; retrying…", self.server), NoteKind::Error);
+            let text = format!("not connected to {} — your text is kept; retrying…", self.server);
+            self.notice_until(text, NoteKind::Error, Until::ConnChanges);
             return vec![];
         }
         if let TurnState::Running { turn_id, client } = &self.turn {
             let by = if self.is_me(client) { "you".to_owned() } else { client.name.clone() };
-            self.notice(
-                format!("busy — turn {} running (started by {by}); your text is kept", short(turn_id)),
-                NoteKind::Error,
-            );
+            let text = format!("busy — turn {} running (started by {by}); your text is kept", self.short_turn(turn_id));
+            let until = Until::TurnEnds(turn_id.clone());
+            self.notice_until(text, NoteKind::Error, until);
             return vec![];
         }
         self.scroll = 0;
@@ -475,7 +574,17 @@ impl App {
 
     fn run_command(&mut self, cmd: SlashCommand) -> Vec<Effect> {
         match cmd {
-            SlashCommand::Share => self.popup = Some(Popup::ShareMenu { selected: 0 }),
+            SlashCommand::Share => {
+                // Highlight what can be done: start in LOCAL, stop in SHARED.
+                let selected = if self.mode == Mode::Shared { 2 } else { 0 };
+                self.popup = Some(Popup::ShareMenu { selected });
+                if self.mode == Mode::Shared && self.conn == Conn::Up {
+                    // Threads made since attaching may now share the header's
+                    // short id: list them again (never from LOCAL or while the
+                    // server is away: opening a menu must not start a server).
+                    return vec![Effect::LoadThreads];
+                }
+            }
             SlashCommand::Status => self.popup = Some(Popup::Status),
             SlashCommand::Help => self.popup = Some(Popup::Help),
             SlashCommand::Quit => {
@@ -537,7 +646,14 @@ impl App {
                     p.input.pop();
                     vec![]
                 }
-                KeyCode::Char(c) if !c.is_whitespace() => {
+                KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    p.input.clear();
+                    p.error = None;
+                    vec![]
+                }
+                KeyCode::Char(c)
+                    if !c.is_whitespace() && !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+                {
                     p.input.push(c);
                     p.error = None;
                     vec![]
@@ -550,9 +666,14 @@ impl App {
                     } else {
                         return vec![];
                     };
-                    if self.mode == Mode::Shared && id == self.thread_id {
+                    // The thread shown now, by its id or a start only it has.
+                    let here = IdQuery::parse("id", &id).is_ok_and(|q| {
+                        q.matches(&self.thread_id) && self.known_threads.iter().filter(|t| q.matches(t)).count() <= 1
+                    });
+                    if self.mode == Mode::Shared && here {
                         self.popup = None;
-                        self.notice(format!("already on thread {}", short(&id)), NoteKind::Info);
+                        let text = format!("already on thread {}", self.short_thread());
+                        self.notice(text, NoteKind::Info);
                         return vec![];
                     }
                     if self.pending_action {
@@ -578,7 +699,18 @@ impl App {
                     return vec![];
                 }
                 self.pending_action = true;
-                self.notice("starting to share…", NoteKind::Info);
+                if let TurnState::Running { turn_id, .. } = &self.turn {
+                    // Sharing now would leave this turn behind in the private
+                    // engine: finish it first, and say so.
+                    let text = format!(
+                        "sharing starts when turn {} finishes — Ctrl-C interrupts it, /share 3 cancels",
+                        self.short_turn(turn_id)
+                    );
+                    self.share_after = Some(turn_id.clone());
+                    self.notice_until(text, NoteKind::Info, Until::Attached);
+                    return vec![];
+                }
+                self.notice_until("starting to share…", NoteKind::Info, Until::Attached);
                 vec![Effect::StartSharing]
             }
             1 => {
@@ -588,7 +720,12 @@ impl App {
             2 => {
                 self.popup = None;
                 if self.mode == Mode::Local {
-                    self.notice("not sharing — this session is private", NoteKind::Info);
+                    if self.share_after.take().is_some() {
+                        self.pending_action = false;
+                        self.notice("sharing cancelled — this session stays private", NoteKind::Info);
+                    } else {
+                        self.notice("not sharing — this session is private", NoteKind::Info);
+                    }
                     return vec![];
                 }
                 if self.pending_action {
@@ -603,9 +740,4 @@ impl App {
             }
         }
     }
-}
-
-/// The first 8 characters of an id.
-pub fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
 }

@@ -1,6 +1,18 @@
 //! The composer: a multi-line text field with a cursor and a recall of earlier
 //! prompts (Up/Down on the first/last line). It only edits text; what Enter
-//! means is decided by the app.
+//! means is decided by the app. The cursor moves by grapheme cluster (a flag or
+//! a ZWJ family is one step), and [`Composer::layout`] wraps the text to a width.
+
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthStr;
+
+/// The composer's text wrapped to a width: the rows to draw and where the
+/// cursor is among them (row, column in cells).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub rows: Vec<String>,
+    pub cursor: (usize, usize),
+}
 
 /// The text being typed.
 #[derive(Debug, Default, Clone)]
@@ -68,27 +80,29 @@ impl Composer {
     }
 
     pub fn backspace(&mut self) {
-        if let Some(c) = self.text[..self.cursor].chars().next_back() {
-            self.cursor -= c.len_utf8();
-            self.text.remove(self.cursor);
+        if let Some(g) = self.text[..self.cursor].graphemes(true).next_back() {
+            let start = self.cursor - g.len();
+            self.text.replace_range(start..self.cursor, "");
+            self.cursor = start;
         }
     }
 
     pub fn delete(&mut self) {
-        if self.cursor < self.text.len() {
-            self.text.remove(self.cursor);
+        if let Some(g) = self.text[self.cursor..].graphemes(true).next() {
+            let end = self.cursor + g.len();
+            self.text.replace_range(self.cursor..end, "");
         }
     }
 
     pub fn left(&mut self) {
-        if let Some(c) = self.text[..self.cursor].chars().next_back() {
-            self.cursor -= c.len_utf8();
+        if let Some(g) = self.text[..self.cursor].graphemes(true).next_back() {
+            self.cursor -= g.len();
         }
     }
 
     pub fn right(&mut self) {
-        if let Some(c) = self.text[self.cursor..].chars().next() {
-            self.cursor += c.len_utf8();
+        if let Some(g) = self.text[self.cursor..].graphemes(true).next() {
+            self.cursor += g.len();
         }
     }
 
@@ -171,6 +185,63 @@ impl Composer {
     }
 }
 
+impl Composer {
+    /// The text wrapped to `width` cells — at the last space where there is
+    /// one, never inside a grapheme cluster (measured as the screen measures
+    /// it) — and the cursor's place in the rows. A cursor after a full row
+    /// starts the next one.
+    pub fn layout(&self, width: usize) -> Layout {
+        let width = width.max(1);
+        let mut rows = Vec::new();
+        let mut cursor = (0, 0);
+        let mut offset = 0;
+        for line in self.text.split('\n') {
+            // (where the row starts in the text, its text)
+            let mut line_rows: Vec<(usize, String)> = vec![(offset, String::new())];
+            let mut w = 0;
+            for (i, g) in line.grapheme_indices(true) {
+                let gw = g.width();
+                if w + gw > width && w > 0 {
+                    let (start, row) = line_rows.last_mut().expect("a row");
+                    match row.rfind(' ') {
+                        Some(sp) => {
+                            let tail = row.split_off(sp + 1);
+                            let tail_start = *start + sp + 1;
+                            w = tail.width();
+                            line_rows.push((tail_start, tail));
+                        }
+                        None => {
+                            line_rows.push((offset + i, String::new()));
+                            w = 0;
+                        }
+                    }
+                    if w + gw > width && w > 0 {
+                        line_rows.push((offset + i, String::new()));
+                        w = 0;
+                    }
+                }
+                line_rows.last_mut().expect("a row").1.push_str(g);
+                w += gw;
+            }
+            let end = offset + line.len();
+            if (offset..=end).contains(&self.cursor) {
+                let r = line_rows.iter().rposition(|(start, _)| *start <= self.cursor).unwrap_or(0);
+                let (start, row) = &line_rows[r];
+                let col = row[..self.cursor - start].width();
+                if self.cursor == end && col >= width {
+                    line_rows.push((end, String::new()));
+                    cursor = (rows.len() + line_rows.len() - 1, 0);
+                } else {
+                    cursor = (rows.len() + r, col);
+                }
+            }
+            rows.extend(line_rows.into_iter().map(|(_, row)| row));
+            offset = end + 1;
+        }
+        Layout { rows, cursor }
+    }
+}
+
 /// The byte offset `col` chars after `start`, but not past `end`.
 fn advance(text: &str, start: usize, end: usize, col: usize) -> usize {
     text[start..end].char_indices().nth(col).map_or(end, |(i, _)| start + i)
@@ -220,6 +291,52 @@ mod tests {
         c.down();
         c.down();
         assert_eq!(c.text(), "draft");
+    }
+
+    #[test]
+    fn layout_wraps_and_places_the_cursor() {
+        let mut c = Composer::default();
+        c.insert("abcdefgh\nxy");
+        let l = c.layout(3);
+        assert_eq!(l.rows, ["abc", "def", "gh", "xy"]);
+        assert_eq!(l.cursor, (3, 2));
+        // Words move to the next row whole when they can.
+        c.set_text("one two three");
+        assert_eq!(c.layout(9).rows, ["one two ", "three"]);
+        assert_eq!(c.layout(9).cursor, (1, 5));
+        c.home();
+        for _ in 0..8 {
+            c.right();
+        }
+        assert_eq!(c.layout(9).cursor, (1, 0), "after the space: the start of the next row");
+        c.set_text("abcdef");
+        assert_eq!(c.layout(3), Layout { rows: vec!["abc".into(), "def".into(), "".into()], cursor: (2, 0) });
+        c.home();
+        c.right();
+        c.right();
+        c.right();
+        assert_eq!(c.layout(3).cursor, (1, 0));
+        // A wide character never straddles two rows.
+        c.set_text("ab日本");
+        assert_eq!(c.layout(3).rows, ["ab", "日", "本"]);
+    }
+
+    #[test]
+    fn flags_and_zwj_families_are_one_step_each() {
+        let mut c = Composer::default();
+        c.insert("a🇫🇷👩\u{200d}👩\u{200d}👧b");
+        c.left();
+        c.left();
+        assert_eq!(&c.text()[c.cursor()..], "👩\u{200d}👩\u{200d}👧b");
+        c.backspace();
+        assert_eq!(c.text(), "a👩\u{200d}👩\u{200d}👧b");
+        c.delete();
+        assert_eq!(c.text(), "ab");
+        let rows = {
+            c.set_text("🇫🇷🇫🇷🇫🇷");
+            c.layout(4).rows
+        };
+        assert_eq!(rows, ["🇫🇷🇫🇷", "🇫🇷"]);
     }
 
     #[test]

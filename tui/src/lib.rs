@@ -43,4 +43,7 @@ pub enum TuiError {
     Start(String),
     #[error(transparent)]
     Client(#[from] tandem_app_server::client::ClientError),
+    /// `--thread` names no thread, or several.
+    #[error(transparent)]
+    Resolve(#[from] tandem_app_server::client::ResolveError),
 }

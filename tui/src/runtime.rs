@@ -12,17 +12,17 @@ use futures_util::StreamExt;
 use tandem_app_server::Engine;
 use tandem_app_server::Home;
 use tandem_app_server::agent::Agent;
-use tandem_app_server::client::{Client, ClientError, connect_or_start};
+use tandem_app_server::client::{Client, ClientError, ResolveError, all_threads, connect_or_start, resolve_thread};
 use tandem_app_server::config::{AgentSettings, Overrides};
-use tandem_protocol::ids::normalize_uuid;
+use tandem_protocol::ids::IdQuery;
 use tandem_protocol::methods::*;
-use tandem_protocol::{ClientInfo, ErrorCode, Event, ImportedTurn, Position, TurnStatus};
+use tandem_protocol::{ClientInfo, ErrorCode, Event, ImportedTurn, Position};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::app::{App, Effect, Mode, Msg, SubmitError};
-use crate::transcript::{NoteKind, TurnCell};
+use crate::transcript::{CUT_SHORT_BY_SHARE, CUT_SHORT_BY_STOP, NoteKind};
 use crate::{Options, TuiError, terminal, ui};
 
 /// Who this TUI says it is: unique per running TUI (user and a short tag), so
@@ -63,13 +63,22 @@ fn slot_client(slot: &Slot) -> Option<Client> {
 #[derive(Clone)]
 struct Connector {
     opts: Options,
+    /// This TUI started the default app-server (said on quit: it keeps running).
+    autostarted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Connector {
     async fn connect(&self) -> Result<Client, ClientError> {
         match &self.opts.server {
             Some(ep) => Client::connect(ep, client_info()).await,
-            None => connect_or_start(&self.opts.home, &self.opts.exe, client_info()).await,
+            None => {
+                if let Ok(client) = self.reconnect().await {
+                    return Ok(client);
+                }
+                let client = connect_or_start(&self.opts.home, &self.opts.exe, client_info()).await?;
+                self.autostarted.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(client)
+            }
         }
     }
 
@@ -131,23 +140,10 @@ async fn new_local(home: &Home, thread_id: String, turns: Vec<ImportedTurn>) -> 
     Ok(Local { client, thread_id, base_turns })
 }
 
-/// Finished turns, as imports.
-fn imports<'a>(turns: impl Iterator<Item = &'a TurnCell>) -> Vec<ImportedTurn> {
-    turns
-        .filter(|t| t.status != TurnStatus::Running)
-        .map(|t| ImportedTurn {
-            input: t.input.clone(),
-            client: Some(t.client.clone()),
-            response: t.response.clone(),
-            started_at: Some(t.started_at.clone()),
-        })
-        .collect()
-}
-
 /// Runs the TUI until the user quits.
 pub async fn run(opts: Options) -> Result<(), TuiError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let connector = Connector { opts: opts.clone() };
+    let connector = Connector { opts: opts.clone(), autostarted: Default::default() };
     let local = new_local(&opts.home, uuid::Uuid::now_v7().to_string(), Vec::new()).await.map_err(TuiError::Start)?;
     let mut rt = Runtime {
         tx,
@@ -161,9 +157,10 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
     let mut app = App::new(Mode::Local, rt.thread_id.clone(), "in-process".into(), client_info());
     match &opts.thread {
         None => rt.attach_local(),
-        Some(id) => {
-            let id = normalize_uuid("--thread", id).map_err(TuiError::Start)?;
+        Some(typed) => {
+            let query = IdQuery::parse("--thread", typed).map_err(TuiError::Start)?;
             let client = connector.connect().await?;
+            let id = resolve_thread(&client, &query).await?;
             client.call::<ThreadRead>(&ThreadReadParams { thread_id: id.clone() }).await?;
             rt.attach_shared(client, id);
         }
@@ -212,6 +209,10 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
     terminal::leave();
     if let Some(f) = rt.follow.take() {
         f.abort();
+    }
+    if connector.autostarted.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("tandem: the app-server this session started is still running (shared threads stay reachable);");
+        eprintln!("        `tandem app-server stop` stops it");
     }
     result.map_err(TuiError::from)
 }
@@ -267,6 +268,13 @@ impl Runtime {
     }
 
     fn attach_shared(&mut self, client: Client, thread_id: String) {
+        // The server's other ids decide how much of this one the header needs.
+        let (lister, tx) = (client.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            if let Ok(threads) = all_threads(&lister).await {
+                let _ = tx.send(Inbound::App(0, Msg::KnownThreads(threads.into_iter().map(|t| t.id).collect())));
+            }
+        });
         let server = self.connector.endpoint();
         let slot = Arc::new(Mutex::new(Some(client)));
         let reconnect = Some(self.connector.clone());
@@ -317,11 +325,7 @@ impl Runtime {
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
                     let result = match connector.connect().await {
-                        Ok(client) => client
-                            .call::<ThreadList>(&ThreadListParams { limit: Some(50), cursor: None })
-                            .await
-                            .map(|r| r.data)
-                            .map_err(|e| e.to_string()),
+                        Ok(client) => all_threads(&client).await.map_err(|e| e.to_string()),
                         Err(e) => Err(format!("{e}")),
                     };
                     let _ = tx.send(Inbound::App(0, Msg::Threads(result)));
@@ -330,8 +334,14 @@ impl Runtime {
             Effect::Join(id) => {
                 let connector = self.connector.clone();
                 self.spawn_action(async move {
-                    let id = normalize_uuid("thread id", &id)?;
+                    let query = IdQuery::parse("thread id", &id)?;
                     let client = connector.connect().await.map_err(|e| e.to_string())?;
+                    let id = match resolve_thread(&client, &query).await {
+                        Ok(id) => id,
+                        Err(e @ ResolveError::NotFound { .. }) => return Err(format!("{e} — nothing changed")),
+                        Err(e @ ResolveError::Ambiguous { .. }) => return Err(e.to_string()),
+                        Err(ResolveError::Client(e)) => return Err(e.to_string()),
+                    };
                     match client.call::<ThreadRead>(&ThreadReadParams { thread_id: id.clone() }).await {
                         Ok(_) => Ok(Inbound::AttachShared { client, thread_id: id, sharing: false }),
                         Err(ClientError::Rpc(e)) if e.is(ErrorCode::ThreadNotFound) => {
@@ -344,7 +354,9 @@ impl Runtime {
             Effect::StartSharing => {
                 let connector = self.connector.clone();
                 let id = self.local.thread_id.clone();
-                let all = imports(app.transcript.turns());
+                // The app starts sharing only once a LOCAL turn has ended; should
+                // one still run, it is carried over as far as it got.
+                let all = app.transcript.imports(CUT_SHORT_BY_SHARE);
                 let base = self.local.base_turns;
                 self.spawn_action(async move {
                     let client = start_sharing(&connector, &id, all, base).await?;
@@ -352,7 +364,7 @@ impl Runtime {
                 });
             }
             Effect::StopSharing => {
-                let turns = imports(app.transcript.turns());
+                let turns = app.transcript.imports(CUT_SHORT_BY_STOP);
                 let id = self.thread_id.clone();
                 let home = self.connector.opts.home.clone();
                 self.spawn_action(async move {

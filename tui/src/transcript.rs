@@ -7,8 +7,9 @@ use std::collections::HashMap;
 
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use tandem_protocol::{ClientInfo, Event, EventBody, TurnStatus};
-use unicode_width::UnicodeWidthChar;
+use tandem_protocol::{AgentInfo, ClientInfo, Event, EventBody, ImportedTurn, TurnStatus};
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthStr;
 
 /// One turn of the conversation.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +17,7 @@ pub struct TurnCell {
     pub id: String,
     pub input: String,
     pub client: ClientInfo,
-    pub agent: String,
+    pub agent: AgentInfo,
     pub imported: bool,
     /// What the agent did besides talking: commands, file changes, tool calls.
     pub actions: Vec<String>,
@@ -25,6 +26,15 @@ pub struct TurnCell {
     pub status: TurnStatus,
     pub error: Option<String>,
 }
+
+/// The error a turn still running when this session stopped sharing is
+/// imported with: the private copy ends there, with what it had so far.
+pub const CUT_SHORT_BY_STOP: &str =
+    "still running on the shared thread when this session stopped sharing; the rest is there";
+
+/// The same when sharing started (the TUI waits for a LOCAL turn to end, so
+/// this is only a safety net).
+pub const CUT_SHORT_BY_SHARE: &str = "still running when sharing started";
 
 /// How a note looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +47,7 @@ pub enum NoteKind {
 /// An entry of the transcript.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
-    Turn(TurnCell),
+    Turn(Box<TurnCell>),
     Note(String, NoteKind),
 }
 
@@ -66,9 +76,32 @@ impl Transcript {
     /// The turns, in order.
     pub fn turns(&self) -> impl Iterator<Item = &TurnCell> {
         self.entries.iter().filter_map(|e| match e {
-            Entry::Turn(t) => Some(t),
+            Entry::Turn(t) => Some(&**t),
             Entry::Note(..) => None,
         })
+    }
+
+    /// The turns as imports, each with its own status, error and agent. One
+    /// still running ends `interrupted` with `unfinished` as its error and the
+    /// answer so far: nothing is dropped.
+    pub fn imports(&self, unfinished: &str) -> Vec<ImportedTurn> {
+        self.turns()
+            .map(|t| {
+                let (status, error) = match t.status {
+                    TurnStatus::Running => (TurnStatus::Interrupted, Some(unfinished.to_owned())),
+                    s => (s, t.error.clone()),
+                };
+                ImportedTurn {
+                    input: t.input.clone(),
+                    client: Some(t.client.clone()),
+                    response: t.response.clone(),
+                    started_at: Some(t.started_at.clone()),
+                    status: Some(status),
+                    error,
+                    agent: Some(t.agent.clone()),
+                }
+            })
+            .collect()
     }
 
     pub fn turn(&self, id: &str) -> Option<&TurnCell> {
@@ -121,18 +154,18 @@ impl Transcript {
             EventBody::TurnStarted { turn_id, input, client, agent } => {
                 self.turn_index.insert(turn_id.clone(), self.entries.len());
                 self.heights.get_mut().push(None);
-                self.entries.push(Entry::Turn(TurnCell {
+                self.entries.push(Entry::Turn(Box::new(TurnCell {
                     id: turn_id.clone(),
                     input: input.clone(),
                     client: client.clone(),
-                    agent: agent.to_string(),
+                    agent: agent.clone(),
                     actions: Vec::new(),
                     imported: ev.imported,
                     started_at: ev.original_ts.clone().unwrap_or_else(|| ev.ts.clone()),
                     response: String::new(),
                     status: TurnStatus::Running,
                     error: None,
-                }));
+                })));
             }
             EventBody::AgentMessageDelta { turn_id, delta, .. } => {
                 if let Some(t) = self.turn_mut(turn_id) {
@@ -211,7 +244,7 @@ impl Entry {
                     Style::default().fg(Color::Magenta).add_modifier(Modifier::BOLD)
                 };
                 let head = format!("{who}{}: ", if t.imported { " (imported)" } else { "" });
-                let head_width = head.chars().count() + 2;
+                let head_width = head.width() + 2;
                 let bold = Style::default().add_modifier(Modifier::BOLD);
                 let mut first = vec![Span::styled("› ", style::hint()), Span::styled(head, who_style)];
                 // The prompt follows the name when there is room, else goes below it.
@@ -249,8 +282,11 @@ impl Entry {
                     }
                     TurnStatus::Interrupted => (
                         "■",
-                        match &t.error {
-                            Some(e) => format!("interrupted · {e}"),
+                        match t.error.as_deref().map(|e| (e, interrupter(e))) {
+                            // The engine says "interrupted by <client>": this TUI is "you".
+                            Some((_, Some(by))) if is_me(&by) => "interrupted by you".to_owned(),
+                            Some((e, Some(_))) => e.to_owned(),
+                            Some((e, None)) => format!("interrupted · {e}"),
                             None => "interrupted".to_owned(),
                         },
                         style::warn(),
@@ -270,8 +306,18 @@ impl Entry {
     }
 }
 
+/// Who interrupted a turn, from the engine's "interrupted by NAME VERSION".
+fn interrupter(error: &str) -> Option<ClientInfo> {
+    let by = error.strip_prefix("interrupted by ")?;
+    Some(match by.rsplit_once(' ') {
+        Some((name, version)) if version.starts_with(|c: char| c.is_ascii_digit()) => ClientInfo::new(name, version),
+        _ => ClientInfo::new(by, ""),
+    })
+}
+
 /// Word-wraps `text` to `width` columns, keeping its newlines and breaking
-/// words longer than a line.
+/// words longer than a line. Widths are measured per grapheme cluster, as the
+/// screen draws them, and a cluster (a flag, a ZWJ family) is never split.
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(1);
     let mut out = Vec::new();
@@ -279,7 +325,7 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
         let mut line = String::new();
         let mut line_w = 0;
         for word in para.split(' ') {
-            let ww: usize = word.chars().map(|c| c.width().unwrap_or(0)).sum();
+            let ww = word.width();
             let sep = usize::from(!line.is_empty() || line_w > 0);
             if line_w + sep + ww <= width {
                 if sep == 1 {
@@ -294,14 +340,14 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
                 line_w = 0;
             }
             // The word alone: break it if it is wider than a line.
-            for c in word.chars() {
-                let cw = c.width().unwrap_or(0);
-                if line_w + cw > width && line_w > 0 {
+            for g in word.graphemes(true) {
+                let gw = g.width();
+                if line_w + gw > width && line_w > 0 {
                     out.push(std::mem::take(&mut line));
                     line_w = 0;
                 }
-                line.push(c);
-                line_w += cw;
+                line.push_str(g);
+                line_w += gw;
             }
         }
         out.push(line);
@@ -320,6 +366,10 @@ mod tests {
         assert_eq!(wrap("a\n\nb", 10), ["a", "", "b"]);
         assert_eq!(wrap("", 10), [""]);
         assert_eq!(wrap("日本語テキスト", 6), ["日本語", "テキス", "ト"]);
+        // Flags and ZWJ sequences are one cluster each, never split.
+        assert_eq!(wrap("🇫🇷🇫🇷🇫🇷", 5), ["🇫🇷🇫🇷", "🇫🇷"]);
+        let family = "👩\u{200d}👩\u{200d}👧";
+        assert_eq!(wrap(&family.repeat(3), 4), [family.repeat(2), family.to_owned()]);
     }
 
     fn ev(seq: u64, body: EventBody) -> Event {

@@ -6,10 +6,31 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use tandem_protocol::ClientInfo;
+use tandem_protocol::ids::unique_prefixes;
 use unicode_width::UnicodeWidthStr;
 
 use crate::app::{App, Conn, Mode, Popup, SHARE_ACTIONS, TurnState};
 use crate::transcript::{NoteKind, style};
+
+/// Threads the join picker lists at once.
+const JOIN_ROWS: usize = 10;
+
+/// The join picker's width (less on a narrow screen).
+const JOIN_WIDTH: u16 = 84;
+
+/// `text` cut to `width` cells, never inside a grapheme cluster.
+fn fit(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut w = 0;
+    for g in unicode_segmentation::UnicodeSegmentation::graphemes(text, true) {
+        w += g.width();
+        if w > width {
+            break;
+        }
+        out.push_str(g);
+    }
+    out
+}
 
 /// Most composer lines shown at once.
 const COMPOSER_MAX_LINES: u16 = 6;
@@ -17,8 +38,10 @@ const COMPOSER_MAX_LINES: u16 = 6;
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
-    let composer_lines = (app.composer.line_count() as u16).clamp(1, COMPOSER_MAX_LINES);
-    let notice_height = u16::from(app.notice.is_some()) + u16::from(matches!(app.conn, Conn::Lost { .. }));
+    // The composer grows with its wrapped text, up to a few lines, then scrolls.
+    let composer_lines =
+        (app.composer.layout(area.width.saturating_sub(2) as usize).rows.len() as u16).clamp(1, COMPOSER_MAX_LINES);
+    let notice_height = u16::from(app.notice.is_some()) + 2 * u16::from(matches!(app.conn, Conn::Lost { .. }));
     let [header, body, notice, composer, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(1),
@@ -120,14 +143,25 @@ fn draw_transcript(frame: &mut Frame, app: &App, area: Rect) {
         );
         return;
     }
+    app.view_width.set(area.width);
     let lines = visible_lines(app, area.width, area.height);
     frame.render_widget(Paragraph::new(lines), area);
+    if app.scroll > 0 && area.height > 1 {
+        // Scrolled up: say so on the last row, and whether more came since.
+        let more = if app.unseen { " · new messages below" } else { "" };
+        let text = format!(" ↓ scrolled up{more} — End jumps to the latest ");
+        let row = Rect { y: area.y + area.height - 1, height: 1, ..area };
+        frame.render_widget(Clear, row);
+        let st = if app.unseen { style::hint().add_modifier(Modifier::BOLD) } else { style::hint() };
+        frame.render_widget(Line::styled(text, st).right_aligned(), row);
+    }
 }
 
 fn draw_notice(frame: &mut Frame, app: &App, area: Rect) {
     let mut lines = Vec::new();
     if let Conn::Lost { reason } = &app.conn {
         lines.push(Line::styled(format!("⚠ connection lost — retrying {} ({reason})", app.server), style::bad()));
+        lines.push(Line::styled("  if the app-server stopped, `tandem app-server start` brings it back", style::dim()));
     }
     if let Some(n) = &app.notice {
         let st = match n.kind {
@@ -144,23 +178,24 @@ fn draw_composer(frame: &mut Frame, app: &App, area: Rect) {
     let block = Block::bordered().border_style(style::dim());
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let (line, col) = app.composer.cursor_line_col();
-    let text = app.composer.text();
-    // Keep the cursor in view: scroll down to its line, and right to its column.
-    let top = (line as u16).saturating_sub(inner.height.saturating_sub(1));
-    let cursor_x = text.split('\n').nth(line).map_or(0, |l| l.chars().take(col).collect::<String>().width()) as u16;
-    let left = cursor_x.saturating_sub(inner.width.saturating_sub(1));
-    if text.is_empty() {
+    if app.composer.is_empty() {
         let hint = match app.mode {
             Mode::Local => "Ask the agent… (/ for commands)",
             Mode::Shared => "Ask the agent — everyone on this thread sees it (/ for commands)",
         };
         frame.render_widget(Line::styled(hint, style::dim()), inner);
-    } else {
-        frame.render_widget(Paragraph::new(text.to_owned()).scroll((top, left)), inner);
     }
-    if app.popup.is_none() {
-        frame.set_cursor_position((inner.x + cursor_x - left, inner.y + line as u16 - top));
+    // Wrapped to the box; scrolled so the cursor's row is in view.
+    let layout = app.composer.layout(inner.width as usize);
+    let (row, col) = layout.cursor;
+    let top = row.saturating_sub((inner.height as usize).saturating_sub(1));
+    if !app.composer.is_empty() {
+        let lines: Vec<Line> = layout.rows.into_iter().skip(top).take(inner.height as usize).map(Line::from).collect();
+        frame.render_widget(Paragraph::new(lines), inner);
+    }
+    if app.popup.is_none() && inner.width > 0 && inner.height > 0 {
+        let x = (col as u16).min(inner.width - 1);
+        frame.set_cursor_position((inner.x + x, inner.y + (row - top) as u16));
     }
 }
 
@@ -240,16 +275,31 @@ fn menu_line(text: String, selected: bool) -> Line<'static> {
 }
 
 fn draw_share_menu(frame: &mut Frame, app: &App, selected: usize, body: Rect) {
-    let mut lines = status_lines(app);
-    lines.push(Line::default());
+    let width = 64.min(body.width);
+    let mut actions = Vec::new();
     for (i, action) in SHARE_ACTIONS.iter().enumerate() {
         let text = format!("{} {action}", i + 1);
-        lines.push(menu_line(text, i == selected));
+        actions.push(menu_line(text, i == selected));
     }
+    let hint = Line::styled("↑↓ Enter or 1–4 · Esc close", style::dim());
+    let mut lines = status_lines(app);
     lines.push(Line::default());
-    lines.push(Line::styled("↑↓ Enter or 1–4 · Esc close", style::dim()));
-    let area = popup_area(body, 64, lines.len() as u16 + 2);
+    lines.extend(actions.iter().cloned());
+    lines.push(Line::default());
+    lines.push(hint.clone());
+    // On a short screen the actions matter more than the status (/status has it).
+    if wrapped_height(&lines, width.saturating_sub(2)) + 2 > body.height {
+        lines = actions;
+        lines.push(hint);
+    }
+    let area = popup_area(body, width, wrapped_height(&lines, width.saturating_sub(2)) + 2);
     draw_box(frame, area, "Share", lines);
+}
+
+/// How many rows `lines` take when wrapped to `width` (at least one each).
+fn wrapped_height(lines: &[Line], width: u16) -> u16 {
+    let width = usize::from(width.max(1));
+    lines.iter().map(|l| l.width().div_ceil(width).max(1) as u16).sum()
 }
 
 fn draw_status(frame: &mut Frame, app: &App, body: Rect) {
@@ -270,6 +320,7 @@ pub fn help_lines() -> Vec<Line<'static>> {
         head("Keys"),
         item("Enter", "send · Alt+Enter or Ctrl-J: newline"),
         item("Up / Down", "earlier prompts · PgUp/PgDn, wheel: scroll"),
+        item("End", "back to the latest · Ctrl-U: delete to line start"),
         item("Ctrl-C", "interrupt the turn (twice if another client started it)"),
         item("", "on an idle composer, twice: quit"),
         head("Commands"),
@@ -324,10 +375,32 @@ fn draw_join(frame: &mut Frame, app: &App, body: Rect) {
         None => lines.push(Line::styled("loading threads…", style::dim())),
         Some(t) if t.is_empty() => lines.push(Line::styled("no shared threads on the server yet", style::dim())),
         Some(threads) => {
-            for (i, t) in threads.iter().enumerate().take(10) {
+            // Most recently active first (the runtime sorts them), each by the
+            // shortest start of its id that is unique: what can be typed here.
+            let shorts = unique_prefixes(&threads.iter().map(|t| t.id.as_str()).collect::<Vec<_>>());
+            let id_width = shorts.iter().map(|s| s.len()).max().unwrap_or(8);
+            // Ten at a time, scrolled so the highlighted one is among them.
+            let first = p.selected.saturating_sub(JOIN_ROWS - 1);
+            for (i, (t, short)) in threads.iter().zip(&shorts).enumerate().skip(first).take(JOIN_ROWS) {
                 let state = if t.active_turn.is_some() { "running" } else { "idle" };
-                let text = format!("{}  {:<7} {:>5} ev  {}", t.id, state, t.last_seq, t.title.as_deref().unwrap_or(""));
-                lines.push(menu_line(text, i == p.selected && p.input.is_empty()));
+                let active = t.updated_at.get(..16).unwrap_or(&t.updated_at).replace('T', " ");
+                let text = format!(
+                    "{short:<id_width$}  {active}  {state:<7} {:>5} ev  {}",
+                    t.last_seq,
+                    t.title.as_deref().unwrap_or("")
+                );
+                // One row per thread: the title gives way on a narrow screen.
+                lines.push(menu_line(
+                    fit(&text, JOIN_WIDTH.min(body.width).saturating_sub(4) as usize),
+                    i == p.selected && p.input.is_empty(),
+                ));
+            }
+            if threads.len() > JOIN_ROWS {
+                let last = (first + JOIN_ROWS).min(threads.len());
+                lines.push(Line::styled(
+                    format!("  {}–{last} of {} · ↑↓ for more", first + 1, threads.len()),
+                    style::dim(),
+                ));
             }
         }
     }
@@ -338,10 +411,10 @@ fn draw_join(frame: &mut Frame, app: &App, body: Rect) {
         Span::styled("▏", style::hint()),
     ]));
     if let Some(e) = &p.error {
-        lines.push(Line::styled(e.clone(), style::bad()));
+        lines.extend(e.lines().map(|l| Line::styled(l.to_owned(), style::bad())));
     }
-    lines.push(Line::styled("↑↓ pick · or type/paste an id · Enter join · Esc close", style::dim()));
-    let area = popup_area(body, 76, lines.len() as u16 + 2);
+    lines.push(Line::styled("↑↓ pick · or type an id or its start · Enter join · Esc close", style::dim()));
+    let area = popup_area(body, JOIN_WIDTH, lines.len() as u16 + 2);
     draw_box(frame, area, "Join shared session", lines);
 }
 

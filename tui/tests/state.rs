@@ -270,3 +270,200 @@ fn the_shared_box_does_not_eat_typing() {
     assert_eq!(app.popup, None);
     assert_eq!(app.composer.text(), "half done");
 }
+
+#[test]
+fn sharing_while_a_local_turn_runs_waits_for_it_and_carries_it_whole() {
+    let mut app = local_app();
+    let mut feed = Feed { app: &mut app };
+    feed.started("t1", "long local job", me());
+    feed.delta("t1", "half");
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    assert!(key(&mut app, KeyCode::Char('1')).is_empty(), "not while the turn runs");
+    assert!(app.notice.as_ref().unwrap().text.contains("sharing starts when turn t1 finishes"), "{:?}", app.notice);
+    assert_eq!(app.share_after.as_deref(), Some("t1"));
+    // Nothing else is sent meanwhile; the text stays.
+    type_text(&mut app, "next");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.composer.text(), "next");
+
+    let mut feed = Feed { app: &mut app };
+    feed.delta("t1", " and the rest");
+    feed.push(tandem_protocol::EventBody::ItemCompleted {
+        turn_id: "t1".into(),
+        item: tandem_protocol::Item::agent_message("t1-i", "half and the rest"),
+    });
+    let effects = feed.push(tandem_protocol::EventBody::TurnCompleted {
+        turn_id: "t1".into(),
+        status: TurnStatus::Completed,
+        error: None,
+    });
+    assert_eq!(effects, vec![Effect::StartSharing], "the turn's end starts the share");
+    assert!(app.notice.as_ref().unwrap().text.contains("starting to share"));
+    let imports = app.transcript.imports(tandem_tui::transcript::CUT_SHORT_BY_SHARE);
+    assert_eq!(imports.len(), 1);
+    assert_eq!(imports[0].response, "half and the rest");
+    assert_eq!(imports[0].status, Some(TurnStatus::Completed));
+    assert_eq!(imports[0].agent.as_ref().unwrap().kind, "echo");
+}
+
+#[test]
+fn a_share_waiting_for_a_turn_can_be_cancelled() {
+    let mut app = local_app();
+    Feed { app: &mut app }.started("t1", "long local job", me());
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('1'));
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    assert!(key(&mut app, KeyCode::Char('3')).is_empty());
+    assert!(app.notice.as_ref().unwrap().text.contains("sharing cancelled"));
+    assert!(!app.pending_action);
+    assert!(Feed { app: &mut app }.completed_effects("t1").is_empty(), "no share once cancelled");
+}
+
+#[test]
+fn stopping_while_a_peer_turn_runs_keeps_it_in_the_local_copy() {
+    let mut app = shared_app();
+    let mut feed = Feed { app: &mut app };
+    feed.turn("t1", "done before", peer(), "all of it");
+    feed.started("t2", "still going", peer());
+    feed.delta("t2", "so far");
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(key(&mut app, KeyCode::Char('3')), vec![Effect::StopSharing]);
+    let imports = app.transcript.imports(tandem_tui::transcript::CUT_SHORT_BY_STOP);
+    let got: Vec<_> = imports.iter().map(|t| (t.input.as_str(), t.response.as_str(), t.status.unwrap())).collect();
+    assert_eq!(
+        got,
+        [("done before", "all of it", TurnStatus::Completed), ("still going", "so far", TurnStatus::Interrupted)]
+    );
+    assert!(imports[1].error.as_deref().unwrap().contains("still running on the shared thread"));
+    assert_eq!(imports[1].client.as_ref(), Some(&peer()));
+}
+
+#[test]
+fn imports_keep_each_turns_status_error_and_agent() {
+    let mut app = shared_app();
+    let mut feed = Feed { app: &mut app };
+    feed.started("t1", "stopped", me());
+    feed.completed("t1", TurnStatus::Interrupted, Some("interrupted by you"));
+    feed.started("t2", "broken", peer());
+    feed.completed("t2", TurnStatus::Failed, Some("no API key"));
+    let imports = app.transcript.imports("unused");
+    let got: Vec<_> = imports.iter().map(|t| (t.status.unwrap(), t.error.as_deref())).collect();
+    assert_eq!(got, [(TurnStatus::Interrupted, Some("interrupted by you")), (TurnStatus::Failed, Some("no API key"))]);
+    assert!(imports.iter().all(|t| t.agent.as_ref().unwrap().kind == "echo"));
+}
+
+#[test]
+fn each_notice_goes_when_the_change_it_describes_happens() {
+    // "interrupting…" goes when the turn ends.
+    let mut app = shared_app();
+    Feed { app: &mut app }.started("t1", "mine", me());
+    ctrl(&mut app, 'c');
+    assert!(app.notice.as_ref().unwrap().text.starts_with("interrupting turn t1"));
+    Feed { app: &mut app }.delta("t1", "still streaming");
+    assert!(app.notice.is_some(), "not before the turn ends");
+    Feed { app: &mut app }.completed("t1", TurnStatus::Interrupted, Some("interrupted by you"));
+    assert_eq!(app.notice, None);
+
+    // A busy refusal goes when the turn it names ends.
+    Feed { app: &mut app }.started("t2", "theirs", peer());
+    type_text(&mut app, "mine");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.notice.as_ref().unwrap().text.starts_with("busy"));
+    Feed { app: &mut app }.completed("t2", TurnStatus::Completed, None);
+    assert_eq!(app.notice, None);
+    assert_eq!(app.composer.text(), "mine");
+
+    // A failed join's error goes once a thread is attached.
+    app.update(Msg::ActionFailed("thread not found: x — nothing changed".into()));
+    assert!(app.notice.is_some());
+    app.update(Msg::Attached {
+        mode: Mode::Shared,
+        thread_id: THREAD.into(),
+        server: "unix:/s".into(),
+        agent: "echo".into(),
+    });
+    assert_eq!(app.notice, None);
+
+    // "reconnected" goes when the connection is lost again, and "not
+    // connected" when it comes back (replaced by "reconnected").
+    app.update(Msg::ConnRestored { agent: "echo".into() });
+    assert!(app.notice.as_ref().unwrap().text.starts_with("reconnected"));
+    app.update(Msg::ConnLost { reason: "refused".into() });
+    assert_eq!(app.notice, None);
+    key(&mut app, KeyCode::Enter);
+    assert!(app.notice.as_ref().unwrap().text.starts_with("not connected"));
+    app.update(Msg::ConnRestored { agent: "echo".into() });
+    assert!(app.notice.as_ref().unwrap().text.starts_with("reconnected"));
+
+    // "press Ctrl-C again" goes when another key disarms it.
+    let mut app = local_app();
+    ctrl(&mut app, 'c');
+    assert!(app.notice.as_ref().unwrap().text.contains("press Ctrl-C again to quit"));
+    key(&mut app, KeyCode::Char('x'));
+    assert_eq!(app.notice, None);
+    // And a peer's turn's "press again to interrupt" goes when that turn ends.
+    let mut app = shared_app();
+    Feed { app: &mut app }.started("t3", "theirs", peer());
+    ctrl(&mut app, 'c');
+    assert!(app.notice.as_ref().unwrap().text.contains("press Ctrl-C again to interrupt"));
+    Feed { app: &mut app }.completed("t3", TurnStatus::Completed, None);
+    assert_eq!(app.notice, None);
+    assert_eq!(app.armed, None);
+
+    // Notices about nothing in particular stay until replaced.
+    app.update(Msg::Note("stopped sharing".into(), tandem_tui::transcript::NoteKind::Info));
+    app.update(Msg::Attached {
+        mode: Mode::Local,
+        thread_id: THREAD.into(),
+        server: "in-process".into(),
+        agent: "echo".into(),
+    });
+    assert!(app.notice.is_some(), "a stop's note outlives the attach it comes with");
+}
+
+#[test]
+fn ids_in_notices_are_as_long_as_they_need_to_be() {
+    let mut app = shared_app();
+    let mut feed = Feed { app: &mut app };
+    feed.turn("01a20850-1111-7000-8000-000000000001", "one", peer(), "a");
+    feed.started("01a20850-2222-7000-8000-000000000002", "two", peer());
+    type_text(&mut app, "mine");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.notice.as_ref().unwrap().text.starts_with("busy — turn 01a20850-2 running"), "{:?}", app.notice);
+
+    // Joining the thread already shown, by a start of its id, changes nothing.
+    app.composer.clear();
+    app.update(Msg::KnownThreads(vec![THREAD.into(), "0192f0c2-7b4e-7fff-8000-000000000000".into()]));
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('2'));
+    type_text(&mut app, "0192f0c2-7b4e-7c");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert!(app.notice.as_ref().unwrap().text.starts_with("already on thread 0192f0c2-7b4e-7c"));
+    // An ambiguous start is for the server to list: it goes out as typed.
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('2'));
+    type_text(&mut app, "0192f0c2");
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Join("0192f0c2".into())]);
+}
+
+#[test]
+fn the_share_menu_refreshes_the_known_ids_only_when_shared() {
+    let mut app = local_app();
+    type_text(&mut app, "/share");
+    assert!(key(&mut app, KeyCode::Enter).is_empty(), "LOCAL must not reach for a server");
+    let mut app = shared_app();
+    type_text(&mut app, "/share");
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoadThreads]);
+    app.update(Msg::Threads(Ok(vec![
+        thread(THREAD, "this one", 3, false),
+        thread("0192f0c2-7b4e-7fff-8000-000000000000", "a new neighbour", 1, false),
+    ])));
+    assert_eq!(app.short_thread(), "0192f0c2-7b4e-7c");
+    assert_eq!(app.popup, Some(Popup::ShareMenu { selected: 2 }), "the menu stays; Stop sharing is highlighted");
+}

@@ -4,9 +4,11 @@
 
 mod autostart;
 mod endpoint;
+mod threads;
 
 pub use autostart::{AUTOSTART_TIMEOUT, connect_or_start, start_background};
 pub use endpoint::Endpoint;
+pub use threads::{ResolveError, all_threads, by_activity, resolve_thread};
 
 use std::collections::HashMap;
 use std::process::Stdio;

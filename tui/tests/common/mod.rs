@@ -49,17 +49,43 @@ pub struct Feed<'a> {
 }
 
 impl Feed<'_> {
-    fn push(&mut self, body: EventBody) {
+    pub fn push(&mut self, body: EventBody) -> Vec<Effect> {
+        self.push_as(body, false)
+    }
+
+    fn push_as(&mut self, body: EventBody, imported: bool) -> Vec<Effect> {
         let seq = self.app.transcript.last_seq + 1;
         let ev = Event {
             seq,
             ts: format!("2026-11-22T11:03:{:02}.000Z", seq % 60),
             thread_id: THREAD.into(),
             body,
-            imported: false,
-            original_ts: None,
+            imported,
+            original_ts: imported.then(|| "2026-11-21T09:00:00.000Z".to_owned()),
         };
-        self.app.update(Msg::Event(ev));
+        self.app.update(Msg::Event(ev))
+    }
+
+    /// An imported turn, as the engine writes it: started, the whole answer, its end.
+    pub fn imported(
+        &mut self,
+        turn: &str,
+        input: &str,
+        client: ClientInfo,
+        agent: AgentInfo,
+        answer: &str,
+        (status, error): (TurnStatus, Option<&str>),
+    ) {
+        self.push_as(EventBody::TurnStarted { turn_id: turn.into(), input: input.into(), client, agent }, true);
+        let item = Item::agent_message(format!("{turn}-i"), answer);
+        self.push_as(EventBody::ItemCompleted { turn_id: turn.into(), item }, true);
+        let error = error.map(str::to_owned);
+        self.push_as(EventBody::TurnCompleted { turn_id: turn.into(), status, error }, true);
+    }
+
+    /// A plain `turn/completed`; the effects it caused.
+    pub fn completed_effects(&mut self, turn: &str) -> Vec<Effect> {
+        self.push(EventBody::TurnCompleted { turn_id: turn.into(), status: TurnStatus::Completed, error: None })
     }
 
     pub fn started(&mut self, turn: &str, input: &str, client: ClientInfo) {
