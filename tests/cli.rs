@@ -439,3 +439,22 @@ fn a_live_tail_resumes_after_a_restart_where_it_was() {
     assert_eq!(seen.last().unwrap()["type"], "turn/completed");
     assert!(seen.iter().any(|e| e["input"] == "after the restart"));
 }
+
+/// `status` shows the flags the server runs with, and `restart` without flags
+/// keeps them (with flags, it takes the new ones).
+#[test]
+fn restart_keeps_the_flags_status_shows() {
+    let home = Home::new();
+    let _stop = StopOnDrop(&home);
+    home.run(&["app-server", "start", "--echo-delay-ms", "150"]).ok();
+    let status = home.run(&["app-server", "status"]).ok();
+    assert!(status.stdout.contains("--echo-delay-ms 150"), "{status:?}");
+    home.run(&["app-server", "restart"]).ok();
+    let status = home.run(&["app-server", "status", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(status.stdout.trim()).unwrap();
+    let flags: Vec<&str> = v["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert!(flags.windows(2).any(|w| w == ["--echo-delay-ms", "150"]), "{flags:?}");
+    home.run(&["app-server", "restart", "--echo-delay-ms", "5"]).ok();
+    let status = home.run(&["app-server", "status"]).ok();
+    assert!(status.stdout.contains("--echo-delay-ms 5") && !status.stdout.contains("150"), "{status:?}");
+}

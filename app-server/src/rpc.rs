@@ -70,6 +70,7 @@ impl Session {
                             version: env!("CARGO_PKG_VERSION").into(),
                             pid: Some(std::process::id()),
                             agent: Some(engine.agent_info()),
+                            launch_args: crate::server::launch_args().to_vec(),
                         },
                         protocol_version: PROTOCOL_VERSION,
                     }),

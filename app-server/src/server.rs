@@ -63,6 +63,18 @@ pub enum ServeError {
     Signal(std::io::Error),
 }
 
+static LAUNCH_ARGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Records the flags this server was started with (once, at start-up).
+pub fn set_launch_args(args: Vec<String>) {
+    let _ = LAUNCH_ARGS.set(args);
+}
+
+/// The flags this server was started with (empty in a LOCAL session).
+pub fn launch_args() -> &'static [String] {
+    LAUNCH_ARGS.get().map_or(&[], Vec::as_slice)
+}
+
 /// Runs the server until it is told to stop.
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let home = &opts.home;

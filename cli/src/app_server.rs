@@ -32,8 +32,14 @@ pub async fn run(args: AppServerArgs) -> Result<u8> {
         Some(AppServerAction::Start(serve_args)) => start(&home, &serve_args).await,
         Some(AppServerAction::Stop) => stop(&home).await,
         Some(AppServerAction::Restart(serve_args)) => {
+            // Without flags, restart as the running server was started.
+            let given = std::env::args_os().skip_while(|a| a != "restart").skip(1).count() > 0;
+            let previous = if given { None } else { running_launch_args(&home).await };
             stop(&home).await?;
-            start(&home, &serve_args).await
+            match previous {
+                Some(flags) => start_with(&home, flags).await,
+                None => start(&home, &serve_args).await,
+            }
         }
         Some(AppServerAction::Status { json }) => status(&home, json).await,
         Some(AppServerAction::Proxy(conn)) => proxy(&home, &conn).await,
@@ -68,6 +74,10 @@ fn build_agent(home: &Home, args: &ServeArgs) -> Result<Arc<dyn Agent>, Fail> {
 
 async fn serve(home: Home, args: ServeArgs) -> Result<u8> {
     let agent = build_agent(&home, &args)?;
+    // Every client sees these (status, restart): no credentials from URLs.
+    server::set_launch_args(
+        serve_flags(&args).iter().map(|f| tandem_app_server::redact::urls(&f.to_string_lossy()).into_owned()).collect(),
+    );
     let log = tandem_app_server::logging::init(&home).map_err(|e| {
         Fail::new(exit::FAILURE, format!("cannot open the log under {}: {e}", home.logs_dir().display()))
     })?;
@@ -140,6 +150,18 @@ async fn start(home: &Home, args: &ServeArgs) -> Result<u8> {
     if !args.listen.is_empty() {
         return Err(Fail::usage("`app-server start` always listens on the default socket; use `tandem app-server --listen …` to run one in the foreground").into());
     }
+    start_with(home, serve_flags(args)).await
+}
+
+/// The flags of the running default server, if one answers.
+async fn running_launch_args(home: &Home) -> Option<Vec<OsString>> {
+    let client = Client::connect(&Endpoint::Unix(home.socket_path()), client_info()).await.ok()?;
+    let args = &client.server()?.server_info.launch_args;
+    Some(args.iter().map(OsString::from).collect())
+}
+
+/// Starts the background server with `flags` (unless one runs).
+async fn start_with(home: &Home, flags: Vec<OsString>) -> Result<u8> {
     let endpoint = Endpoint::Unix(home.socket_path());
     if let Ok(client) = Client::connect(&endpoint, client_info()).await {
         let pid = client.server().and_then(|s| s.server_info.pid).map(|p| format!(" (pid {p})")).unwrap_or_default();
@@ -147,7 +169,7 @@ async fn start(home: &Home, args: &ServeArgs) -> Result<u8> {
         return Ok(0);
     }
     let exe = std::env::current_exe()?;
-    let mut child = start_background(home, &exe, &serve_flags(args))
+    let mut child = start_background(home, &exe, &flags)
         .map_err(|e| Fail::new(exit::FAILURE, format!("cannot start the app-server: {e}")))?;
     let deadline = tokio::time::Instant::now() + AUTOSTART_TIMEOUT;
     loop {
@@ -268,6 +290,7 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
                     "version": info.version,
                     "protocolVersion": init.protocol_version,
                     "agent": info.agent,
+                    "flags": info.launch_args,
                 });
                 say!("{v}");
             } else {
@@ -279,6 +302,9 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
                 if let Some(agent) = &info.agent {
                     let model = agent.model.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
                     say!("  agent:    {}{model}", agent.kind);
+                }
+                if !info.launch_args.is_empty() {
+                    say!("  flags:    {}", info.launch_args.join(" "));
                 }
             }
             Ok(0)

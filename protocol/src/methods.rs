@@ -114,6 +114,10 @@ pub struct ServerInfo {
     pub pid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentInfo>,
+    /// The flags the server was started with (after `tandem app-server`), so
+    /// that `status` can show them and `restart` can keep them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub launch_args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
