@@ -129,15 +129,20 @@ fn serve_flags(args: &ServeArgs) -> Vec<OsString> {
     flag("--api-key-env", args.api_key_env.clone());
     flag("--request-timeout", args.request_timeout.map(|t| t.to_string()));
     flag("--system-prompt", args.system_prompt.clone());
-    let durability = match args.durability {
-        DurabilityArg::Normal => "normal",
-        DurabilityArg::Full => "full",
+    // Defaults are left out, so that `status` shows only what was chosen.
+    if let DurabilityArg::Full = args.durability {
+        flags.extend(["--durability".into(), "full".into()]);
+    }
+    let defaults = Limits::default();
+    let mut limit = |name: &str, value: u64, default: u64| {
+        if value != default {
+            flags.extend([OsString::from(name), OsString::from(value.to_string())]);
+        }
     };
-    flags.extend(["--durability".into(), durability.into()]);
-    flags.extend(["--max-connections".into(), args.max_connections.to_string().into()]);
-    flags.extend(["--client-buffer-mib".into(), args.client_buffer_mib.to_string().into()]);
-    flags.extend(["--line-buffer-mib".into(), args.line_buffer_mib.to_string().into()]);
-    flags.extend(["--line-timeout".into(), args.line_timeout.to_string().into()]);
+    limit("--max-connections", args.max_connections as u64, defaults.max_connections as u64);
+    limit("--client-buffer-mib", args.client_buffer_mib as u64, (defaults.outbound_bytes >> 20) as u64);
+    limit("--line-buffer-mib", args.line_buffer_mib as u64, (defaults.line_bytes >> 20) as u64);
+    limit("--line-timeout", args.line_timeout, defaults.line_timeout.as_secs());
     if !args.command.is_empty() {
         flags.push("--".into());
         flags.extend(args.command.iter().map(OsString::from));
