@@ -3,4 +3,7 @@
 //! events, and the follower that tails exactly the listed files into their
 //! mirrored threads (DESIGN §8). Nothing here reads a file that is not listed.
 
+pub mod allowlist;
 pub mod convert;
+pub mod follow;
+pub mod locate;

@@ -1,0 +1,350 @@
+//! Sharing a Claude Code or Codex session (DESIGN §8): the app-server follows
+//! exactly the session files listed in `$TANDEM_HOME/shared-sessions.json`
+//! into mirrored threads. Session files are grown line by line from the
+//! recorded fixtures; agents' directories live in the test's temp dir.
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/sessions");
+const CLAUDE_ID: &str = "c82a5d42-829f-4ee0-99c7-a5a4cd0fd679";
+const CLAUDE_OTHER: &str = "6a4ba966-9327-422b-96ef-0af468d52559";
+const CODEX_ID: &str = "01a208ed-6c51-7b12-90ed-4822e021b6a5";
+const CODEX_FILE: &str = "rollout-2026-11-23T15-01-47-01a208ed-6c51-7b12-90ed-4822e021b6a5.jsonl";
+
+/// A test's world: a Tandem home plus Claude Code's and Codex's directories.
+struct World {
+    home: Home,
+    agents: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        World { home: Home::new(), agents: tempfile::tempdir_in("/tmp").unwrap() }
+    }
+    fn claude_dir(&self) -> PathBuf {
+        self.agents.path().join("claude")
+    }
+    fn codex_dir(&self) -> PathBuf {
+        self.agents.path().join("codex")
+    }
+    /// The project directory Claude Code uses for `cwd`.
+    fn claude_project(&self, cwd: &Path) -> PathBuf {
+        let name: String =
+            cwd.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let dir = self.claude_dir().join("projects").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+    fn claude_file(&self, id: &str) -> PathBuf {
+        self.claude_project(Path::new("/work/proj")).join(format!("{id}.jsonl"))
+    }
+    fn codex_file(&self) -> PathBuf {
+        let dir = self.codex_dir().join("sessions/2026/11/23");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(CODEX_FILE)
+    }
+    fn env(&self) -> [(&'static str, String); 2] {
+        [
+            ("CLAUDE_CONFIG_DIR", self.claude_dir().display().to_string()),
+            ("CODEX_HOME", self.codex_dir().display().to_string()),
+        ]
+    }
+    fn serve(&self) -> Server {
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.home.serve_env(&[], &env)
+    }
+    /// Lists sessions in the allowlist, as `tandem share session` does.
+    fn allow(&self, sessions: &[(&str, &Path)]) {
+        let mut map = serde_json::Map::new();
+        for (id, file) in sessions {
+            map.insert(
+                (*id).to_owned(),
+                json!({"filePath": file, "servers": ["local"], "sharedAt": "2026-11-23T15:00:00Z"}),
+            );
+        }
+        let path = self.home.path().join("shared-sessions.json");
+        let tmp = self.home.path().join("shared-sessions.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&json!({"version": 1, "sessions": map})).unwrap()).unwrap();
+        std::fs::rename(tmp, path).unwrap();
+    }
+    fn thread_of(&self, session: &str) -> Option<String> {
+        let out = self.home.run(&["share", "list", "--json", "--server", &self.home.endpoint()]).ok();
+        let title = format!("session {}", &session[..8]);
+        out.json_lines()
+            .into_iter()
+            .find(|t| t["title"].as_str().is_some_and(|s| s.ends_with(&title)))
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+    }
+    fn wait_thread(&self, session: &str) -> String {
+        let mut id = None;
+        wait_for("the mirrored thread", || {
+            id = self.thread_of(session);
+            id.is_some()
+        });
+        id.unwrap()
+    }
+}
+
+fn fixture_lines(rel: &str) -> Vec<String> {
+    std::fs::read_to_string(format!("{FIXTURES}/{rel}")).unwrap().split_inclusive('\n').map(str::to_owned).collect()
+}
+
+/// Appends `line` in two writes, a moment apart, so the follower may see
+/// the first half without its newline.
+fn append_in_halves(file: &Path, line: &str) {
+    let mut f = OpenOptions::new().create(true).append(true).open(file).unwrap();
+    let mid = line.len() / 2;
+    let mid = (mid..line.len()).find(|i| line.is_char_boundary(*i)).unwrap();
+    f.write_all(&line.as_bytes()[..mid]).unwrap();
+    f.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    f.write_all(&line.as_bytes()[mid..]).unwrap();
+}
+
+/// One readable line per event of a mirrored thread (after `thread/started`).
+fn outline(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .skip(1)
+        .map(|e| match e["type"].as_str().unwrap() {
+            "turn/started" => format!("turn {}", e["input"].as_str().unwrap()),
+            "turn/completed" => format!("end {}", e["status"].as_str().unwrap()),
+            "item/started" => format!("start {}", e["item"]["type"].as_str().unwrap()),
+            "item/completed" => match e["item"]["type"].as_str().unwrap() {
+                "agentMessage" => format!("text {}", e["item"]["text"].as_str().unwrap()),
+                t => format!("item {t}"),
+            },
+            t => t.to_owned(),
+        })
+        .collect()
+}
+
+const CLAUDE_OUTLINE: &[&str] = &[
+    "turn say hello",
+    "text Hello from the mock.",
+    "end completed",
+    "turn please run cmd",
+    "start commandExecution",
+    "item commandExecution",
+    "text Ran it.",
+    "end completed",
+    "turn edit the notes file",
+    "start fileChange",
+    "item fileChange",
+    "text Ran it.",
+    "end completed",
+    "turn /compact",
+    "text Compacted",
+    "end completed",
+    "turn after compaction hello",
+    "text Hello from the mock.",
+    "end completed",
+];
+
+const CODEX_OUTLINE: &[&str] = &[
+    "turn say hello",
+    "text Hello from the mock.",
+    "end completed",
+    "turn please run cmd",
+    "item commandExecution",
+    "text Ran it.",
+    "end completed",
+    "turn edit the notes file",
+    "item fileChange",
+    "text Ran it.",
+    "end completed",
+    "turn bigctx talk",
+    "text Hello from the mock.",
+    "end completed",
+    "turn after compaction hello",
+    "item status",
+    "text Hello from the mock.",
+    "end completed",
+];
+
+/// Waits until the thread's outline is `want` (it only ever grows, so a
+/// wrong event — a duplicate, a gap — shows as a mismatch that never heals).
+fn wait_outline(home: &Home, thread: &str, want: &[&str]) -> Vec<Value> {
+    let mut events = Vec::new();
+    wait_for(&format!("the thread to show {} events", want.len()), || {
+        events = home.events(thread);
+        outline(&events).len() >= want.len()
+    });
+    assert_contiguous(&events, 1);
+    assert_eq!(outline(&events), want, "{events:#?}");
+    events
+}
+
+/// Opens of a file, seen through inotify: a sound way to prove that no
+/// process opened it (the test itself does not, after arming the watch).
+struct OpenWatch {
+    fd: i32,
+}
+
+impl OpenWatch {
+    fn arm(path: &Path) -> OpenWatch {
+        OpenWatch::arm_for(path, libc::IN_OPEN | libc::IN_ACCESS)
+    }
+    fn arm_for(path: &Path, mask: u32) -> OpenWatch {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: plain syscalls on a descriptor we own and a valid C string.
+        unsafe {
+            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            assert!(fd >= 0);
+            assert!(libc::inotify_add_watch(fd, c.as_ptr(), mask) >= 0);
+            OpenWatch { fd }
+        }
+    }
+    /// How many opens/reads happened since `arm`.
+    fn count(&self) -> usize {
+        let mut buf = [0u8; 4096];
+        let mut n = 0;
+        loop {
+            // SAFETY: reading into a buffer we own.
+            let r = unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if r <= 0 {
+                return n;
+            }
+            let mut at = 0;
+            while at < r as usize {
+                let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+                n += 1;
+                at += 16 + len;
+            }
+        }
+    }
+}
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        // SAFETY: closing the descriptor we own.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+#[test]
+fn a_listed_claude_session_is_followed_line_by_line_and_an_unlisted_one_never_opened() {
+    let w = World::new();
+    let file = w.claude_file(CLAUDE_ID);
+    let other = w.claude_file(CLAUDE_OTHER);
+    std::fs::copy(format!("{FIXTURES}/claude/{CLAUDE_OTHER}.jsonl"), &other).unwrap();
+    let other_opens = OpenWatch::arm(&other);
+    std::fs::write(&file, "").unwrap();
+    let listed_opens = OpenWatch::arm(&file);
+    let _server = w.serve();
+    w.allow(&[(CLAUDE_ID, &file)]);
+    let thread = w.wait_thread(CLAUDE_ID);
+    for line in fixture_lines(&format!("claude/{CLAUDE_ID}.jsonl")) {
+        append_in_halves(&file, &line);
+    }
+    let events = wait_outline(&w.home, &thread, CLAUDE_OUTLINE);
+    assert_eq!(events[1]["client"]["name"], "claude-code");
+    assert_eq!(events[1]["imported"], true);
+    assert!(events[1]["originalTs"].as_str().unwrap().starts_with("2026-11-23T15:02:01"));
+    // The control: the watch does see the follower open the listed file...
+    assert!(listed_opens.count() > 0);
+    // ...and nothing ever opened the unlisted one in the same directory.
+    assert_eq!(other_opens.count(), 0);
+    assert!(w.thread_of(CLAUDE_OTHER).is_none());
+
+    // Posting into a mirror is refused: it is the agent's conversation.
+    let out = w.home.run(&["share", "post", "--thread", &thread, "--prompt", "hi", "--server", &w.home.endpoint()]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("post in Claude Code"), "{out:?}");
+    let mut raw = w.home.raw();
+    let r = raw.request("turn/start", json!({"threadId": thread, "input": "hi"}));
+    assert_eq!(r["error"]["code"], -32005, "{r}");
+    assert_eq!(r["error"]["data"]["reason"], "mirrored", "{r}");
+}
+
+#[test]
+fn a_codex_session_is_followed_and_resumes_without_duplicates_after_restarts() {
+    let w = World::new();
+    let file = w.codex_file();
+    let lines = fixture_lines(&format!("codex/{CODEX_FILE}"));
+    let (first, rest) = lines.split_at(30);
+    for l in first {
+        append_in_halves(&file, l);
+    }
+    let mut server = w.serve();
+    w.allow(&[(CODEX_ID, &file)]);
+    let thread = w.wait_thread(CODEX_ID);
+    wait_outline(&w.home, &thread, &CODEX_OUTLINE[..7]);
+
+    // A clean stop mid-file, more lines meanwhile, then a start: it goes on.
+    server.terminate();
+    let (second, third) = rest.split_at(20);
+    for l in second {
+        append_in_halves(&file, l);
+    }
+    let mut server = w.serve();
+    wait_outline(&w.home, &thread, &CODEX_OUTLINE[..13]);
+
+    // A crash (kill -9) mid-file: no event lost, none repeated.
+    server.kill9();
+    for l in third {
+        append_in_halves(&file, l);
+    }
+    let _server = w.serve();
+    let events = wait_outline(&w.home, &thread, CODEX_OUTLINE);
+    assert_eq!(events[1]["agent"]["kind"], "codex");
+}
+
+#[test]
+fn removing_the_entry_stops_following_and_resharing_resumes_the_same_thread() {
+    let w = World::new();
+    let file = w.claude_file(CLAUDE_ID);
+    let lines = fixture_lines(&format!("claude/{CLAUDE_ID}.jsonl"));
+    let (first, rest) = lines.split_at(8);
+    for l in first {
+        append_in_halves(&file, l);
+    }
+    // A second, codex session stays shared throughout: its progress shows
+    // the follower has looked at the files again.
+    let codex = w.codex_file();
+    let codex_lines = fixture_lines(&format!("codex/{CODEX_FILE}"));
+    std::fs::write(&codex, codex_lines[..14].concat()).unwrap();
+    let _server = w.serve();
+    w.allow(&[(CLAUDE_ID, &file), (CODEX_ID, &codex)]);
+    let thread = w.wait_thread(CLAUDE_ID);
+    let codex_thread = w.wait_thread(CODEX_ID);
+    wait_outline(&w.home, &thread, &CLAUDE_OUTLINE[..3]);
+
+    w.allow(&[(CODEX_ID, &codex)]);
+    let log = w.home.path().join("logs/app-server.log");
+    wait_for("the follower to drop the session", || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("no longer following")
+    });
+    // The test's own appends open the file, so: no read at all while it
+    // grows, and no open once it is written.
+    let reads = OpenWatch::arm_for(&file, libc::IN_ACCESS);
+    for l in rest {
+        append_in_halves(&file, l);
+    }
+    let opens = OpenWatch::arm(&file);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&codex)
+        .unwrap()
+        .write_all(codex_lines[14..].concat().as_bytes())
+        .unwrap();
+    wait_outline(&w.home, &codex_thread, CODEX_OUTLINE);
+    assert_eq!(reads.count(), 0, "the unshared file was read");
+    assert_eq!(opens.count(), 0, "the unshared file was opened");
+    assert_eq!(outline(&w.home.events(&thread)), &CLAUDE_OUTLINE[..3]);
+
+    // Sharing it again resumes the same thread where it stopped.
+    w.allow(&[(CLAUDE_ID, &file), (CODEX_ID, &codex)]);
+    wait_outline(&w.home, &thread, CLAUDE_OUTLINE);
+    assert_eq!(w.thread_of(CLAUDE_ID).unwrap(), thread);
+}
