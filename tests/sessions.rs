@@ -348,3 +348,167 @@ fn removing_the_entry_stops_following_and_resharing_resumes_the_same_thread() {
     wait_outline(&w.home, &thread, CLAUDE_OUTLINE);
     assert_eq!(w.thread_of(CLAUDE_ID).unwrap(), thread);
 }
+
+/// A git repository for the session's working directory, and `tandem` run
+/// in it with the world's directories.
+struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new(origin: &str) -> Repo {
+        let dir = tempfile::tempdir_in("/tmp").unwrap();
+        for args in [&["init", "-q"][..], &["remote", "add", "origin", origin][..]] {
+            let ok = std::process::Command::new("git").args(args).current_dir(dir.path()).status().unwrap();
+            assert!(ok.success());
+        }
+        Repo { dir }
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl World {
+    fn cli(&self, cwd: &Path, args: &[&str]) -> Out {
+        self.cli_stdin(cwd, args, "")
+    }
+    fn cli_stdin(&self, cwd: &Path, args: &[&str], input: &str) -> Out {
+        let mut cmd = self.home.tandem();
+        cmd.args(args)
+            .current_dir(cwd)
+            .env_remove("CLAUDE_SESSION_ID")
+            .env_remove("CLAUDE_CODE_SESSION_ID")
+            .env_remove("CODEX_THREAD_ID")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in self.env() {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+    /// A fixture's lines as if recorded in `cwd`.
+    fn lines_in(&self, rel: &str, cwd: &Path) -> Vec<String> {
+        fixture_lines(rel)
+            .into_iter()
+            .map(|l| l.replace("/tmp/sessrec/work/proj", &cwd.display().to_string()))
+            .collect()
+    }
+}
+
+#[test]
+fn share_session_asks_for_the_repo_then_mirrors_live_and_unshare_stops() {
+    let w = World::new();
+    let repo = Repo::new("git@github.com:Acme/Widgets.git");
+    let file = w.claude_project(repo.path()).join(format!("{CLAUDE_ID}.jsonl"));
+    let lines = w.lines_in(&format!("claude/{CLAUDE_ID}.jsonl"), repo.path());
+    std::fs::write(&file, lines[..3].concat()).unwrap();
+    let _stop = StopOnDrop(&w.home);
+
+    // Not allowed, no terminal: exit 2 naming the way out, nothing shared.
+    let out = w.cli(repo.path(), &["share", "session", CLAUDE_ID]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("tandem repo allow github.com/acme/widgets"), "{out:?}");
+    assert!(!w.home.path().join("shared-sessions.json").exists());
+
+    w.cli(repo.path(), &["repo", "allow"]).ok();
+    let listed = w.cli(repo.path(), &["repo", "list"]).ok();
+    assert_eq!(listed.stdout, "local\tgithub.com/acme/widgets\n");
+    let config = std::fs::read_to_string(w.home.path().join("config.toml")).unwrap();
+    assert!(config.contains("[hubs.\"local\"]"), "{config}");
+
+    // No id: the newest session of this directory, named before it is shared.
+    let out = w.cli(repo.path(), &["share", "session"]).ok();
+    assert!(out.stderr.contains(&format!("Claude Code {CLAUDE_ID}")), "{out:?}");
+    let thread = out.stdout.split("thread ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    assert!(out.stdout.contains(&format!("tandem share tail --thread {thread} --from 1")), "{out:?}");
+    let list = std::fs::read_to_string(w.home.path().join("shared-sessions.json")).unwrap();
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["version"], 1);
+    assert_eq!(list["sessions"][CLAUDE_ID]["filePath"], file.display().to_string());
+    assert_eq!(list["sessions"][CLAUDE_ID]["servers"], json!(["local"]));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(w.home.path().join("shared-sessions.json")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // `share tail` follows the mirror live while the agent writes.
+    let mut tail = Tail::start(&w.home, &["--thread", &thread, "--from", "1"]);
+    for l in &lines[3..] {
+        append_in_halves(&file, l);
+    }
+    let seen = tail.until(|e| e["type"] == "turn/started" && e["input"] == "after compaction hello");
+    assert_eq!(outline(&seen)[..5], CLAUDE_OUTLINE[..5]);
+    wait_outline(&w.home, &thread, CLAUDE_OUTLINE);
+
+    // Sharing it again changes nothing: the same thread.
+    let again = w.cli(repo.path(), &["share", "session", CLAUDE_ID]).ok();
+    assert!(again.stdout.contains("already shared") && again.stdout.contains(&thread), "{again:?}");
+
+    let out = w.cli(repo.path(), &["share", "unshare", CLAUDE_ID]).ok();
+    assert!(out.stdout.contains(&thread), "{out:?}");
+    let list: Value =
+        serde_json::from_str(&std::fs::read_to_string(w.home.path().join("shared-sessions.json")).unwrap()).unwrap();
+    assert_eq!(list["sessions"], json!({}));
+    assert_eq!(w.cli(repo.path(), &["share", "unshare", CLAUDE_ID]).code, 4);
+}
+
+#[test]
+fn share_session_errors_have_their_exit_codes() {
+    let w = World::new();
+    let repo = Repo::new("https://github.com/acme/widgets");
+    let _stop = StopOnDrop(&w.home);
+    let dir = repo.path();
+    // Unknown session: 4; not a UUID: 2; a hub: not yet, 2; nothing here: 4.
+    assert_eq!(w.cli(dir, &["share", "session", "00000000-0000-0000-0000-000000000000"]).code, 4);
+    assert_eq!(w.cli(dir, &["share", "session", "nope"]).code, 2);
+    let out = w.cli(dir, &["share", "session", CLAUDE_ID, "--hub", "https://hub.example"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("not available yet"), "{out:?}");
+    assert_eq!(w.cli(dir, &["share", "session"]).code, 4);
+
+    // A hook's JSON naming a file outside the agents' directories: refused.
+    let outside = w.agents.path().join(format!("{CLAUDE_ID}.jsonl"));
+    std::fs::write(&outside, "").unwrap();
+    let hook = json!({"session_id": CLAUDE_ID, "transcript_path": outside}).to_string();
+    let out = w.cli_stdin(dir, &["share", "session", "--hook"], &hook);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("not inside"), "{out:?}");
+    assert_eq!(w.cli_stdin(dir, &["share", "session", "--hook"], "{not json").code, 2);
+
+    // A Codex session from a hook's session id, with the app-server unreachable: 5.
+    let codex = w.codex_file();
+    std::fs::write(&codex, w.lines_in(&format!("codex/{CODEX_FILE}"), dir)[..3].concat()).unwrap();
+    w.cli(dir, &["repo", "allow", "github.com/acme/widgets"]).ok();
+    let hook = json!({"session_id": CODEX_ID}).to_string();
+    let out = w.cli_stdin(dir, &["share", "session", "--hook", "--server", "unix:/nonexistent/tandem.sock"], &hook);
+    assert_eq!(out.code, 5, "{out:?}");
+    // ...and shared once it is: a Codex mirror.
+    let out = w.cli_stdin(dir, &["share", "session", "--hook"], &hook).ok();
+    assert!(out.stdout.contains(&format!("Codex {CODEX_ID}")), "{out:?}");
+
+    // Nothing shared left after unsharing the only one without naming it.
+    w.cli(dir, &["share", "unshare"]).ok();
+    assert_eq!(w.cli(dir, &["share", "unshare"]).code, 4);
+}
+
+#[test]
+fn plugin_install_puts_share_commands_where_the_agents_look() {
+    let w = World::new();
+    let dir = w.agents.path();
+    w.cli(dir, &["plugin", "install", "claude"]).ok();
+    w.cli(dir, &["plugin", "install", "codex"]).ok();
+    let claude = std::fs::read_to_string(w.claude_dir().join("commands/share.md")).unwrap();
+    assert!(claude.contains("tandem share session \"${CLAUDE_SESSION_ID:-$CLAUDE_CODE_SESSION_ID}\""), "{claude}");
+    assert!(claude.starts_with("---\ndescription:"), "{claude}");
+    let codex = std::fs::read_to_string(w.codex_dir().join("prompts/share.md")).unwrap();
+    assert!(codex.contains("tandem share session \"$CODEX_THREAD_ID\""), "{codex}");
+    assert_eq!(w.cli(dir, &["plugin", "install", "vim"]).code, 2);
+}
