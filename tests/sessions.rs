@@ -512,3 +512,64 @@ fn plugin_install_puts_share_commands_where_the_agents_look() {
     assert!(codex.contains("tandem share session \"$CODEX_THREAD_ID\""), "{codex}");
     assert_eq!(w.cli(dir, &["plugin", "install", "vim"]).code, 2);
 }
+
+/// On a terminal, a repository that is not allowed is asked about: `n`
+/// declines (exit 2, nothing shared), `y` allows it and shares.
+#[test]
+fn on_a_terminal_the_repo_is_asked_about() {
+    let w = World::new();
+    let repo = Repo::new("https://github.com/acme/gadgets.git");
+    let file = w.claude_project(repo.path()).join(format!("{CLAUDE_ID}.jsonl"));
+    std::fs::write(&file, w.lines_in(&format!("claude/{CLAUDE_ID}.jsonl"), repo.path())[..3].concat()).unwrap();
+    let _stop = StopOnDrop(&w.home);
+    let socket = w.home.path().join("tmux.sock");
+    let _kill = KillTmux(socket.clone());
+    let tmux = |args: &[&str]| {
+        let out = std::process::Command::new("tmux")
+            .env("TERM", "xterm-256color")
+            .arg("-S")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .expect("tmux is installed");
+        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let env: String = w.env().iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    let line = format!(
+        "cd {} && env -u CLAUDE_CODE_SESSION_ID -u CLAUDE_SESSION_ID -u CODEX_THREAD_ID TANDEM_HOME={} {env} {BIN} share session {CLAUDE_ID}; echo EXITED $?; sleep 600",
+        repo.path().display(),
+        w.home.path().display()
+    );
+    let wait_screen = |name: &str, what: &str| {
+        let mut screen = String::new();
+        wait_for(what, || {
+            screen = tmux(&["capture-pane", "-p", "-t", name]);
+            screen.contains(what)
+        });
+        screen
+    };
+    tmux(&["new-session", "-d", "-s", "no", "-x", "150", "-y", "20", &line]);
+    wait_screen("no", "Allow it? [y/N]");
+    tmux(&["send-keys", "-t", "no", "n", "Enter"]);
+    let screen = wait_screen("no", "EXITED");
+    assert!(screen.contains("EXITED 2") && screen.contains("tandem repo allow"), "{screen}");
+    assert!(!w.home.path().join("shared-sessions.json").exists());
+
+    tmux(&["new-session", "-d", "-s", "yes", "-x", "150", "-y", "20", &line]);
+    wait_screen("yes", "Allow it? [y/N]");
+    tmux(&["send-keys", "-t", "yes", "y", "Enter"]);
+    let screen = wait_screen("yes", "EXITED");
+    assert!(screen.contains("✓ Repository allowed") && screen.contains("EXITED 0"), "{screen}");
+    assert!(screen.contains("✓ Session shared"), "{screen}");
+    assert_eq!(w.cli(repo.path(), &["repo", "list"]).ok().stdout, "local\tgithub.com/acme/gadgets\n");
+}
+
+/// Kills a test's private tmux server, also when the test fails.
+struct KillTmux(PathBuf);
+
+impl Drop for KillTmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux").arg("-S").arg(&self.0).arg("kill-server").output();
+    }
+}

@@ -146,7 +146,8 @@ fn resolve(roots: &SessionRoots, id: Option<String>, hook: bool) -> Result<Sessi
     };
     if let Some(id) = given_id(id)? {
         let (kind, file) = roots.find(&id).ok_or_else(|| not_found(format!("no session {id}")))?;
-        return checked(roots, &file).map(|(k, _)| Session { id, kind: k, file }).map(|s| Session { kind, ..s });
+        checked(roots, &file)?;
+        return Ok(Session { id, kind, file });
     }
     if hook {
         let mut text = String::new();

@@ -108,8 +108,8 @@ pub fn spawn(engine: Engine, home: Home, roots: SessionRoots, stop: watch::Recei
 async fn run(engine: Engine, home: Home, roots: SessionRoots, mut stop: watch::Receiver<bool>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
-            let _ = tx.send(());
+        if let Ok(event) = res {
+            let _ = tx.send(event.paths);
         }
     });
     let mut watcher = match watcher {
@@ -129,9 +129,14 @@ async fn run(engine: Engine, home: Home, roots: SessionRoots, mut stop: watch::R
     loop {
         tokio::select! {
             _ = stop.changed() => break,
-            Some(()) = rx.recv() => {
+            Some(paths) = rx.recv() => {
+                // The data directory also holds the event log, which changes
+                // all the time: only the allowlist and the followed files count.
+                if !mirrors.concerns(&paths) {
+                    continue;
+                }
                 let until = tokio::time::Instant::now() + MAX_DEBOUNCE;
-                while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                while let Ok(Some(_)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
                     if tokio::time::Instant::now() >= until {
                         break;
                     }
@@ -189,6 +194,14 @@ impl Mirrors {
             watched: BTreeSet::new(),
             allowlist_problem: None,
         }
+    }
+
+    /// Whether a file event touched the allowlist or a followed file.
+    fn concerns(&self, paths: &[PathBuf]) -> bool {
+        let list = allowlist::path(&self.home);
+        paths.iter().any(|p| {
+            *p == list || self.following.keys().any(|id| self.state.sessions.get(id).is_some_and(|s| s.file_path == *p))
+        })
     }
 
     /// Follows what the allowlist lists now, and reads what the files gained.
@@ -414,4 +427,157 @@ fn read_prefix(file: &mut std::fs::File, len: u64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     file.take(len).read_to_end(&mut buf)?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::Value;
+    use tandem_protocol::methods::ThreadUpdateParams;
+
+    use super::*;
+    use crate::agent::EchoAgent;
+    use crate::store::Durability;
+
+    const ID: &str = "c82a5d42-829f-4ee0-99c7-a5a4cd0fd679";
+    const OTHER: &str = "6a4ba966-9327-422b-96ef-0af468d52559";
+
+    fn lines(id: &str) -> Vec<String> {
+        let path = format!("{}/../tests/fixtures/sessions/claude/{id}.jsonl", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).unwrap().split_inclusive('\n').map(str::to_owned).collect()
+    }
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        home: Home,
+        roots: SessionRoots,
+        file: PathBuf,
+        engine: Engine,
+    }
+
+    async fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path().join("home"));
+        home.ensure().unwrap();
+        let roots =
+            SessionRoots { claude: dir.path().join("claude/projects"), codex: dir.path().join("codex/sessions") };
+        let project = roots.claude.join("-w");
+        std::fs::create_dir_all(&project).unwrap();
+        let file = project.join(format!("{ID}.jsonl"));
+        std::fs::write(&file, "").unwrap();
+        let mut list = allowlist::Allowlist::default();
+        list.sessions.insert(
+            ID.into(),
+            allowlist::SharedSession { file_path: file.clone(), servers: vec!["local".into()], shared_at: "x".into() },
+        );
+        allowlist::write(&allowlist::path(&home), &list).unwrap();
+        let engine = Engine::open(&home.db_path(), Durability::Normal, Arc::new(EchoAgent::default())).await.unwrap();
+        Setup { _dir: dir, home, roots, file, engine }
+    }
+
+    impl Setup {
+        fn mirrors(&self) -> Mirrors {
+            Mirrors::load(self.engine.clone(), self.home.clone(), self.roots.clone(), None)
+        }
+        fn append(&self, lines: &[String]) {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&self.file).unwrap();
+            f.write_all(lines.concat().as_bytes()).unwrap();
+        }
+        /// The mirrored thread's events after `thread/started`, as (type, ids).
+        async fn events(&self) -> Vec<(String, String)> {
+            let page = self
+                .engine
+                .thread_events(ThreadEventsParams { thread_id: thread_id_for(ID), from: None, limit: None })
+                .await
+                .unwrap();
+            page.events
+                .iter()
+                .skip(1)
+                .map(|e| {
+                    let v: Value = serde_json::from_str(e.get()).unwrap();
+                    (v["type"].as_str().unwrap().to_owned(), format!("{}{}", v["turnId"], v["item"]["id"]))
+                })
+                .collect()
+        }
+    }
+
+    /// What converting the lines in one go gives.
+    fn reference(lines: &[String]) -> Vec<(String, String)> {
+        let mut conv = Converter::new(AgentKind::Claude, ID);
+        let mut at = 0;
+        let mut out = Vec::new();
+        for l in lines {
+            for (body, _) in conv.line(at, l) {
+                let v = serde_json::to_value(&body).unwrap();
+                out.push((v["type"].as_str().unwrap().to_owned(), format!("{}{}", v["turnId"], v["item"]["id"])));
+            }
+            at += l.len() as u64;
+        }
+        out
+    }
+
+    /// A crash after a batch was written but before its offset was saved:
+    /// the batch is read again and exactly the events the thread has are
+    /// dropped (a rename in between is not mistaken for one of them).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_read_again_after_a_crash_adds_no_duplicate() {
+        let s = setup().await;
+        let all = lines(ID);
+        s.append(&all[..12]);
+        s.mirrors().sync().await;
+        let state = s.home.dir().join(STATE_FILE);
+        let saved = std::fs::read(&state).unwrap();
+        s.append(&all[12..25]);
+        s.mirrors().sync().await;
+        assert_eq!(s.events().await, reference(&all[..25]));
+        s.engine
+            .thread_update(ThreadUpdateParams {
+                thread_id: thread_id_for(ID),
+                title: Some("renamed".into()),
+                shared: None,
+            })
+            .await
+            .unwrap();
+        std::fs::write(&state, saved).unwrap();
+
+        let mut m = s.mirrors();
+        m.sync().await;
+        let mut want = reference(&all[..25]);
+        want.push(("thread/updated".into(), "nullnull".into()));
+        assert_eq!(s.events().await, want);
+        s.append(&all[25..]);
+        m.sync().await;
+        let got: Vec<_> = s.events().await.into_iter().filter(|e| e.0 != "thread/updated").collect();
+        assert_eq!(got, reference(&all));
+    }
+
+    /// A file replaced by one that starts the same goes on where it was; one
+    /// truncated (or replaced by other content) is followed from its start.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replaced_and_truncated_files_are_told_apart() {
+        let s = setup().await;
+        let all = lines(ID);
+        s.append(&all[..12]);
+        let mut m = s.mirrors();
+        m.sync().await;
+        // Rewritten by rename with more lines: no duplicate.
+        let tmp = s.file.with_extension("tmp");
+        std::fs::write(&tmp, all[..20].concat()).unwrap();
+        std::fs::rename(&tmp, &s.file).unwrap();
+        m.sync().await;
+        assert_eq!(s.events().await, reference(&all[..20]));
+        // Truncated and written anew: its records are mirrored from the start.
+        std::fs::write(&s.file, lines(OTHER).concat()).unwrap();
+        m.sync().await;
+        let page = s
+            .engine
+            .thread_events(ThreadEventsParams { thread_id: thread_id_for(ID), from: None, limit: None })
+            .await
+            .unwrap();
+        let last_turn = page.events.iter().rev().find(|e| e.get().contains("\"turn/started\"")).unwrap();
+        assert!(last_turn.get().contains("second session hello"), "{}", last_turn.get());
+        assert_eq!(s.events().await[..reference(&all[..20]).len()], reference(&all[..20])[..]);
+    }
 }
