@@ -343,6 +343,13 @@ fn removing_the_entry_stops_following_and_resharing_resumes_the_same_thread() {
     assert_eq!(opens.count(), 0, "the unshared file was opened");
     assert_eq!(outline(&w.home.events(&thread)), &CLAUDE_OUTLINE[..3]);
 
+    // Unshared, it is still a mirror: nobody posts into it.
+    let mut raw = w.home.raw();
+    let r = raw.request("turn/start", json!({"threadId": thread, "input": "hi"}));
+    assert_eq!(r["error"]["data"]["reason"], "mirrored", "{r}");
+    let r = raw.request("thread/append", json!({"threadId": thread, "turns": [{"input": "a", "response": "b"}]}));
+    assert_eq!(r["error"]["data"]["reason"], "mirrored", "{r}");
+
     // Sharing it again resumes the same thread where it stopped.
     w.allow(&[(CLAUDE_ID, &file), (CODEX_ID, &codex)]);
     wait_outline(&w.home, &thread, CLAUDE_OUTLINE);

@@ -126,6 +126,7 @@ impl Engine {
             Some(id) => normalize_uuid("threadId", id).map_err(RpcError::invalid_params)?,
             None => new_id(),
         };
+        self.refuse_mirrored(&id)?;
         let imports = check_imports(&p.turns)?;
         let shared = p.shared.unwrap_or(true);
         let (handle, done, thread) = {

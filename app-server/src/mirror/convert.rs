@@ -147,6 +147,11 @@ impl Converter {
     // ----- Claude Code -----
 
     fn claude(&mut self, r: &Value, out: &mut Out) -> bool {
+        // A subagent's conversation (older versions kept it in the same file)
+        // is not the user's; its result shows as the tool call that ran it.
+        if r["isSidechain"].as_bool() == Some(true) {
+            return true;
+        }
         match r["type"].as_str().unwrap_or("") {
             "user" => {
                 if r["isMeta"].as_bool() == Some(true) || r["isCompactSummary"].as_bool() == Some(true) {
@@ -512,8 +517,9 @@ mod tests {
     #[test]
     fn odd_records_are_skipped_and_counted() {
         let text = format!(
-            "not json\n[1,2]\n{{\"type\":\"brand-new-record\"}}\n{}\n{{\"type\":\"user\",\"message\":7}}\n{}\n",
+            "not json\n[1,2]\n{{\"type\":\"brand-new-record\"}}\n{}\n{}\n{{\"type\":\"user\",\"message\":7}}\n{}\n",
             r#"{"type":"user","message":{"role":"user","content":"hi"}}"#,
+            r#"{"type":"user","isSidechain":true,"message":{"role":"user","content":"a subagent's task"}}"#,
             r#"{"type":"assistant","message":{"content":[{"type":"text","text":"yo"}],"stop_reason":"end_turn"}}"#,
         );
         let (events, conv) = convert(AgentKind::Claude, CLAUDE, &text, usize::MAX);

@@ -233,11 +233,18 @@ impl Mirrors {
                 tracing::error!(session = %id, file = %entry.file_path.display(), error = %why, "cannot follow a shared session");
                 continue;
             }
-            if let Err(why) = self.poll(id).await {
-                let f = self.following.get_mut(id).expect("followed");
-                if f.problem.as_ref() != Some(&why) {
-                    tracing::warn!(session = %id, error = %why, "cannot read a shared session file (will retry)");
-                    f.problem = Some(why);
+            loop {
+                match self.poll(id).await {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(why) => {
+                        let f = self.following.get_mut(id).expect("followed");
+                        if f.problem.as_ref() != Some(&why) {
+                            tracing::warn!(session = %id, error = %why, "cannot read a shared session file (will retry)");
+                            f.problem = Some(why);
+                        }
+                        break;
+                    }
                 }
             }
         }
@@ -299,8 +306,9 @@ impl Mirrors {
         }
     }
 
-    /// Reads what a followed file gained since its offset into its thread.
-    async fn poll(&mut self, id: &str) -> Result<(), String> {
+    /// Reads what a followed file gained since its offset into its thread,
+    /// one batch; `true` when there is more to read.
+    async fn poll(&mut self, id: &str) -> Result<bool, String> {
         let progress = self.state.sessions.get_mut(id).expect("started");
         let path = progress.file_path.clone();
         let mut file = match std::fs::OpenOptions::new()
@@ -309,7 +317,7 @@ impl Mirrors {
             .open(&path)
         {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
         let meta = file.metadata().map_err(|e| e.to_string())?;
@@ -335,7 +343,7 @@ impl Mirrors {
         progress.dev = meta.dev();
         progress.ino = meta.ino();
         if size <= progress.offset {
-            return Ok(());
+            return Ok(false);
         }
         file.seek(SeekFrom::Start(progress.offset)).map_err(|e| e.to_string())?;
         let want = ((size - progress.offset) as usize).min(MAX_BATCH);
@@ -349,7 +357,7 @@ impl Mirrors {
                 buf.len()
             }
             // A half-written last line waits for its newline.
-            None => return Ok(()),
+            None => return Ok(false),
         };
         let skipped_before = progress.converter.skipped;
         let mut events = Vec::new();
@@ -389,7 +397,7 @@ impl Mirrors {
             progress.prefix_hash = read_prefix(&mut file, progress.prefix_len).map(|p| fnv1a(&p)).unwrap_or(0);
         }
         self.save();
-        Ok(())
+        Ok(new_offset < size)
     }
 
     fn save(&mut self) {
