@@ -513,9 +513,10 @@ fn plugin_install_puts_share_commands_where_the_agents_look() {
     w.cli(dir, &["plugin", "install", "claude"]).ok();
     w.cli(dir, &["plugin", "install", "codex"]).ok();
     let claude = std::fs::read_to_string(w.claude_dir().join("commands/share.md")).unwrap();
-    assert!(claude.contains("tandem share session \"${CLAUDE_SESSION_ID:-$CLAUDE_CODE_SESSION_ID}\""), "{claude}");
+    assert!(claude.contains("!`tandem share session \"${CLAUDE_SESSION_ID}\"`"), "{claude}");
     assert!(claude.starts_with("---\ndescription:"), "{claude}");
-    let codex = std::fs::read_to_string(w.codex_dir().join("prompts/share.md")).unwrap();
+    let codex = std::fs::read_to_string(w.codex_dir().join("skills/tandem-share/SKILL.md")).unwrap();
+    assert!(codex.starts_with("---\nname: tandem-share\ndescription:"), "{codex}");
     assert!(codex.contains("tandem share session \"$CODEX_THREAD_ID\""), "{codex}");
     assert_eq!(w.cli(dir, &["plugin", "install", "vim"]).code, 2);
 }

@@ -220,8 +220,10 @@ impl Converter {
     }
 
     fn claude_text(&mut self, s: &str, client: ClientInfo, out: &mut Out) {
-        if let Some(stdout) = between(s, "<local-command-stdout>", "</local-command-stdout>") {
-            self.message(stdout.trim().to_owned(), out);
+        let output = between(s, "<local-command-stdout>", "</local-command-stdout>")
+            .or_else(|| between(s, "<local-command-stderr>", "</local-command-stderr>"));
+        if let Some(output) = output {
+            self.message(output.trim().to_owned(), out);
         } else if let Some(name) = between(s, "<command-name>", "</command-name>") {
             let args = between(s, "<command-args>", "</command-args>").unwrap_or("").trim();
             let input = if args.is_empty() { name.trim().to_owned() } else { format!("{} {args}", name.trim()) };
@@ -496,6 +498,31 @@ mod tests {
                 "text Hello from the mock.",
                 "end completed",
             ][..]
+        );
+        assert_eq!(conv.skipped, 0);
+    }
+
+    /// `/share` run by Claude Code 2.1.197 (the installed plugin): first in a
+    /// new session (its file did not exist yet, so the command failed), then
+    /// after a prompt (shared). Command output is the answer of its turn.
+    #[test]
+    fn claude_code_slash_command_output_is_its_answer() {
+        let id = "19d9132d-77b8-499b-8e39-094c5298b786";
+        let (events, conv) = convert(AgentKind::Claude, id, &fixture(&format!("claude/{id}.jsonl")), usize::MAX);
+        let outline = outline(&events);
+        assert_eq!(outline[0], "turn /share");
+        assert!(outline[1].starts_with("text Error: Shell command failed") && outline[1].contains("session not found"));
+        assert_eq!(
+            outline[2..],
+            [
+                "end completed",
+                "turn say hello",
+                "text Hello from the mock.",
+                "end completed",
+                "turn /share",
+                "text Hello from the mock.",
+                "end completed",
+            ]
         );
         assert_eq!(conv.skipped, 0);
     }
