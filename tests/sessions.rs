@@ -581,3 +581,35 @@ impl Drop for KillTmux {
         let _ = std::process::Command::new("tmux").arg("-S").arg(&self.0).arg("kill-server").output();
     }
 }
+
+/// `/share` as the first input of a new Claude Code session: the command
+/// runs (with `CLAUDE_CODE_SESSION_ID`) before Claude Code writes the file,
+/// even before its project directory exists. It is shared all the same, and
+/// the mirror follows the file from its first line once it appears.
+#[test]
+fn a_claude_session_shared_before_its_file_exists_is_followed_once_written() {
+    let w = World::new();
+    let repo = Repo::new("https://github.com/acme/widgets");
+    let _stop = StopOnDrop(&w.home);
+    w.cli(repo.path(), &["repo", "allow"]).ok();
+    std::fs::create_dir_all(w.claude_dir().join("projects")).unwrap();
+    let mut cmd = w.home.tandem();
+    cmd.args(["share", "session", CLAUDE_ID]).current_dir(repo.path()).env("CLAUDE_CODE_SESSION_ID", CLAUDE_ID);
+    for (k, v) in w.env() {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("has not written this session yet"), "{stdout}");
+    // Another id that does not exist is still not found.
+    assert_eq!(w.cli(repo.path(), &["share", "session", CLAUDE_OTHER]).code, 4);
+
+    let dir = w.claude_project(repo.path());
+    let file = dir.join(format!("{CLAUDE_ID}.jsonl"));
+    for line in w.lines_in(&format!("claude/{CLAUDE_ID}.jsonl"), repo.path()) {
+        append_in_halves(&file, &line);
+    }
+    let thread = w.wait_thread(CLAUDE_ID);
+    wait_outline(&w.home, &thread, CLAUDE_OUTLINE);
+}

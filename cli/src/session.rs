@@ -13,7 +13,7 @@ use anyhow::Result;
 use tandem_app_server::Home;
 use tandem_app_server::mirror::allowlist::{self, SharedSession};
 use tandem_app_server::mirror::convert::{AgentKind, thread_id_for};
-use tandem_app_server::mirror::locate::SessionRoots;
+use tandem_app_server::mirror::locate::{SessionRoots, claude_project_name};
 use tandem_protocol::ids::normalize_uuid;
 use tandem_protocol::methods::{ThreadRead, ThreadReadParams};
 
@@ -31,6 +31,9 @@ struct Session {
     id: String,
     kind: AgentKind,
     file: PathBuf,
+    /// The Claude Code session this command runs in, whose file Claude Code
+    /// has not written yet (`/share` as a session's first input).
+    unwritten: bool,
 }
 
 /// `tandem share session`.
@@ -66,6 +69,14 @@ pub async fn share(id: Option<String>, hook: bool, hub: Option<String>, conn: &C
     // until the mirror is there to be read.
     let client = crate::share::connect(conn).await?;
     let thread_id = thread_id_for(&session.id);
+    if session.unwritten {
+        // Claude Code writes the file once this command has returned: waiting
+        // here would wait for ourselves.
+        say!("✓ Session shared: {} {} → thread {thread_id}", session.kind.display(), session.id);
+        say!("  (Claude Code has not written this session yet; the thread follows it from its first line)");
+        say!("  follow it: tandem share tail --thread {thread_id} --from 1");
+        return Ok(0);
+    }
     let deadline = tokio::time::Instant::now() + MIRROR_WAIT;
     loop {
         match client.call::<ThreadRead>(&ThreadReadParams { thread_id: thread_id.clone() }).await {
@@ -145,9 +156,19 @@ fn resolve(roots: &SessionRoots, id: Option<String>, hook: bool) -> Result<Sessi
         )
     };
     if let Some(id) = given_id(id)? {
-        let (kind, file) = roots.find(&id).ok_or_else(|| not_found(format!("no session {id}")))?;
+        let Some((kind, file)) = roots.find(&id) else {
+            // Run from inside that very Claude Code session: its file will be
+            // where Claude Code keeps this directory's sessions.
+            if std::env::var("CLAUDE_CODE_SESSION_ID").is_ok_and(|v| v.trim().eq_ignore_ascii_case(&id)) {
+                let cwd = std::env::current_dir()
+                    .map_err(|e| Fail::new(exit::FAILURE, format!("no current directory: {e}")))?;
+                let file = roots.claude.join(claude_project_name(&cwd)).join(format!("{id}.jsonl"));
+                return Ok(Session { id, kind: AgentKind::Claude, file, unwritten: true });
+            }
+            return Err(not_found(format!("no session {id}")));
+        };
         checked(roots, &file)?;
-        return Ok(Session { id, kind, file });
+        return Ok(Session { id, kind, file, unwritten: false });
     }
     if hook {
         let mut text = String::new();
@@ -163,14 +184,14 @@ fn resolve(roots: &SessionRoots, id: Option<String>, hook: bool) -> Result<Sessi
                 return Err(not_found(format!("no file {path}")));
             }
             let (kind, id) = checked(roots, &file)?;
-            return Ok(Session { id, kind, file });
+            return Ok(Session { id, kind, file, unwritten: false });
         }
         let id = v["session_id"]
             .as_str()
             .ok_or_else(|| Fail::usage("--hook: the JSON on stdin has neither transcript_path nor session_id"))?;
         let id = normalize_uuid("session_id", id).map_err(Fail::usage)?;
         let (kind, file) = roots.find(&id).ok_or_else(|| not_found(format!("no session {id}")))?;
-        return Ok(Session { id, kind, file });
+        return Ok(Session { id, kind, file, unwritten: false });
     }
     let cwd = std::env::current_dir().map_err(|e| Fail::new(exit::FAILURE, format!("no current directory: {e}")))?;
     let claude = roots.newest_claude_in(&cwd).and_then(|(id, f)| Some((mtime(&f)?, AgentKind::Claude, id, f)));
@@ -180,7 +201,7 @@ fn resolve(roots: &SessionRoots, id: Option<String>, hook: bool) -> Result<Sessi
         newest.ok_or_else(|| not_found(format!("no Claude Code or Codex session of {}", cwd.display())))?;
     checked(roots, &file)?;
     eprintln!("Sharing the newest session of this directory: {} {id} ({})", kind.display(), file.display());
-    Ok(Session { id, kind, file })
+    Ok(Session { id, kind, file, unwritten: false })
 }
 
 fn checked(roots: &SessionRoots, file: &Path) -> Result<(AgentKind, String), Fail> {

@@ -161,6 +161,8 @@ struct Mirrors {
     watcher: Option<notify::RecommendedWatcher>,
     watched: BTreeSet<PathBuf>,
     allowlist_problem: Option<String>,
+    /// Why a listed session could not be followed yet (logged once each).
+    start_problems: BTreeMap<String, String>,
 }
 
 impl Mirrors {
@@ -193,6 +195,7 @@ impl Mirrors {
             watcher,
             watched: BTreeSet::new(),
             allowlist_problem: None,
+            start_problems: BTreeMap::new(),
         }
     }
 
@@ -227,11 +230,17 @@ impl Mirrors {
             tracing::info!(session = %id, "session unshared; no longer following it");
         }
         for (id, entry) in &list.sessions {
-            if !self.following.contains_key(id)
-                && let Err(why) = self.start(id, &entry.file_path).await
-            {
-                tracing::error!(session = %id, file = %entry.file_path.display(), error = %why, "cannot follow a shared session");
-                continue;
+            if !self.following.contains_key(id) {
+                // A session shared before its agent wrote it starts once it
+                // exists: retried on every look, logged once.
+                if let Err(why) = self.start(id, &entry.file_path).await {
+                    if self.start_problems.get(id) != Some(&why) {
+                        tracing::warn!(session = %id, file = %entry.file_path.display(), error = %why, "cannot follow a shared session yet");
+                        self.start_problems.insert(id.clone(), why);
+                    }
+                    continue;
+                }
+                self.start_problems.remove(id);
             }
             loop {
                 match self.poll(id).await {
