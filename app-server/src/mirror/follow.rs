@@ -230,6 +230,12 @@ impl Mirrors {
             tracing::info!(session = %id, "session unshared; no longer following it");
         }
         for (id, entry) in &list.sessions {
+            // Listed again with another file (it moved): follow that one.
+            if self.following.contains_key(id)
+                && self.state.sessions.get(id).is_some_and(|p| p.file_path != entry.file_path)
+            {
+                self.following.remove(id);
+            }
             if !self.following.contains_key(id) {
                 // A session shared before its agent wrote it starts once it
                 // exists: retried on every look, logged once.
@@ -596,5 +602,30 @@ mod tests {
         let last_turn = page.events.iter().rev().find(|e| e.get().contains("\"turn/started\"")).unwrap();
         assert!(last_turn.get().contains("second session hello"), "{}", last_turn.get());
         assert_eq!(s.events().await[..reference(&all[..20]).len()], reference(&all[..20])[..]);
+    }
+
+    /// Listed again at another path (the file moved): followed there, where
+    /// it was, without repeating anything.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_moved_file_listed_again_goes_on_where_it_was() {
+        let s = setup().await;
+        let all = lines(ID);
+        s.append(&all[..12]);
+        let mut m = s.mirrors();
+        m.sync().await;
+        let moved_dir = s.roots.claude.join("-w2");
+        std::fs::create_dir_all(&moved_dir).unwrap();
+        let moved = moved_dir.join(format!("{ID}.jsonl"));
+        std::fs::rename(&s.file, &moved).unwrap();
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&moved).unwrap();
+            f.write_all(all[12..].concat().as_bytes()).unwrap();
+        }
+        let mut list = allowlist::read(&allowlist::path(&s.home)).unwrap();
+        list.sessions.get_mut(ID).unwrap().file_path = moved;
+        allowlist::write(&allowlist::path(&s.home), &list).unwrap();
+        m.sync().await;
+        assert_eq!(s.events().await, reference(&all));
     }
 }
