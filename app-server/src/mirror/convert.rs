@@ -70,6 +70,9 @@ pub struct Converter {
     /// Codex items that came before the turn's prompt (e.g. a compaction).
     #[serde(default)]
     early: Vec<Item>,
+    /// A Codex task has started and its prompt has not come yet.
+    #[serde(default)]
+    task_pending: bool,
     /// Lines left out because they were not JSON or of an unknown type.
     pub skipped: u64,
 }
@@ -82,6 +85,7 @@ impl Converter {
             open_turn: None,
             pending: BTreeMap::new(),
             early: Vec::new(),
+            task_pending: false,
             skipped: 0,
         }
     }
@@ -246,7 +250,9 @@ impl Converter {
             _ => String::new(),
         };
         let failed = block["is_error"].as_bool() == Some(true);
-        let interrupted = record["toolUseResult"]["interrupted"].as_bool() == Some(true);
+        // Claude Code's words when the user stops a tool call (Esc, Ctrl-C).
+        let interrupted = record["toolUseResult"]["interrupted"].as_bool() == Some(true)
+            || (failed && output.starts_with("The user doesn't want to proceed"));
         let status = if interrupted {
             "interrupted"
         } else if failed {
@@ -254,6 +260,8 @@ impl Converter {
         } else {
             "completed"
         };
+        // Its output is the note to the model, not what the tool printed.
+        let output = if interrupted && failed { String::new() } else { output };
         let fields = claude_item(&tool.name, &tool.input, output, status);
         out.push(EventBody::ItemCompleted { turn_id, item: item(tool.item_id, &claude_item_type(&tool.name), fields) });
     }
@@ -266,6 +274,7 @@ impl Converter {
             "event_msg" => match p["type"].as_str().unwrap_or("") {
                 "task_started" => {
                     self.close_turn(TurnStatus::Completed, None, out);
+                    self.task_pending = true;
                     true
                 }
                 "task_complete" => {
@@ -300,6 +309,7 @@ impl Converter {
         let kind = it["type"].as_str().unwrap_or("");
         let (item_type, fields) = match kind {
             "UserMessage" => {
+                self.task_pending = false;
                 let input = texts(it).trim_end_matches('\n').to_owned();
                 self.start_turn(input, ClientInfo::new("codex", ""), out);
                 let turn_id = self.open_turn.clone().unwrap_or_default();
@@ -343,7 +353,10 @@ impl Converter {
         let new = item(out.ids.next(), item_type, fields);
         match &self.open_turn {
             Some(turn_id) => out.push(EventBody::ItemCompleted { turn_id: turn_id.clone(), item: new }),
-            None => self.early.push(new),
+            None if self.task_pending => self.early.push(new),
+            // The end of a turn that has ended (codex writes an interrupted
+            // command after `turn_aborted`): its turn is closed, leave it out.
+            None => {}
         }
     }
 }
@@ -474,8 +487,8 @@ mod tests {
 
     #[test]
     fn codex_rollout_becomes_turns_messages_and_tool_items() {
-        let file = std::fs::read_dir(format!("{FIXTURES}/codex")).unwrap().next().unwrap().unwrap().path();
-        let (events, conv) = convert(AgentKind::Codex, CODEX, &std::fs::read_to_string(file).unwrap(), usize::MAX);
+        let file = format!("codex/rollout-2026-11-23T15-01-47-{CODEX}.jsonl");
+        let (events, conv) = convert(AgentKind::Codex, CODEX, &fixture(&file), usize::MAX);
         assert_eq!(
             outline(&events),
             [
@@ -524,6 +537,23 @@ mod tests {
                 "end completed",
             ]
         );
+        assert_eq!(conv.skipped, 0);
+    }
+
+    /// Interrupted while a command ran (SIGINT to the CLI, as Ctrl-C).
+    #[test]
+    fn interrupted_turns_end_interrupted() {
+        let id = "ad7c017a-cc65-4124-ad51-f8ac1e664334";
+        let (events, conv) = convert(AgentKind::Claude, id, &fixture(&format!("claude/{id}.jsonl")), usize::MAX);
+        assert_eq!(
+            outline(&events),
+            ["turn sleep please", "start $ sleep 1000 (running)", "item $ sleep 1000 (interrupted)", "end interrupted"]
+        );
+        assert_eq!(conv.skipped, 0);
+        let id = "01a20912-7e57-7fc0-8221-71bf655000c7";
+        let file = format!("codex/rollout-2026-11-23T15-42-16-{id}.jsonl");
+        let (events, conv) = convert(AgentKind::Codex, id, &fixture(&file), usize::MAX);
+        assert_eq!(outline(&events), ["turn sleep please", "end interrupted"]);
         assert_eq!(conv.skipped, 0);
     }
 
