@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -68,8 +68,6 @@ struct Progress {
     file_path: PathBuf,
     offset: u64,
     last_seq: u64,
-    dev: u64,
-    ino: u64,
     prefix_len: u64,
     prefix_hash: u64,
     converter: Converter,
@@ -83,8 +81,6 @@ impl Progress {
             file_path: file.to_owned(),
             offset: 0,
             last_seq: 1,
-            dev: 0,
-            ino: 0,
             prefix_len: 0,
             prefix_hash: 0,
             converter: Converter::new(kind, id),
@@ -290,6 +286,9 @@ impl Mirrors {
         }
         self.state.sessions.insert(id.to_owned(), progress);
         self.following.insert(id.to_owned(), Following { skip, problem: None });
+        // Saved now, so the thread is known as a mirror after a restart
+        // even before the session has a line.
+        self.save();
         tracing::info!(session = %id, file = %file.display(), "following a shared session");
         Ok(())
     }
@@ -340,8 +339,10 @@ impl Mirrors {
             return Err(format!("{} is not a regular file", path.display()));
         }
         let size = meta.len();
-        let replaced = progress.ino != 0 && (meta.ino() != progress.ino || meta.dev() != progress.dev);
-        if progress.offset > 0 && (replaced || size < progress.offset) {
+        // Appended to, it still starts with the bytes already mirrored;
+        // truncated, rewritten in place or replaced, it may not (checked on
+        // every look: a rewrite that outgrew the offset changes no size).
+        if progress.offset > 0 {
             let same_start = size >= progress.offset
                 && read_prefix(&mut file, progress.prefix_len).is_ok_and(|p| fnv1a(&p) == progress.prefix_hash);
             if !same_start {
@@ -355,8 +356,6 @@ impl Mirrors {
                 }
             }
         }
-        progress.dev = meta.dev();
-        progress.ino = meta.ino();
         if size <= progress.offset {
             return Ok(false);
         }
@@ -591,8 +590,12 @@ mod tests {
         std::fs::rename(&tmp, &s.file).unwrap();
         m.sync().await;
         assert_eq!(s.events().await, reference(&all[..20]));
-        // Truncated and written anew: its records are mirrored from the start.
-        std::fs::write(&s.file, lines(OTHER).concat()).unwrap();
+        // Rewritten in place with other content longer than what was read
+        // (no size ever below the offset between two looks): noticed too.
+        let mut other = lines(OTHER).concat();
+        other.push_str(&" ".repeat(all[..20].concat().len()));
+        other.push('\n');
+        std::fs::write(&s.file, other).unwrap();
         m.sync().await;
         let page = s
             .engine
