@@ -81,7 +81,7 @@ impl World {
         let title = format!("session {}", &session[..8]);
         out.json_lines()
             .into_iter()
-            .find(|t| t["title"].as_str().is_some_and(|s| s.ends_with(&title)))
+            .find(|t| t["title"].as_str().is_some_and(|s| s.contains(&title)))
             .map(|t| t["id"].as_str().unwrap().to_owned())
     }
     fn wait_thread(&self, session: &str) -> String {
@@ -248,6 +248,7 @@ fn a_listed_claude_session_is_followed_line_by_line_and_an_unlisted_one_never_op
         append_in_halves(&file, &line);
     }
     let events = wait_outline(&w.home, &thread, CLAUDE_OUTLINE);
+    assert_eq!(events[0]["title"], format!("Claude Code session {}", &CLAUDE_ID[..8]), "{:?}", events[0]);
     assert_eq!(events[1]["client"]["name"], "claude-code");
     assert_eq!(events[1]["imported"], true);
     assert!(events[1]["originalTs"].as_str().unwrap().starts_with("2026-11-23T15:02:01"));
@@ -297,6 +298,7 @@ fn a_codex_session_is_followed_and_resumes_without_duplicates_after_restarts() {
     }
     let _server = w.serve();
     let events = wait_outline(&w.home, &thread, CODEX_OUTLINE);
+    assert_eq!(events[0]["title"], format!("Codex session {} in proj", &CODEX_ID[..8]));
     assert_eq!(events[1]["agent"]["kind"], "codex");
 }
 

@@ -270,7 +270,7 @@ impl Mirrors {
         let mut progress = self.state.sessions.get(id).cloned().unwrap_or_else(|| Progress::new(id, kind, file));
         progress.file_path = file.to_owned();
         self.engine.mark_mirrored(&progress.thread_id, kind.display());
-        let title = format!("{} session {}", kind.display(), &id[..8]);
+        let title = title_for(kind, id, file);
         let last = self.engine.mirror_append(&progress.thread_id, &title, Vec::new()).await.map_err(|e| e.message)?;
         let skip = if last < progress.last_seq {
             // The thread lost events (a different database): mirror it anew.
@@ -396,6 +396,7 @@ impl Mirrors {
         events.drain(..dup);
         following.skip -= dup as u64;
         following.problem = None;
+        // The thread exists since `start`: the title is not used.
         let title = format!("{} session {}", progress.kind.display(), &id[..8]);
         let thread_id = progress.thread_id.clone();
         let last = if events.is_empty() {
@@ -441,6 +442,30 @@ impl Mirrors {
             }
         }
         self.watched = watched;
+    }
+}
+
+/// "Claude Code session c82a5d42 in widgets": the agent, the session, and
+/// the directory it runs in when its first records say (a listed file only).
+fn title_for(kind: AgentKind, id: &str, file: &Path) -> String {
+    let base = format!("{} session {}", kind.display(), &id[..8]);
+    let cwd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(file)
+        .ok()
+        .and_then(|f| {
+            let mut head = Vec::new();
+            f.take(64 * 1024).read_to_end(&mut head).ok()?;
+            String::from_utf8_lossy(&head).lines().find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                let cwd = v.get("cwd").or_else(|| v.get("payload")?.get("cwd"))?.as_str()?;
+                Path::new(cwd).file_name().map(|n| n.to_string_lossy().into_owned())
+            })
+        });
+    match cwd {
+        Some(dir) => format!("{base} in {dir}"),
+        None => base,
     }
 }
 
