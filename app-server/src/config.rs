@@ -37,6 +37,16 @@ pub struct FileConfig {
     pub openai: Option<OpenAiFile>,
     pub codex: Option<CliFile>,
     pub claude: Option<CliFile>,
+    /// Per destination of shared sessions (a hub's URL, or `local`).
+    pub hubs: Option<std::collections::BTreeMap<String, HubFile>>,
+}
+
+/// `[hubs."URL"]`: what may be shared with that destination.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubFile {
+    /// Repositories (normalized `host/org/repo`) whose sessions may be shared.
+    pub allowed_repos: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,8 +153,13 @@ impl FileConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileConfig::default()),
             Err(source) => return Err(ConfigError::Read { path: path.to_owned(), source }),
         };
-        toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: describe_toml_error(&text, &e) })
+        FileConfig::parse(path, &text)
+    }
+
+    /// Parses the text of `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+        toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: describe_toml_error(text, &e) })
     }
 }
 

@@ -1,7 +1,7 @@
 //! The engine: the thread registry and what every method does to it. Transports
 //! and the in-process TUI call it; it knows nothing of bytes or connections.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -37,6 +37,9 @@ struct Inner {
     threads: RwLock<BTreeMap<String, Arc<ThreadHandle>>>,
     agent: Arc<dyn Agent>,
     stopping: AtomicBool,
+    /// Threads that mirror an agent's session file (id → agent name): only the
+    /// session follower adds turns to them.
+    mirrored: RwLock<HashMap<String, String>>,
 }
 
 pub(crate) fn store_error(e: StoreError) -> RpcError {
@@ -88,7 +91,13 @@ impl Engine {
         }
         store.flush().await?;
         tracing::info!(threads = threads.len(), recovered, "event log opened");
-        Ok(Engine(Arc::new(Inner { store, threads: RwLock::new(threads), agent, stopping: AtomicBool::new(false) })))
+        Ok(Engine(Arc::new(Inner {
+            store,
+            threads: RwLock::new(threads),
+            agent,
+            stopping: AtomicBool::new(false),
+            mirrored: RwLock::new(HashMap::new()),
+        })))
     }
 
     /// The agent that runs this engine's turns.
@@ -117,6 +126,7 @@ impl Engine {
             Some(id) => normalize_uuid("threadId", id).map_err(RpcError::invalid_params)?,
             None => new_id(),
         };
+        self.refuse_mirrored(&id)?;
         let imports = check_imports(&p.turns)?;
         let shared = p.shared.unwrap_or(true);
         let (handle, done, thread) = {
@@ -158,6 +168,7 @@ impl Engine {
     /// `thread/append`: imports turns into an idle thread.
     pub async fn thread_append(&self, p: ThreadAppendParams, client: &ClientInfo) -> Result<Thread, RpcError> {
         let handle = self.thread(&p.thread_id)?;
+        self.refuse_mirrored(&handle.id)?;
         let imports = check_imports(&p.turns)?;
         if imports.is_empty() {
             return Err(RpcError::invalid_params("invalid params for thread/append: turns must not be empty"));
@@ -351,6 +362,7 @@ impl Engine {
     /// once that is durable, and runs the agent in the background.
     pub async fn turn_start(&self, p: TurnStartParams, conn_client: &ClientInfo) -> Result<Turn, RpcError> {
         let handle = self.thread(&p.thread_id)?;
+        self.refuse_mirrored(&handle.id)?;
         if p.input.trim().is_empty() {
             return Err(RpcError::invalid_params("invalid params for turn/start: input must not be empty"));
         }
@@ -427,6 +439,83 @@ impl Engine {
             (None, Some(id)) => Err(RpcError::turn_not_found(&id)),
             (None, None) => Ok(false),
         }
+    }
+
+    /// Marks a thread (existing or not yet) as the mirror of `agent`'s session.
+    pub fn mark_mirrored(&self, thread_id: &str, agent: &str) {
+        self.0.mirrored.write().unwrap_or_else(|p| p.into_inner()).insert(thread_id.to_owned(), agent.to_owned());
+    }
+
+    fn refuse_mirrored(&self, thread_id: &str) -> Result<(), RpcError> {
+        match self.0.mirrored.read().unwrap_or_else(|p| p.into_inner()).get(thread_id) {
+            Some(agent) => Err(RpcError::mirrored(thread_id, agent)),
+            None => Ok(()),
+        }
+    }
+
+    /// The last seq of a thread, `None` when it does not exist.
+    pub fn last_seq(&self, thread_id: &str) -> Option<u64> {
+        let threads = self.0.threads.read().unwrap_or_else(|p| p.into_inner());
+        threads.get(thread_id).map(|h| h.lock().last_seq)
+    }
+
+    /// Appends a mirrored session's events to its thread (created with `title`
+    /// when missing), marked imported with their original times, and waits
+    /// until they are durable. Returns the thread's last seq.
+    pub async fn mirror_append(
+        &self,
+        thread_id: &str,
+        title: &str,
+        events: Vec<(EventBody, Option<String>)>,
+    ) -> Result<u64, RpcError> {
+        let handle = {
+            let mut threads = self.0.threads.write().unwrap_or_else(|p| p.into_inner());
+            match threads.get(thread_id) {
+                Some(h) => Arc::clone(h),
+                None => {
+                    let now = format_millis(now_millis());
+                    let handle =
+                        Arc::new(ThreadHandle::new(thread_id, Some(title.to_owned()), true, now.clone(), 0, &now));
+                    let mut state = handle.lock();
+                    handle
+                        .append(
+                            &mut state,
+                            &self.0.store,
+                            EventBody::ThreadStarted { title: Some(title.to_owned()), shared: true },
+                            RowChange::Create { title: Some(title.to_owned()), shared: true, created_at: now },
+                            AppendOptions::default(),
+                        )
+                        .map_err(store_error)?;
+                    drop(state);
+                    threads.insert(thread_id.to_owned(), Arc::clone(&handle));
+                    handle
+                }
+            }
+        };
+        let (done, last) = {
+            let mut state = handle.lock();
+            let count = events.len();
+            let mut done = None;
+            for (i, (body, original_ts)) in events.into_iter().enumerate() {
+                let ack = i + 1 == count;
+                let d = handle
+                    .append(
+                        &mut state,
+                        &self.0.store,
+                        body,
+                        RowChange::None,
+                        AppendOptions { imported: true, original_ts, ack },
+                    )
+                    .map_err(store_error)?;
+                if ack {
+                    done = d;
+                }
+            }
+            (done, state.last_seq)
+        };
+        wait_durable(done).await?;
+        self.0.store.flush().await.map_err(store_error)?;
+        Ok(last)
     }
 
     /// Stops taking turns, interrupts the running ones (they end `interrupted`

@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod lock;
 pub mod logging;
+pub mod mirror;
 pub mod paths;
 pub mod redact;
 pub mod rpc;

@@ -181,7 +181,28 @@ pub fn open_private(path: &Path, access: Access) -> io::Result<File> {
     Ok(file)
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// Replaces a data-directory file at once: writes a 0600 temporary file
+/// beside it (never through a link), syncs it, and renames it over `path`, so
+/// a reader sees the old content or the new, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(name);
+    let result = (|| {
+        let mut file = open_private(&tmp, Access::ReadWrite)?;
+        file.set_len(0)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 

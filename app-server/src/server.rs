@@ -95,6 +95,12 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let shared = Shared::new(engine.clone(), limits);
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mirrors = crate::mirror::follow::spawn(
+        engine.clone(),
+        home.clone(),
+        crate::mirror::locate::SessionRoots::from_env(),
+        stop_rx.clone(),
+    );
     let mut sockets = Vec::new();
     let mut stdio = None;
     for listen in &opts.listen {
@@ -141,6 +147,8 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     for path in &sockets {
         let _ = std::fs::remove_file(path);
     }
+    // The follower finishes the batch it is on before the log closes.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), mirrors).await;
     engine.shutdown().await;
     tracing::info!("stopped");
     Ok(())

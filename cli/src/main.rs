@@ -11,7 +11,10 @@ macro_rules! say {
 
 mod app_server;
 mod exit;
+mod plugin;
 mod render;
+mod repo;
+mod session;
 mod share;
 
 use std::process::ExitCode;
@@ -50,6 +53,47 @@ enum Command {
     /// Create, post to, follow and read shared threads (for scripts and people).
     #[command(subcommand)]
     Share(ShareCommand),
+    /// Which repositories' agent sessions may be shared, per destination.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Install the `/share` command into Claude Code or Codex.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum RepoCommand {
+    /// Allow sharing sessions of a repository (default: the current directory's `origin`).
+    Allow {
+        /// host/org/repo or a git remote URL.
+        repo: Option<String>,
+        /// The destination [default: local, this machine's app-server].
+        #[arg(long, value_name = "URL")]
+        hub: Option<String>,
+    },
+    /// Stop allowing a repository (default: the current directory's `origin`).
+    Deny {
+        /// host/org/repo or a git remote URL.
+        repo: Option<String>,
+        /// The destination [default: local, this machine's app-server].
+        #[arg(long, value_name = "URL")]
+        hub: Option<String>,
+    },
+    /// List allowed repositories: one `DESTINATION<TAB>REPO` per line.
+    List {
+        /// Only this destination.
+        #[arg(long, value_name = "URL")]
+        hub: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Write the `/share` command into the agent's config directory.
+    Install {
+        #[arg(value_enum)]
+        agent: plugin::PluginAgent,
+    },
 }
 
 #[derive(Args)]
@@ -224,6 +268,25 @@ enum ShareCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Share a Claude Code or Codex session live: the app-server mirrors it into a thread.
+    Session {
+        /// The session's UUID [default: $CLAUDE_SESSION_ID, $CLAUDE_CODE_SESSION_ID or
+        /// $CODEX_THREAD_ID, else the newest session of the current directory].
+        id: Option<String>,
+        /// Read the session from the JSON a Claude Code hook gets on stdin.
+        #[arg(long)]
+        hook: bool,
+        /// Share on a hub (not available yet: the hub lands separately).
+        #[arg(long, value_name = "URL")]
+        hub: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Stop sharing a session (its thread keeps what was mirrored).
+    Unshare {
+        /// The session's UUID [default: as for `share session`, else the only shared one].
+        id: Option<String>,
+    },
     /// Interrupt the turn running on a thread.
     Interrupt {
         /// The thread: its id, or any unique start of it (`tandem share list` shows them).
@@ -273,6 +336,8 @@ fn main() -> ExitCode {
             None => tui(cli.thread, cli.conn).await,
             Some(Command::AppServer(args)) => app_server::run(*args).await,
             Some(Command::Share(cmd)) => share::run(cmd).await,
+            Some(Command::Repo(cmd)) => repo::run(cmd),
+            Some(Command::Plugin(PluginCommand::Install { agent })) => plugin::install(agent),
         }
     });
     // Don't wait for background tasks (a stdin reader may be blocked forever).

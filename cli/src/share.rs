@@ -91,6 +91,8 @@ pub async fn run(cmd: ShareCommand) -> Result<u8> {
             get(&thread, from.as_deref(), limit, json, &conn).await
         }
         ShareCommand::Interrupt { thread, conn } => interrupt(&thread, &conn).await,
+        ShareCommand::Session { id, hook, hub, conn } => crate::session::share(id, hook, hub, &conn).await,
+        ShareCommand::Unshare { id } => crate::session::unshare(id),
     }
     .or_else(|e| match e.downcast_ref::<Fail>() {
         Some(f) if f.code == 0 => Ok(0),

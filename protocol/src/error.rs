@@ -22,6 +22,8 @@ pub enum ErrorCode {
     ThreadNotFound,
     /// -32003: no such turn.
     TurnNotFound,
+    /// -32005: the thread mirrors a Claude Code or Codex session; post in the agent.
+    Mirrored,
 }
 
 impl ErrorCode {
@@ -36,6 +38,7 @@ impl ErrorCode {
             ErrorCode::Busy => -32001,
             ErrorCode::ThreadNotFound => -32002,
             ErrorCode::TurnNotFound => -32003,
+            ErrorCode::Mirrored => -32005,
         }
     }
 
@@ -50,6 +53,7 @@ impl ErrorCode {
             ErrorCode::Busy => "busy",
             ErrorCode::ThreadNotFound => "threadNotFound",
             ErrorCode::TurnNotFound => "turnNotFound",
+            ErrorCode::Mirrored => "mirrored",
         }
     }
 }
@@ -140,6 +144,18 @@ impl RpcError {
 
     pub fn turn_not_found(id: &str) -> Self {
         RpcError::new(ErrorCode::TurnNotFound, format!("turn not found: {id}"))
+    }
+
+    /// -32005 `mirrored`: the thread follows an agent's session file; only the
+    /// agent adds turns to it.
+    pub fn mirrored(thread_id: &str, agent: &str) -> Self {
+        RpcError::new(
+            ErrorCode::Mirrored,
+            format!(
+                "thread {thread_id} mirrors a {agent} session: it follows the session file, so post in {agent} itself"
+            ),
+        )
+        .with("agent", agent)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

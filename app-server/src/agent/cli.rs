@@ -716,7 +716,7 @@ fn codex_item(item: &Value) -> Option<(&'static str, Map<String, Value>)> {
     }
 }
 
-fn claude_item_type(tool: &str) -> String {
+pub(crate) fn claude_item_type(tool: &str) -> String {
     match tool {
         "Bash" => "commandExecution",
         "Edit" | "MultiEdit" | "Write" | "NotebookEdit" => "fileChange",
@@ -725,7 +725,7 @@ fn claude_item_type(tool: &str) -> String {
     .to_owned()
 }
 
-fn claude_item(tool: &str, input: &Value, output: String, status: &str) -> Map<String, Value> {
+pub(crate) fn claude_item(tool: &str, input: &Value, output: String, status: &str) -> Map<String, Value> {
     match tool {
         "Bash" => obj(json!({"command": input["command"], "output": output, "status": status})),
         "Edit" | "MultiEdit" | "Write" | "NotebookEdit" => {

@@ -2,7 +2,7 @@
 //! sink for the text it produces, and a cancellation signal, and says how the
 //! turn ended. The engine turns that into events; agents never touch the log.
 
-mod cli;
+pub(crate) mod cli;
 mod echo;
 mod exec;
 mod openai;
