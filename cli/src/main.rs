@@ -11,6 +11,7 @@ macro_rules! say {
 
 mod app_server;
 mod exit;
+mod hub;
 mod render;
 mod share;
 
@@ -50,6 +51,8 @@ enum Command {
     /// Create, post to, follow and read shared threads (for scripts and people).
     #[command(subcommand)]
     Share(ShareCommand),
+    /// Run a share server: it keeps copies of linked threads for readers on other machines.
+    Hub(hub::HubArgs),
 }
 
 #[derive(Args)]
@@ -273,6 +276,7 @@ fn main() -> ExitCode {
             None => tui(cli.thread, cli.conn).await,
             Some(Command::AppServer(args)) => app_server::run(*args).await,
             Some(Command::Share(cmd)) => share::run(cmd).await,
+            Some(Command::Hub(args)) => hub::run(args).await,
         }
     });
     // Don't wait for background tasks (a stdin reader may be blocked forever).
