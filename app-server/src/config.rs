@@ -37,6 +37,14 @@ pub struct FileConfig {
     pub openai: Option<OpenAiFile>,
     pub codex: Option<CliFile>,
     pub claude: Option<CliFile>,
+    pub hub: Option<HubFile>,
+}
+
+/// `[hub]`: where `tandem share link` shares by default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubFile {
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,6 +12,7 @@ macro_rules! say {
 mod app_server;
 mod exit;
 mod hub;
+mod hub_link;
 mod render;
 mod share;
 
@@ -227,6 +228,12 @@ enum ShareCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Share a thread through a hub (--hub URL): prints the link; the app-server keeps it synced.
+    Link(hub_link::LinkArgs),
+    /// List the hub links: where each thread is shared and how far it has synced.
+    Links(hub_link::LinksArgs),
+    /// Stop syncing a thread to its hub (--delete: also remove it there).
+    Unlink(hub_link::UnlinkArgs),
     /// Interrupt the turn running on a thread.
     Interrupt {
         /// The thread: its id, or any unique start of it (`tandem share list` shows them).

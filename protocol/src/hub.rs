@@ -83,6 +83,79 @@ pub struct HubError {
     pub error: String,
 }
 
+/// `hub/link` (JSON-RPC): share a thread through a hub.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HubLinkParams {
+    pub thread_id: String,
+    /// The hub's URL; default: `[hub] url` in the app-server's config.toml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
+    /// How long the share lives (`7d`); default: until deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire: Option<String>,
+    /// Send secrets as they are (default: redacted before they leave).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_redact: bool,
+}
+
+/// `hub/links`: the hub links, of one thread or all.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HubLinksParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+}
+
+/// `hub/unlink`: stop syncing a thread; `delete` also removes it from the hub.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HubUnlinkParams {
+    pub thread_id: String,
+    #[serde(default)]
+    pub delete: bool,
+}
+
+/// A thread's link to a hub, as `hub/link` and `hub/links` show it (never the secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HubLink {
+    pub thread_id: String,
+    /// The share's id on the hub.
+    pub id: String,
+    pub url: String,
+    pub hub: String,
+    /// The last seq the hub has acknowledged.
+    pub acked_seq: u64,
+    /// Events committed locally and not yet acknowledged.
+    pub pending: u64,
+    pub redact: bool,
+    /// `synced`, `pending`, `retrying`, or why syncing stopped: `deleted`,
+    /// `expired`, `refused`, `full`.
+    pub state: String,
+    /// The last failure, while retrying or stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HubLinkResult {
+    pub link: HubLink,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HubLinksResult {
+    pub data: Vec<HubLink>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HubUnlinkResult {
+    pub unlinked: bool,
+    pub deleted: bool,
+}
+
 /// Parses `90s`, `30m`, `12h`, `7d` or `2w` into seconds (at least 1).
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     let err = || format!("{text:?} is not a duration; use a number and a unit, e.g. 90s, 30m, 12h, 7d or 2w");

@@ -27,8 +27,14 @@ impl Hub {
 
     /// `tandem hub --listen ADDR` (port 0: a free one); its database in `home`.
     pub fn start_at(home: &Home, listen: &str, extra: &[&str]) -> Hub {
+        Hub::start_env(home, listen, extra, &[])
+    }
+
+    /// [`Hub::start_at`] with extra environment variables (`RUST_LOG`).
+    pub fn start_env(home: &Home, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Hub {
         let db = home.path().join("hub.db");
         let mut cmd = home.tandem();
+        cmd.envs(env.iter().copied());
         cmd.args(["hub", "--listen", listen, "--database", &format!("sqlite:{}", db.display())])
             .args(extra)
             .stdout(Stdio::piped())
