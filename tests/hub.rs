@@ -48,12 +48,24 @@ fn create_sync_then_poll_and_read_the_page() {
     assert_eq!(first[2]["event"]["input"], "two <script>alert(1)</script>");
 
     // Live: what is synced next arrives on the open poll, after what came before.
-    let r = sync(&hub, &id, &secret, vec![event(4, "four"), json!({"type":"thread","title":"renamed","shared":false})]);
+    let r = sync(&hub, &id, &secret, vec![event(4, "four"), json!({"type":"thread","title":"renamed","shared":true})]);
     assert_eq!(r.status, 200, "{r:?}");
     // The thread item is not ordered among events (its last write wins).
     let live = [poll.next().expect("an item"), poll.next().expect("another")];
     assert_eq!(seqs(&live), [4]);
-    assert!(live.contains(&json!({"type":"thread","title":"renamed","shared":false})), "{live:?}");
+    assert!(live.contains(&json!({"type":"thread","title":"renamed","shared":true})), "{live:?}");
+
+    // Sharing off: the page says so and shows nothing; pollers get no events.
+    let r = sync(&hub, &id, &secret, vec![json!({"type":"thread","title":"renamed","shared":false})]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(poll.next(), Some(json!({"type":"thread","title":"renamed","shared":false})));
+    assert_eq!(hub.request("GET", &format!("/s/{id}"), "").status, 403);
+    let mut paused = hub.poll(&id);
+    assert_eq!(paused.next(), Some(json!({"type":"thread","title":"renamed","shared":false})));
+    assert_eq!(sync(&hub, &id, &secret, vec![json!({"type":"thread","title":"renamed","shared":true})]).status, 200);
+    let resumed = paused.until(|i| i["seq"] == 4);
+    assert_eq!(resumed[0], json!({"type":"thread","title":"renamed","shared":true}));
+    assert_eq!(seqs(&resumed), [1, 2, 3, 4]);
 
     let page = hub.request("GET", &format!("/s/{id}"), "");
     assert_eq!(page.status, 200);

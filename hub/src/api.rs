@@ -317,7 +317,9 @@ async fn follow<S: HubStore>(hub: Arc<Hub<S>>, id: String, mut socket: WebSocket
             }
             sent_thread = Some(thread);
         }
-        loop {
+        // While its author has sharing off, a share shows nothing more than
+        // that (the events resume once it is on again).
+        while share.shared {
             let page = match hub.store.events(&id, next_seq, POLL_PAGE).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -363,6 +365,10 @@ async fn view<S: HubStore>(State(hub): State<Arc<Hub<S>>>, Path(id): Path<String
             return (status, Html(page::notice(title, &why))).into_response();
         }
     };
+    if !share.shared {
+        let why = "Its author has stopped sharing this thread for now.";
+        return (StatusCode::FORBIDDEN, Html(page::notice("Not shared", why))).into_response();
+    }
     let mut events = Vec::new();
     let mut next = 1;
     while events.len() < PAGE_EVENTS {
