@@ -319,7 +319,8 @@ async fn follow<S: HubStore>(hub: Arc<Hub<S>>, id: String, mut socket: WebSocket
         }
         // While its author has sharing off, a share shows nothing more than
         // that (the events resume once it is on again).
-        while share.shared {
+        let mut more = share.shared;
+        while more {
             let page = match hub.store.events(&id, next_seq, POLL_PAGE).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -327,16 +328,13 @@ async fn follow<S: HubStore>(hub: Arc<Hub<S>>, id: String, mut socket: WebSocket
                     return;
                 }
             };
-            let full = page.len() == POLL_PAGE;
+            more = page.len() == POLL_PAGE;
             for e in page {
                 let item = format!(r#"{{"type":"event","seq":{},"event":{}}}"#, e.seq, e.json);
                 if socket.send(Message::text(item)).await.is_err() {
                     return;
                 }
                 next_seq = e.seq + 1;
-            }
-            if !full {
-                break;
             }
         }
         tokio::select! {
