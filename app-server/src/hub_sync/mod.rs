@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 pub use links::{LinkRecord, LinkStore};
 pub use queue::DEBOUNCE;
-pub use uplink::{Refusal, Uplink};
+pub use uplink::{HubApi, Refusal, Reply, Uplink};
 
 use crate::engine::Engine;
 use crate::paths::Home;
@@ -39,7 +39,7 @@ struct Inner {
     engine: Engine,
     home: Home,
     store: LinkStore,
-    uplink: Uplink,
+    uplink: Arc<dyn HubApi>,
     links: Mutex<BTreeMap<String, Link>>,
     /// Held while the file is written, so saves land in the order made.
     saving: Mutex<()>,
@@ -74,13 +74,18 @@ fn normalize_hub(url: &str) -> Result<String, RpcError> {
 impl HubSync {
     /// Loads the links of `home` and starts the queues of those still syncing.
     pub fn start(engine: Engine, home: Home) -> std::io::Result<HubSync> {
+        HubSync::start_with(engine, home, Arc::new(Uplink::new()))
+    }
+
+    /// [`HubSync::start`] talking to hubs through `api`.
+    pub fn start_with(engine: Engine, home: Home, api: Arc<dyn HubApi>) -> std::io::Result<HubSync> {
         let store = LinkStore::new(&home);
         let records = store.load()?;
         let sync = HubSync(Arc::new(Inner {
             engine,
             home,
             store,
-            uplink: Uplink::new(),
+            uplink: api,
             links: Mutex::new(BTreeMap::new()),
             saving: Mutex::new(()),
         }));
@@ -106,8 +111,17 @@ impl HubSync {
         &self.0.engine
     }
 
-    pub(crate) fn uplink(&self) -> &Uplink {
-        &self.0.uplink
+    pub(crate) fn uplink(&self) -> &dyn HubApi {
+        &*self.0.uplink
+    }
+
+    /// Stops every queue (what is acknowledged is saved already).
+    pub fn stop_all(&self) {
+        for link in self.lock().values_mut() {
+            if let Some(task) = link.task.take() {
+                task.abort();
+            }
+        }
     }
 
     fn spawn(&self, thread: &str) {
@@ -286,3 +300,6 @@ impl HubSync {
         Ok(HubUnlinkResult { unlinked: true, deleted })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -42,6 +42,10 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
     };
     let mut meta_sent: Option<(Option<String>, bool)> = None;
     let mut backoff = MIN_BACKOFF;
+    // Whether to let events gather before the next batch: after a wake-up or
+    // a sync (so a streaming turn goes a second at a time, not per commit),
+    // but not at start, after a failure, or while catching up in full batches.
+    let mut settle = false;
     loop {
         let Some(link) = sync.record(&thread_id) else { return };
         if link.stopped.is_some() {
@@ -60,11 +64,17 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
         if meta_sent.as_ref() == Some(&meta) && !events_due {
             sync.set_status(&thread_id, None);
             handle.wait_committed_past(committed).await;
-            tokio::time::sleep(DEBOUNCE).await;
+            settle = true;
             continue;
+        }
+        if settle {
+            settle = false;
+            tokio::time::sleep(DEBOUNCE).await;
+            continue; // look again: more may have come
         }
         let mut items = vec![SyncItem::Thread { title: meta.0.clone(), shared }];
         let mut last = link.acked_seq;
+        let mut full = false;
         if events_due {
             let params = ThreadEventsParams {
                 thread_id: thread_id.clone(),
@@ -81,6 +91,7 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
                 }
             };
             let mut bytes = 0;
+            full = page.next.is_some();
             for raw in page.events {
                 bytes += raw.get().len();
                 let Ok(mut event) = serde_json::from_str::<Value>(raw.get()) else { break };
@@ -91,6 +102,7 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
                 items.push(SyncItem::Event { seq, event });
                 last = seq;
                 if bytes > BATCH_BYTES {
+                    full = true;
                     break;
                 }
             }
@@ -98,6 +110,7 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
         match sync.uplink().sync(&link, items).await {
             Ok(()) => {
                 backoff = MIN_BACKOFF;
+                settle = !full;
                 meta_sent = Some(meta);
                 if last > link.acked_seq {
                     sync.ack(&thread_id, last).await;

@@ -2,6 +2,8 @@
 //! into what the sync queue must do next. Secrets go in request bodies only,
 //! never in URLs or logs.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tandem_protocol::hub::{CreateShare, CreatedShare, DeleteShare, Gap, HubError, SyncItem, SyncRequest};
@@ -44,6 +46,29 @@ impl Refusal {
             Refusal::Full(_) => Some("full"),
             Refusal::Gap(_) | Refusal::Unavailable(_) => None,
         }
+    }
+}
+
+/// A hub's answer, on its way.
+pub type Reply<'a, T> = Pin<Box<dyn Future<Output = Result<T, Refusal>> + Send + 'a>>;
+
+/// What the sync queue needs of a hub: the three calls of its API. [`Uplink`]
+/// makes them over HTTP; tests put a scripted hub in its place.
+pub trait HubApi: Send + Sync + 'static {
+    fn create<'a>(&'a self, hub: &'a str, req: &'a CreateShare) -> Reply<'a, CreatedShare>;
+    fn sync<'a>(&'a self, link: &'a LinkRecord, data: Vec<SyncItem>) -> Reply<'a, ()>;
+    fn delete<'a>(&'a self, link: &'a LinkRecord) -> Reply<'a, ()>;
+}
+
+impl HubApi for Uplink {
+    fn create<'a>(&'a self, hub: &'a str, req: &'a CreateShare) -> Reply<'a, CreatedShare> {
+        Box::pin(Uplink::create(self, hub, req))
+    }
+    fn sync<'a>(&'a self, link: &'a LinkRecord, data: Vec<SyncItem>) -> Reply<'a, ()> {
+        Box::pin(Uplink::sync(self, link, data))
+    }
+    fn delete<'a>(&'a self, link: &'a LinkRecord) -> Reply<'a, ()> {
+        Box::pin(Uplink::delete(self, link))
     }
 }
 
