@@ -211,5 +211,15 @@ fn remote_addresses_need_allow_remote_and_get_a_tls_warning() {
     let out = home.run(&["hub", "--database", "postgres://x/y"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("sqlite:PATH"), "{}", out.stderr);
+    let out = home.run(&["hub", "--public-url", "hub.example", "--database", "memory"]);
+    assert_eq!(out.code, 2, "{out:?}");
+
+    // A port that is taken: a clear failure, not a panic.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = home.run(&["hub", "--listen", &addr, "--database", "memory"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains(&format!("cannot listen on {addr}")), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     let _ = PATIENCE;
 }
