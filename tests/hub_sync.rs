@@ -100,6 +100,12 @@ fn a_streaming_turn_goes_in_a_few_batches_not_one_request_per_event() {
     assert!(n > 60, "a delta per word: {n}");
     let events = hub_events(&hub, &id, n);
     assert_eq!(events.len() as u64, n);
+    // Deltas are coalesced per batch: fewer carry text, none is lost.
+    let deltas: Vec<&str> =
+        events.iter().filter(|e| e["type"] == "item/agentMessage/delta").filter_map(|e| e["delta"].as_str()).collect();
+    let completed = events.iter().find(|e| e["type"] == "item/completed").expect("the answer");
+    assert_eq!(deltas.concat(), completed["item"]["text"].as_str().unwrap());
+    assert!(deltas.iter().any(|d| d.is_empty()), "{deltas:?}");
     hub.server.terminate();
     let log = hub.server.stderr();
     let requests = log.lines().filter(|l| l.contains("synced")).count();

@@ -92,19 +92,26 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
             };
             let mut bytes = 0;
             full = page.next.is_some();
+            let mut events = Vec::new();
             for raw in page.events {
                 bytes += raw.get().len();
-                let Ok(mut event) = serde_json::from_str::<Value>(raw.get()) else { break };
+                let Ok(event) = serde_json::from_str::<Value>(raw.get()) else { break };
                 let Some(seq) = event.get("seq").and_then(Value::as_u64) else { break };
-                if link.redact {
-                    crate::redact::secrets_in_json(&mut event);
-                }
-                items.push(SyncItem::Event { seq, event });
+                events.push((seq, event));
                 last = seq;
                 if bytes > BATCH_BYTES {
                     full = true;
                     break;
                 }
+            }
+            // Coalesce before redacting, so a key streamed across deltas is
+            // seen whole (within a batch).
+            coalesce_deltas(&mut events);
+            for (seq, mut event) in events {
+                if link.redact {
+                    crate::redact::secrets_in_json(&mut event);
+                }
+                items.push(SyncItem::Event { seq, event });
             }
         }
         match sync.uplink().sync(&link, items).await {
@@ -144,5 +151,83 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
                 }
             },
         }
+    }
+}
+
+const DELTA: &str = "item/agentMessage/delta";
+
+/// Moves the text of each run of consecutive deltas of one item into the
+/// run's first delta, leaving the others empty. Every seq stays (the hub's
+/// log has no holes and the wire does not change), concatenating the deltas
+/// gives the same text, and the redaction that follows sees the run's text
+/// whole instead of a key cut in pieces.
+pub(super) fn coalesce_deltas(events: &mut [(u64, Value)]) {
+    let mut i = 0;
+    while i < events.len() {
+        let Some(item) = delta_item(&events[i].1) else {
+            i += 1;
+            continue;
+        };
+        let mut end = i + 1;
+        while end < events.len() && delta_item(&events[end].1) == Some(item.clone()) {
+            end += 1;
+        }
+        if end - i > 1 {
+            let mut text = String::new();
+            for (_, e) in &mut events[i..end] {
+                if let Some(Value::String(d)) = e.get_mut("delta") {
+                    text.push_str(&std::mem::take(d));
+                }
+            }
+            events[i].1["delta"] = Value::String(text);
+        }
+        i = end;
+    }
+}
+
+fn delta_item(event: &Value) -> Option<String> {
+    if event.get("type")?.as_str()? != DELTA || !event.get("delta")?.is_string() {
+        return None;
+    }
+    Some(event.get("itemId")?.as_str()?.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn delta(seq: u64, item: &str, text: &str) -> (u64, Value) {
+        (seq, json!({"seq": seq, "type": DELTA, "itemId": item, "delta": text}))
+    }
+
+    #[test]
+    fn runs_of_deltas_move_into_their_first_and_keep_every_seq() {
+        let mut events = vec![
+            (1, json!({"seq": 1, "type": "item/started"})),
+            delta(2, "a", "Hel"),
+            delta(3, "a", "lo "),
+            delta(4, "a", "you"),
+            delta(5, "b", "other"),
+            (6, json!({"seq": 6, "type": "item/completed"})),
+            delta(7, "a", "late"),
+        ];
+        coalesce_deltas(&mut events);
+        let seqs: Vec<u64> = events.iter().map(|e| e.0).collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6, 7]);
+        let texts: Vec<&str> = events.iter().filter_map(|e| e.1["delta"].as_str()).collect();
+        assert_eq!(texts, ["Hello you", "", "", "other", "late"]);
+    }
+
+    #[test]
+    fn a_key_streamed_in_pieces_is_redacted_once_coalesced() {
+        let mut events = vec![delta(1, "a", "use AKIAIOSF"), delta(2, "a", "ODNN7EXAMPLE now")];
+        coalesce_deltas(&mut events);
+        for (_, e) in &mut events {
+            crate::redact::secrets_in_json(e);
+        }
+        assert_eq!(events[0].1["delta"], "use [redacted:aws] now");
+        assert_eq!(events[1].1["delta"], "");
     }
 }
