@@ -153,6 +153,8 @@ fn delete_leaves_nothing_in_the_database() {
 
     assert_eq!(hub.json("DELETE", &path, &json!({"secret": secret})).status, 404);
     assert_eq!(sync(&hub, &id, &secret, vec![event(2, "x")]).status, 404);
+    assert_eq!(hub.poll_status(&id), 404);
+    assert_eq!(hub.poll_status(&keep), 101);
     assert_eq!(hub.request("GET", &format!("/s/{id}"), "").status, 404);
 
     let db = rusqlite::Connection::open(&hub.db).unwrap();
@@ -182,6 +184,7 @@ fn expired_shares_answer_410_and_keep_nothing() {
     let r = sync(&hub, &id, &secret, vec![event(1, "late")]);
     assert_eq!(r.status, 410, "{r:?}");
     assert_eq!(hub.request("GET", &format!("/s/{id}"), "").status, 410);
+    assert_eq!(hub.poll_status(&id), 410);
     assert_eq!(hub.json("DELETE", &format!("/api/share/{id}"), &json!({"secret": secret})).status, 410);
 
     let db = rusqlite::Connection::open(&hub.db).unwrap();

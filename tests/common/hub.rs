@@ -84,6 +84,21 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// The HTTP status a poll handshake gets (101 when it is taken).
+    pub fn poll_status(&self, id: &str) -> u16 {
+        let stream = TcpStream::connect(&self.addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        match tungstenite::client(format!("ws://{}/api/share/{id}/poll", self.addr), stream) {
+            Ok(_) => 101,
+            Err(tungstenite::handshake::HandshakeError::Failure(tungstenite::Error::Http(res))) => {
+                res.status().as_u16()
+            }
+            Err(e) => panic!("poll {id}: {e}"),
+        }
+    }
+}
+
 /// An HTTP answer.
 #[derive(Debug)]
 pub struct Reply {
