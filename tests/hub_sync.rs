@@ -174,6 +174,9 @@ fn unlink_delete_removes_the_share_and_bad_input_is_refused() {
     assert_eq!(out.code, 2, "{out:?}");
     let out = share(&home, &["link", "--thread", &thread]);
     assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--hub"), "{}", out.stderr);
+    let out = share(&home, &["link", "--thread", &thread, "--hub"]);
+    assert_eq!(out.code, 2, "no [hub] url in config.toml: {out:?}");
     assert!(out.stderr.contains("[hub]"), "{}", out.stderr);
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}", dead.local_addr().unwrap());
@@ -183,9 +186,9 @@ fn unlink_delete_removes_the_share_and_bad_input_is_refused() {
     let out = share(&home, &["unlink", "--thread", &thread]);
     assert_eq!(out.code, 1, "not linked: {out:?}");
 
-    // `[hub] url` in config.toml is the default hub.
+    // `--hub` alone: `[hub] url` in config.toml.
     std::fs::write(home.path().join("config.toml"), format!("[hub]\nurl = \"{}\"\n", hub.url())).unwrap();
-    let url = share(&home, &["link", "--thread", &thread, "--expire", "7d"]).ok().stdout;
+    let url = share(&home, &["link", "--thread", &thread, "--expire", "7d", "--hub"]).ok().stdout;
     let id = share_id(&url);
     share(&home, &["post", "--thread", &thread, "--prompt", "to be deleted"]).ok();
     hub_events(&hub, &id, last_seq(&home, &thread));

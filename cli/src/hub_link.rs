@@ -18,8 +18,8 @@ pub struct LinkArgs {
     /// The thread: its id, or any unique start of it.
     #[arg(long, value_name = "ID")]
     thread: String,
-    /// The hub to share through [default: `url` under [hub] in config.toml].
-    #[arg(long, value_name = "URL")]
+    /// The hub to share through; `--hub` alone: `url` under [hub] in the app-server's config.toml.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     hub: Option<String>,
     /// How long the link lives on the hub: 90s, 30m, 12h, 7d, 2w [default: until unlinked with --delete].
     #[arg(long, value_name = "DURATION")]
@@ -89,14 +89,23 @@ pub async fn link(args: LinkArgs) -> Result<u8> {
     if let Some(expire) = &args.expire {
         parse_duration(expire).map_err(|e| Fail::usage(format!("--expire: {e}")))?;
     }
-    if let Some(hub) = &args.hub
-        && !(hub.starts_with("http://") || hub.starts_with("https://"))
-    {
-        return Err(Fail::usage(format!("--hub {hub:?} must start with http:// or https://")).into());
-    }
+    let hub = match args.hub {
+        // Links without a hub are the web listener's (DESIGN §6), not this module's.
+        None => {
+            return Err(Fail::usage(
+                "say where to share: --hub URL, or --hub alone for `url` under [hub] in config.toml",
+            )
+            .into());
+        }
+        Some(h) if h.is_empty() => None,
+        Some(h) if !(h.starts_with("http://") || h.starts_with("https://")) => {
+            return Err(Fail::usage(format!("--hub {h:?} must start with http:// or https://")).into());
+        }
+        Some(h) => Some(h),
+    };
     let client = connect(&args.conn).await?;
     let thread_id = resolve(&client, &query).await?;
-    let params = HubLinkParams { thread_id, hub: args.hub, expire: args.expire, no_redact: args.no_redact };
+    let params = HubLinkParams { thread_id, hub, expire: args.expire, no_redact: args.no_redact };
     let link = client.call::<HubLinkCreate>(&params).await.map_err(hub_fail)?.link;
     if args.json {
         say!("{}", serde_json::to_string(&link)?);

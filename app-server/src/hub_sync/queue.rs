@@ -28,7 +28,7 @@ const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Most events in one sync request.
-const BATCH_EVENTS: usize = 500;
+const BATCH_EVENTS: usize = tandem_protocol::MAX_PAGE;
 
 /// Bytes of events after which a batch is closed (a hub takes 8 MiB a request).
 const BATCH_BYTES: usize = 4 << 20;
