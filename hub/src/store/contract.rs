@@ -14,7 +14,8 @@ macro_rules! store_contract {
         $crate::store_contract!(@cases $make;
             create_then_get, ids_are_unique, syncs_append_in_order, resends_are_skipped,
             a_gap_stores_nothing, the_last_thread_item_wins, the_byte_budget_stores_nothing,
-            unknown_shares_are_missing, delete_removes_everything, expired_shares_are_refused_and_purged);
+            unknown_shares_are_missing, delete_removes_everything, expired_shares_are_refused_and_purged,
+            concurrent_syncs_neither_gap_nor_repeat);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(
@@ -182,4 +183,25 @@ pub async fn expired_shares_are_refused_and_purged<S: HubStore>(store: &S) {
     assert_eq!(store.purge_expired(5_000).await.unwrap(), 0, "purged once");
     assert_eq!(seqs(store, "b2").await, [1], "shares without expiry stay");
     assert!(!store.get("c3").await.unwrap().unwrap().expired, "later expiries stay");
+}
+
+/// Two senders (a retry racing its original, or two replicas) syncing the
+/// same events at once: each is stored once, in order.
+pub async fn concurrent_syncs_neither_gap_nor_repeat<S: HubStore>(store: &S) {
+    store.create(share("a1", None)).await.unwrap();
+    let (a, b) = tokio::join!(store.sync("a1", batch(1..=50), 2_000, BIG), store.sync("a1", batch(1..=60), 2_000, BIG));
+    let added = |o: SyncOutcome| match o {
+        SyncOutcome::Stored { added, .. } => added,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(added(a.unwrap()) + added(b.unwrap()), 60);
+    let (c, d) =
+        tokio::join!(store.sync("a1", batch(61..=70), 2_000, BIG), store.sync("a1", batch(65..=80), 2_000, BIG));
+    // One of them may come first and leave the other a gap, never a hole.
+    for o in [c.unwrap(), d.unwrap()] {
+        assert!(matches!(o, SyncOutcome::Stored { .. } | SyncOutcome::Gap { .. }), "{o:?}");
+    }
+    let got = seqs(store, "a1").await;
+    assert_eq!(got, (1..=*got.last().unwrap()).collect::<Vec<_>>());
+    assert!(got.len() >= 70);
 }
