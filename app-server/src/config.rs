@@ -38,15 +38,23 @@ pub struct FileConfig {
     pub codex: Option<CliFile>,
     pub claude: Option<CliFile>,
     /// Per destination of shared sessions (a hub's URL, or `local`).
-    pub hubs: Option<std::collections::BTreeMap<String, HubFile>>,
+    pub hubs: Option<std::collections::BTreeMap<String, HubDestination>>,
+    pub hub: Option<HubFile>,
 }
 
 /// `[hubs."URL"]`: what may be shared with that destination.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HubFile {
+pub struct HubDestination {
     /// Repositories (normalized `host/org/repo`) whose sessions may be shared.
     pub allowed_repos: Option<Vec<String>>,
+}
+
+/// `[hub]`: where `tandem share link` shares by default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubFile {
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

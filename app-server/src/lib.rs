@@ -7,6 +7,7 @@ pub mod agent;
 pub mod client;
 pub mod config;
 pub mod engine;
+pub mod hub_sync;
 pub mod lock;
 pub mod logging;
 pub mod mirror;

@@ -11,6 +11,7 @@ use tandem_protocol::{ClientInfo, PROTOCOL_VERSION, RpcError};
 use tokio::task::JoinHandle;
 
 use crate::engine::Engine;
+use crate::hub_sync::HubSync;
 use crate::subscribe::follow;
 use crate::transport::Outbound;
 
@@ -24,11 +25,22 @@ pub struct Session {
     subs: HashMap<u64, JoinHandle<()>>,
     next_sub: u64,
     out: Outbound,
+    hub: Option<HubSync>,
 }
 
 impl Session {
     pub fn new(engine: Engine, out: Outbound) -> Self {
-        Session { engine, client: ClientInfo::anonymous(), subs: HashMap::new(), next_sub: 1, out }
+        Session { engine, client: ClientInfo::anonymous(), subs: HashMap::new(), next_sub: 1, out, hub: None }
+    }
+
+    /// Serves `hub/*` through these hub links (without: those methods say so).
+    pub fn with_hub(mut self, hub: Option<HubSync>) -> Self {
+        self.hub = hub;
+        self
+    }
+
+    fn hub(&self) -> Result<&HubSync, RpcError> {
+        self.hub.as_ref().ok_or_else(|| RpcError::invalid_request("this server does not sync threads to hubs"))
     }
 
     /// Queues a line for the client, waiting while the connection's outbound
@@ -107,6 +119,15 @@ impl Session {
                 &id,
                 engine.turn_interrupt(p, &self.client).map(|interrupted| TurnInterruptResult { interrupted }),
             ),
+            Request::HubLinkCreate(p) => match self.hub() {
+                Ok(hub) => reply(&id, hub.link(p).await),
+                Err(e) => error_line(&id, &e),
+            },
+            Request::HubLinkList(p) => reply(&id, self.hub().and_then(|hub| hub.links(p))),
+            Request::HubUnlink(p) => match self.hub() {
+                Ok(hub) => reply(&id, hub.unlink(p).await),
+                Err(e) => error_line(&id, &e),
+            },
         };
         tracing::trace!(method, "answered");
         self.send(line).await;

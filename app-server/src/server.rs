@@ -92,7 +92,9 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
     let engine = Engine::open(&home.db_path(), opts.durability, opts.agent).await?;
     let limits = fit_to_file_limit(opts.limits.clone());
-    let shared = Shared::new(engine.clone(), limits);
+    let hub = crate::hub_sync::HubSync::start(engine.clone(), home.clone())
+        .map_err(|source| ServeError::Home { path: home.dir().to_owned(), source })?;
+    let shared = Shared::new(engine.clone(), limits).with_hub(hub);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mirrors = crate::mirror::follow::spawn(

@@ -107,6 +107,21 @@ impl LiveFeed {
         }
     }
 
+    /// Waits until an event after `seq` is committed. Costs no ring: a reader
+    /// that reads the store anyway (the hub sync queue) only needs the wake-up.
+    pub async fn wait_past(&self, seq: u64) {
+        loop {
+            let published = self.published.notified();
+            tokio::pin!(published);
+            // Register before looking, so a publish in between still wakes us.
+            published.as_mut().enable();
+            if self.committed() > seq {
+                return;
+            }
+            published.await;
+        }
+    }
+
     /// Wakes the followers waiting for what was just published.
     pub fn wake(&self) {
         self.published.notify_waiters();

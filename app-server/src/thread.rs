@@ -95,6 +95,11 @@ impl ThreadHandle {
         self.live.follow()
     }
 
+    /// Waits until an event after `seq` is committed.
+    pub async fn wait_committed_past(&self, seq: u64) {
+        self.live.wait_past(seq).await
+    }
+
     /// Whether the thread's live feed holds memory now.
     pub fn feed_allocated(&self) -> bool {
         self.live.is_allocated()

@@ -11,6 +11,8 @@ macro_rules! say {
 
 mod app_server;
 mod exit;
+mod hub;
+mod hub_link;
 mod plugin;
 mod render;
 mod repo;
@@ -59,6 +61,8 @@ enum Command {
     /// Install the `/share` command into Claude Code or Codex.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Run a share server: it keeps copies of linked threads for readers on other machines.
+    Hub(hub::HubArgs),
 }
 
 #[derive(Subcommand)]
@@ -287,6 +291,12 @@ enum ShareCommand {
         /// The session's UUID [default: as for `share session`, else the only shared one].
         id: Option<String>,
     },
+    /// Share a thread through a hub (--hub URL): prints the link; the app-server keeps it synced.
+    Link(hub_link::LinkArgs),
+    /// List the hub links: where each thread is shared and how far it has synced.
+    Links(hub_link::LinksArgs),
+    /// Stop syncing a thread to its hub (--delete: also remove it there).
+    Unlink(hub_link::UnlinkArgs),
     /// Interrupt the turn running on a thread.
     Interrupt {
         /// The thread: its id, or any unique start of it (`tandem share list` shows them).
@@ -338,6 +348,7 @@ fn main() -> ExitCode {
             Some(Command::Share(cmd)) => share::run(cmd).await,
             Some(Command::Repo(cmd)) => repo::run(cmd),
             Some(Command::Plugin(PluginCommand::Install { agent })) => plugin::install(agent),
+            Some(Command::Hub(args)) => hub::run(args).await,
         }
     });
     // Don't wait for background tasks (a stdin reader may be blocked forever).

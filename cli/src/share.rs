@@ -43,13 +43,13 @@ pub async fn connect(conn: &ConnArgs) -> Result<Client, Fail> {
 }
 
 /// `--thread` as typed: a whole id or a prefix (checked before connecting).
-fn thread_query(raw: &str) -> Result<IdQuery, Fail> {
+pub(crate) fn thread_query(raw: &str) -> Result<IdQuery, Fail> {
     IdQuery::parse("--thread", raw).map_err(|e| Fail::usage(format!("{e} (`tandem share list` shows them)")))
 }
 
 /// The one thread `query` names: unknown is "not found" (4), a prefix of
 /// several is a usage error (2) listing them.
-async fn resolve(client: &Client, query: &IdQuery) -> Result<String, Fail> {
+pub(crate) async fn resolve(client: &Client, query: &IdQuery) -> Result<String, Fail> {
     resolve_thread(client, query).await.map_err(resolve_fail)
 }
 
@@ -93,6 +93,9 @@ pub async fn run(cmd: ShareCommand) -> Result<u8> {
         ShareCommand::Interrupt { thread, conn } => interrupt(&thread, &conn).await,
         ShareCommand::Session { id, hook, hub, conn } => crate::session::share(id, hook, hub, &conn).await,
         ShareCommand::Unshare { id } => crate::session::unshare(id),
+        ShareCommand::Link(args) => crate::hub_link::link(args).await,
+        ShareCommand::Links(args) => crate::hub_link::links(args).await,
+        ShareCommand::Unlink(args) => crate::hub_link::unlink(args).await,
     }
     .or_else(|e| match e.downcast_ref::<Fail>() {
         Some(f) if f.code == 0 => Ok(0),

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod event;
 pub mod framing;
+pub mod hub;
 pub mod ids;
 pub mod message;
 pub mod methods;

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::error::RpcError;
 use crate::event::RawEvent;
+use crate::hub::{HubLinkParams, HubLinkResult, HubLinksParams, HubLinksResult, HubUnlinkParams, HubUnlinkResult};
 use crate::position::Position;
 use crate::types::{AgentInfo, ClientInfo, ImportedTurn, Thread, Turn};
 
@@ -96,6 +97,12 @@ methods! {
     TurnStart = "turn/start" (TurnStartParams) -> TurnResult;
     /// Interrupts the running turn.
     TurnInterrupt = "turn/interrupt" (TurnInterruptParams) -> TurnInterruptResult;
+    /// Shares a thread through a hub (DESIGN §7): creates the share, then syncs it.
+    HubLinkCreate = "hub/link" (HubLinkParams) -> HubLinkResult;
+    /// Lists the hub links, with how far each has synced.
+    HubLinkList = "hub/links" (HubLinksParams) -> HubLinksResult;
+    /// Stops syncing a thread to its hub, optionally deleting the share there.
+    HubUnlink = "hub/unlink" (HubUnlinkParams) -> HubUnlinkResult;
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

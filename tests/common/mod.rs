@@ -409,3 +409,4 @@ impl Drop for Tail {
         let _ = self.child.wait();
     }
 }
+pub mod hub;

@@ -70,12 +70,19 @@ pub struct Shared {
     pub engine: Engine,
     pub limits: Limits,
     pub line_budget: LineBudget,
+    /// The hub links, when this server syncs threads to hubs.
+    pub hub: Option<crate::hub_sync::HubSync>,
 }
 
 impl Shared {
     pub fn new(engine: Engine, limits: Limits) -> Shared {
         let line_budget = LineBudget::new(limits.line_bytes, limits.line_timeout);
-        Shared { engine, limits, line_budget }
+        Shared { engine, limits, line_budget, hub: None }
+    }
+
+    /// The same, with hub links served.
+    pub fn with_hub(self, hub: crate::hub_sync::HubSync) -> Shared {
+        Shared { hub: Some(hub), ..self }
     }
 }
 
@@ -161,7 +168,7 @@ where
 {
     let (out, queue) = Outbound::new(shared.limits.outbound_bytes);
     let writer = tokio::spawn(lines::write_lines(writer, queue));
-    let mut session = Session::new(shared.engine.clone(), out);
+    let mut session = Session::new(shared.engine.clone(), out).with_hub(shared.hub.clone());
     let mut frames = lines::LineReader::new(reader);
     while let Some(frame) = frames.next_within(&shared.line_budget).await {
         match frame {

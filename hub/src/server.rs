@@ -1,0 +1,104 @@
+//! Running a hub: pick the store, bind the address (loopback unless told
+//! otherwise), serve the routes, tidy expired shares in the background, and
+//! stop on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::api::{self, Hub, Limits};
+use crate::store::{HubStore, MemoryStore, SqliteStore, StoreError};
+
+/// How often expired shares are purged (they answer 410 at once regardless:
+/// the first request that finds one purges it).
+const TIDY_EVERY: Duration = Duration::from_secs(60);
+
+/// Where the hub keeps its shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Memory,
+}
+
+impl Database {
+    /// Parses `sqlite:PATH` or `memory`; `None` for an empty string.
+    pub fn parse(url: &str) -> Result<Database, String> {
+        if url == "memory" {
+            return Ok(Database::Memory);
+        }
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if path.is_empty() {
+                return Err("sqlite: needs a path, e.g. sqlite:/var/lib/tandem/hub.db".into());
+            }
+            return Ok(Database::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err("PostgreSQL is not supported by this build yet; use sqlite:PATH".into());
+        }
+        Err(format!("unknown database {url:?}; accepted: sqlite:PATH, memory"))
+    }
+}
+
+/// How to run a hub.
+pub struct HubOptions {
+    pub listen: SocketAddr,
+    /// The URL readers reach the hub at; default `http://` + the bound address.
+    pub public_url: Option<String>,
+    pub database: Database,
+    pub limits: Limits,
+}
+
+/// Why a hub could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the hub until SIGTERM or SIGINT; `ready` gets the bound address and
+/// the public URL once it accepts connections.
+pub async fn run(opts: HubOptions, ready: impl FnOnce(SocketAddr, &str)) -> Result<(), HubError> {
+    match opts.database.clone() {
+        Database::Sqlite(path) => serve(SqliteStore::open(&path)?, opts, ready).await,
+        Database::Memory => serve(MemoryStore::new(), opts, ready).await,
+    }
+}
+
+async fn serve<S: HubStore>(store: S, opts: HubOptions, ready: impl FnOnce(SocketAddr, &str)) -> Result<(), HubError> {
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| HubError::Bind { addr: opts.listen, source })?;
+    let addr = listener.local_addr()?;
+    let public_url = opts.public_url.unwrap_or_else(|| format!("http://{addr}"));
+    let hub = Hub::new(store, public_url, opts.limits);
+    hub.tidy().await;
+    let tidy = {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(TIDY_EVERY);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                hub.tidy().await;
+            }
+        })
+    };
+    let app = api::router(hub.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    tracing::info!(%addr, public_url = %hub.public_url, "hub listening");
+    ready(addr, &hub.public_url);
+    let result = tokio::select! {
+        r = axum::serve(listener, app) => r.map_err(HubError::from),
+        _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); Ok(()) }
+        _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); Ok(()) }
+    };
+    tidy.abort();
+    result
+}

@@ -1,0 +1,205 @@
+//! The share server's HTTP API (DESIGN §7), as the hub serves it and the
+//! app-server's sync queue speaks it: request and answer bodies, and the items a
+//! share is made of. One declaration for both ends, like the JSON-RPC methods.
+//!
+//! A share holds one `thread` item (title, shared; the last write wins) and its
+//! thread's events, each wrapped as `{"type":"event","seq":N,"event":{…}}`: the
+//! event keeps its own `type` (`turn/started`, …), so it cannot be flattened
+//! into the item.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `POST /api/share`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateShare {
+    pub thread_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// How long the share lives: `90s`, `30m`, `12h`, `7d` (see [`parse_duration`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire: Option<String>,
+}
+
+/// The answer to `POST /api/share`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedShare {
+    pub id: String,
+    pub url: String,
+    /// Needed for every later sync and the delete; the hub keeps only its hash.
+    pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// `POST /api/share/{id}/sync`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    pub secret: String,
+    pub data: Vec<SyncItem>,
+}
+
+/// `DELETE /api/share/{id}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteShare {
+    pub secret: String,
+}
+
+/// One item of a share, as synced and as `GET /api/share/{id}/poll` sends it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum SyncItem {
+    /// The thread's title and shared flag.
+    Thread {
+        #[serde(default)]
+        title: Option<String>,
+        #[serde(default = "yes")]
+        shared: bool,
+    },
+    /// One of the thread's events (its `seq` repeated outside, so the hub need
+    /// not look inside). A `Value`, not raw text: serde's tagged enums cannot
+    /// hold a `RawValue`.
+    Event { seq: u64, event: Value },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The body of a `409`: where the share's events go on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gap {
+    pub expected_seq: u64,
+}
+
+/// The body of every other error answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HubError {
+    pub error: String,
+}
+
+/// `hub/link` (JSON-RPC): share a thread through a hub.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HubLinkParams {
+    pub thread_id: String,
+    /// The hub's URL; default: `[hub] url` in the app-server's config.toml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
+    /// How long the share lives (`7d`); default: until deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire: Option<String>,
+    /// Send secrets as they are (default: redacted before they leave).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_redact: bool,
+}
+
+/// `hub/links`: the hub links, of one thread or all.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HubLinksParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+}
+
+/// `hub/unlink`: stop syncing a thread; `delete` also removes it from the hub.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HubUnlinkParams {
+    pub thread_id: String,
+    #[serde(default)]
+    pub delete: bool,
+}
+
+/// A thread's link to a hub, as `hub/link` and `hub/links` show it (never the secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HubLink {
+    pub thread_id: String,
+    /// The share's id on the hub.
+    pub id: String,
+    pub url: String,
+    pub hub: String,
+    /// The last seq the hub has acknowledged.
+    pub acked_seq: u64,
+    /// Events committed locally and not yet acknowledged.
+    pub pending: u64,
+    pub redact: bool,
+    /// `synced`, `pending`, `retrying`, or why syncing stopped: `deleted`,
+    /// `expired`, `refused`, `full`.
+    pub state: String,
+    /// The last failure, while retrying or stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HubLinkResult {
+    pub link: HubLink,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HubLinksResult {
+    pub data: Vec<HubLink>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HubUnlinkResult {
+    pub unlinked: bool,
+    pub deleted: bool,
+}
+
+/// Parses `90s`, `30m`, `12h`, `7d` or `2w` into seconds (at least 1).
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let err = || format!("{text:?} is not a duration; use a number and a unit, e.g. 90s, 30m, 12h, 7d or 2w");
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| err())?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(err()),
+    };
+    match n.checked_mul(mult) {
+        Some(0) => Err(format!("{text:?}: a share must live at least one second")),
+        Some(s) if s <= 10 * 365 * 86_400 => Ok(s),
+        _ => Err(format!("{text:?} is too long; at most ten years")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("7d"), Ok(7 * 86_400));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("2w"), Ok(14 * 86_400));
+        for bad in ["", "7", "d", "7x", "-1d", "0s", "99999999999w", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn items_round_trip() {
+        let line = r#"{"type":"event","seq":3,"event":{"seq":3,"type":"turn/started"}}"#;
+        let item: SyncItem = serde_json::from_str(line).unwrap();
+        assert!(matches!(&item, SyncItem::Event { seq: 3, .. }));
+        assert_eq!(serde_json::to_string(&item).unwrap(), line);
+        let t: SyncItem = serde_json::from_str(r#"{"type":"thread","title":"x"}"#).unwrap();
+        assert!(matches!(t, SyncItem::Thread { shared: true, .. }));
+        assert!(serde_json::from_str::<SyncItem>(r#"{"type":"other"}"#).is_err());
+    }
+}

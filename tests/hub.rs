@@ -1,0 +1,228 @@
+//! `tandem hub`, driven as curl would: every answer of the API (DESIGN §7),
+//! the poll WebSocket, the read-only page, and what is left in the hub's
+//! database after a delete or an expiry.
+
+mod common;
+
+use common::hub::Hub;
+use common::{Home, PATIENCE};
+use serde_json::{Value, json};
+
+const THREAD: &str = "0190c0de-0000-7000-8000-0000000000aa";
+
+fn event(seq: u64, text: &str) -> Value {
+    json!({ "type": "event", "seq": seq, "event": {
+        "seq": seq, "threadId": THREAD, "type": "turn/started", "turnId": format!("t{seq}"),
+        "input": text, "client": { "name": "test", "version": "1" }
+    }})
+}
+
+fn sync(hub: &Hub, id: &str, secret: &str, data: Vec<Value>) -> common::hub::Reply {
+    hub.json("POST", &format!("/api/share/{id}/sync"), &json!({ "secret": secret, "data": data }))
+}
+
+fn seqs(items: &[Value]) -> Vec<u64> {
+    items.iter().filter(|i| i["type"] == "event").map(|i| i["seq"].as_u64().unwrap()).collect()
+}
+
+#[test]
+fn create_sync_then_poll_and_read_the_page() {
+    let home = Home::new();
+    let hub = Hub::start(&home, &["--public-url", "https://hub.example/"]);
+    let (id, url, secret) = hub.create(THREAD);
+    assert_eq!(url, format!("https://hub.example/s/{id}"));
+    assert_eq!(secret.len(), 64, "256 bits in hex");
+    let (id2, _, secret2) = hub.create(THREAD);
+    assert_ne!((&id, &secret), (&id2, &secret2));
+
+    let r =
+        sync(&hub, &id, &secret, vec![json!({"type":"thread","title":"<b>demo</b>","shared":true}), event(1, "one")]);
+    assert_eq!((r.status, r.json()), (200, json!({})), "{r:?}");
+    let r = sync(&hub, &id, &secret, vec![event(2, "two <script>alert(1)</script>"), event(3, "three")]);
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let mut poll = hub.poll(&id);
+    let first = poll.until(|i| i["seq"] == 3);
+    assert_eq!(first[0], json!({"type":"thread","title":"<b>demo</b>","shared":true}));
+    assert_eq!(seqs(&first), [1, 2, 3]);
+    assert_eq!(first[2]["event"]["input"], "two <script>alert(1)</script>");
+
+    // Live: what is synced next arrives on the open poll, after what came before.
+    let r = sync(&hub, &id, &secret, vec![event(4, "four"), json!({"type":"thread","title":"renamed","shared":true})]);
+    assert_eq!(r.status, 200, "{r:?}");
+    // The thread item is not ordered among events (its last write wins).
+    let live = [poll.next().expect("an item"), poll.next().expect("another")];
+    assert_eq!(seqs(&live), [4]);
+    assert!(live.contains(&json!({"type":"thread","title":"renamed","shared":true})), "{live:?}");
+
+    // Sharing off: the page says so and shows nothing; pollers get no events.
+    let r = sync(&hub, &id, &secret, vec![json!({"type":"thread","title":"renamed","shared":false})]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(poll.next(), Some(json!({"type":"thread","title":"renamed","shared":false})));
+    assert_eq!(hub.request("GET", &format!("/s/{id}"), "").status, 403);
+    let mut paused = hub.poll(&id);
+    assert_eq!(paused.next(), Some(json!({"type":"thread","title":"renamed","shared":false})));
+    assert_eq!(sync(&hub, &id, &secret, vec![json!({"type":"thread","title":"renamed","shared":true})]).status, 200);
+    let resumed = paused.until(|i| i["seq"] == 4);
+    assert_eq!(resumed[0], json!({"type":"thread","title":"renamed","shared":true}));
+    assert_eq!(seqs(&resumed), [1, 2, 3, 4]);
+
+    let page = hub.request("GET", &format!("/s/{id}"), "");
+    assert_eq!(page.status, 200);
+    let csp = page.header("content-security-policy").expect("a CSP header");
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(page.body.contains("two &lt;script&gt;alert(1)&lt;/script&gt;"), "{}", page.body);
+    assert!(!page.body.contains("<script"), "{}", page.body);
+    assert!(page.body.contains("renamed"));
+    let order: Vec<usize> = ["one", "two", "three", "four"].iter().map(|w| page.body.find(w).unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "in seq order: {order:?}");
+    let other = hub.request("GET", &format!("/s/{id2}"), "");
+    assert!(other.body.contains("Nothing has been shared"), "{}", other.body);
+}
+
+#[test]
+fn every_refusal_has_its_status() {
+    let home = Home::new();
+    let hub = Hub::start(&home, &["--max-share-kib", "2"]);
+    let (id, _, secret) = hub.create(THREAD);
+
+    let r = sync(&hub, &id, &"0".repeat(64), vec![event(1, "x")]);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(r.json()["error"].as_str().unwrap().contains("secret"));
+    assert_eq!(sync(&hub, "aaaaaaaaaaaa", &secret, vec![event(1, "x")]).status, 404);
+    assert_eq!(sync(&hub, "../../etc", &secret, vec![event(1, "x")]).status, 404);
+
+    assert_eq!(sync(&hub, &id, &secret, vec![event(1, "a"), event(2, "b")]).status, 200);
+    let r = sync(&hub, &id, &secret, vec![event(4, "d")]);
+    assert_eq!(r.status, 409, "{r:?}");
+    assert_eq!(r.json()["expectedSeq"], 3);
+    // A resend from the expected seq is fine, and what was stored is not doubled.
+    assert_eq!(sync(&hub, &id, &secret, vec![event(2, "b"), event(3, "c")]).status, 200);
+
+    let big = "x".repeat(3000);
+    let r = sync(&hub, &id, &secret, vec![event(4, &big)]);
+    assert_eq!(r.status, 413, "{r:?}");
+    // Bigger than any request may be: refused before it is read.
+    let huge = json!({"secret": secret, "data": [event(4, &"y".repeat(9 << 20))]}).to_string();
+    assert_eq!(hub.request("POST", &format!("/api/share/{id}/sync"), &huge).status, 413);
+
+    let seq0 = json!({"secret": secret, "data": [{"type":"event","seq":0,"event":{}}]}).to_string();
+    let not_object = json!({"secret": secret, "data": [{"type":"event","seq":4,"event":"text"}]}).to_string();
+    for bad in ["not json", r#"{"secret":"s"}"#, &seq0, &not_object] {
+        let r = hub.request("POST", &format!("/api/share/{id}/sync"), bad);
+        assert_eq!(r.status, 400, "{bad}: {r:?}");
+    }
+    let r = hub.json("POST", "/api/share", &json!({"threadId": THREAD, "expire": "soon"}));
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].as_str().unwrap().contains("7d"), "{r:?}");
+
+    let mut poll = hub.poll(&id);
+    assert_eq!(seqs(&poll.until(|i| i["seq"] == 3)), [1, 2, 3]);
+}
+
+#[test]
+fn creations_past_the_rate_limit_are_told_when_to_retry() {
+    let home = Home::new();
+    let hub = Hub::start(&home, &["--create-limit", "2"]);
+    hub.create(THREAD);
+    hub.create(THREAD);
+    let r = hub.json("POST", "/api/share", &json!({"threadId": THREAD}));
+    assert_eq!(r.status, 429, "{r:?}");
+    let after: u64 = r.header("retry-after").expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&after), "{after}");
+}
+
+#[test]
+fn delete_leaves_nothing_in_the_database() {
+    let home = Home::new();
+    let hub = Hub::start(&home, &[]);
+    let (id, _, secret) = hub.create(THREAD);
+    let (keep, _, keep_secret) = hub.create(THREAD);
+    let marker = "PRECIOUS-MARKER-7731";
+    assert_eq!(sync(&hub, &id, &secret, vec![json!({"type":"thread","title":marker}), event(1, marker)]).status, 200);
+    assert_eq!(sync(&hub, &keep, &keep_secret, vec![event(1, "kept")]).status, 200);
+    let mut poll = hub.poll(&id);
+    poll.until(|i| i["seq"] == 1);
+
+    let path = format!("/api/share/{id}");
+    assert_eq!(hub.json("DELETE", &path, &json!({"secret": keep_secret})).status, 401);
+    let r = hub.json("DELETE", &path, &json!({"secret": secret}));
+    assert_eq!((r.status, r.json()), (200, json!({})), "{r:?}");
+    assert_eq!(poll.next(), Some(json!({"type":"deleted"})), "an open poll is told");
+    assert_eq!(poll.next(), None);
+
+    assert_eq!(hub.json("DELETE", &path, &json!({"secret": secret})).status, 404);
+    assert_eq!(sync(&hub, &id, &secret, vec![event(2, "x")]).status, 404);
+    assert_eq!(hub.poll_status(&id), 404);
+    assert_eq!(hub.poll_status(&keep), 101);
+    assert_eq!(hub.request("GET", &format!("/s/{id}"), "").status, 404);
+
+    let db = rusqlite::Connection::open(&hub.db).unwrap();
+    let count = |sql: &str| db.query_row(sql, [&id], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(count("SELECT count(*) FROM shares WHERE id = ?1"), 0);
+    assert_eq!(count("SELECT count(*) FROM events WHERE share_id = ?1"), 0);
+    let all: i64 = db.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    assert_eq!(all, 1, "the other share's event stays");
+    // Not even in the file's free pages: a checkpoint writes back the pages
+    // as they are now, and deleted text was overwritten.
+    db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    let bytes = std::fs::read(&hub.db).unwrap();
+    assert!(!bytes.windows(marker.len()).any(|w| w == marker.as_bytes()), "the deleted text is still in the file");
+    assert!(bytes.windows(4).any(|w| w == b"kept"), "the check looks at the right file");
+}
+
+#[test]
+fn expired_shares_answer_410_and_keep_nothing() {
+    let home = Home::new();
+    let hub = Hub::start(&home, &[]);
+    let r = hub.json("POST", "/api/share", &json!({"threadId": THREAD, "title": "EXPIRING-TITLE", "expire": "1s"}));
+    assert_eq!(r.status, 200, "{r:?}");
+    let v = r.json();
+    let (id, secret) = (v["id"].as_str().unwrap().to_owned(), v["secret"].as_str().unwrap().to_owned());
+    assert!(v["expiresAt"].as_str().is_some(), "{v}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let r = sync(&hub, &id, &secret, vec![event(1, "late")]);
+    assert_eq!(r.status, 410, "{r:?}");
+    assert_eq!(hub.request("GET", &format!("/s/{id}"), "").status, 410);
+    assert_eq!(hub.poll_status(&id), 410);
+    assert_eq!(hub.json("DELETE", &format!("/api/share/{id}"), &json!({"secret": secret})).status, 410);
+
+    let db = rusqlite::Connection::open(&hub.db).unwrap();
+    let (title, hash, expired): (Option<String>, Vec<u8>, bool) = db
+        .query_row("SELECT title, secret_hash, expired FROM shares WHERE id = ?1", [&id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((title, hash, expired), (None, vec![], true), "only a tombstone is left");
+}
+
+#[test]
+fn remote_addresses_need_allow_remote_and_get_a_tls_warning() {
+    let home = Home::new();
+    let out = home.run(&["hub", "--listen", "0.0.0.0:0", "--database", "memory"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--allow-remote"), "{}", out.stderr);
+
+    let mut hub = Hub::start_at(&home, "0.0.0.0:0", &["--allow-remote"]);
+    let port = hub.addr.rsplit(':').next().unwrap().to_owned();
+    let r = common::hub::http(&format!("127.0.0.1:{port}"), "GET", "/s/aaaaaaaaaaaa", "");
+    assert_eq!(r.status, 404);
+    hub.server.terminate();
+    let err = hub.server.stderr();
+    assert!(err.contains("WARNING") && err.contains("TLS"), "{err}");
+
+    let out = home.run(&["hub", "--database", "postgres://x/y"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("sqlite:PATH"), "{}", out.stderr);
+    let out = home.run(&["hub", "--public-url", "hub.example", "--database", "memory"]);
+    assert_eq!(out.code, 2, "{out:?}");
+
+    // A port that is taken: a clear failure, not a panic.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = home.run(&["hub", "--listen", &addr, "--database", "memory"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains(&format!("cannot listen on {addr}")), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let _ = PATIENCE;
+}

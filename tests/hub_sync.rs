@@ -1,0 +1,213 @@
+//! An app-server syncing linked threads to a real hub: what is posted shows
+//! up on the hub (redacted), only linked threads go, and a hub or app-server
+//! restart loses nothing and repeats nothing.
+
+mod common;
+
+use common::hub::Hub;
+use common::{Home, wait_for};
+use serde_json::Value;
+
+/// `tandem share ARGS --server SOCKET`.
+fn share(home: &Home, args: &[&str]) -> common::Out {
+    let sock = home.socket();
+    let mut all = vec!["share"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--server", sock.to_str().unwrap()]);
+    home.run(&all)
+}
+
+fn last_seq(home: &Home, thread: &str) -> u64 {
+    home.events(thread).last().unwrap()["seq"].as_u64().unwrap()
+}
+
+/// Every event the hub has for share `id`, through its poll WebSocket, once it has `upto`.
+fn hub_events(hub: &Hub, id: &str, upto: u64) -> Vec<Value> {
+    let mut poll = hub.poll(id);
+    poll.until(|i| i["seq"].as_u64() == Some(upto))
+        .into_iter()
+        .filter(|i| i["type"] == "event")
+        .map(|i| i["event"].clone())
+        .collect()
+}
+
+fn share_id(url: &str) -> String {
+    url.trim().rsplit('/').next().unwrap().to_owned()
+}
+
+fn links(home: &Home) -> String {
+    share(home, &["links"]).ok().stdout
+}
+
+#[test]
+fn a_linked_thread_reaches_the_hub_redacted_and_only_it() {
+    let hub_home = Home::new();
+    let hub = Hub::start(&hub_home, &[]);
+    let home = Home::new();
+    let _server = home.serve(&[]);
+    let linked = home.new_thread();
+    let other = home.new_thread();
+    let out = share(&home, &["link", "--thread", &linked[..30], "--hub", &hub.url()]).ok();
+    let url = out.stdout.trim().to_owned();
+    assert!(url.starts_with(&format!("{}/s/", hub.url())), "{url}");
+    let id = share_id(&url);
+    let again = share(&home, &["link", "--thread", &linked, "--hub", &hub.url()]).ok();
+    assert_eq!(again.stdout.trim(), url, "linking again keeps the link");
+
+    let key = "AKIAIOSFODNN7EXAMPLE";
+    share(&home, &["post", "--thread", &linked, "--prompt", &format!("deploy with {key} please")]).ok();
+    share(&home, &["post", "--thread", &other, "--prompt", "UNLINKED-TEXT"]).ok();
+    let n = last_seq(&home, &linked);
+    let events = hub_events(&hub, &id, n);
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "every event once, in order");
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(!text.contains(key), "{text}");
+    assert!(text.contains("deploy with [redacted:aws] please"), "{text}");
+    let local: Vec<Value> = home.events(&linked);
+    assert_eq!(events[1]["type"], local[1]["type"]);
+    assert_eq!(events[1]["turnId"], local[1]["turnId"]);
+
+    let page = hub.request("GET", &format!("/s/{id}"), "");
+    assert!(page.body.contains("deploy with [redacted:aws] please"), "{}", page.body);
+    wait_for("share links to say synced", || links(&home).contains("synced"));
+
+    let db = rusqlite::Connection::open(&hub.db).unwrap();
+    let shares: i64 = db.query_row("SELECT count(*) FROM shares", [], |r| r.get(0)).unwrap();
+    assert_eq!(shares, 1, "only the linked thread is on the hub");
+    let leaked: i64 =
+        db.query_row("SELECT count(*) FROM events WHERE json LIKE '%UNLINKED-TEXT%'", [], |r| r.get(0)).unwrap();
+    assert_eq!(leaked, 0);
+
+    // --no-redact: sent as it is.
+    let raw = home.new_thread();
+    let url = share(&home, &["link", "--thread", &raw, "--hub", &hub.url(), "--no-redact"]).ok().stdout;
+    share(&home, &["post", "--thread", &raw, "--prompt", key]).ok();
+    let events = hub_events(&hub, &share_id(&url), last_seq(&home, &raw));
+    assert!(serde_json::to_string(&events).unwrap().contains(key));
+}
+
+#[test]
+fn a_streaming_turn_goes_in_a_few_batches_not_one_request_per_event() {
+    let hub_home = Home::new();
+    let mut hub = Hub::start_env(&hub_home, "127.0.0.1:0", &[], &[("RUST_LOG", "tandem_hub=debug")]);
+    let home = Home::new();
+    let _server = home.serve(&["--echo-delay-ms", "10"]);
+    let thread = home.new_thread();
+    let id = share_id(&share(&home, &["link", "--thread", &thread, "--hub", &hub.url()]).ok().stdout);
+    share(&home, &["post", "--thread", &thread, "--prompt", &common::words(60)]).ok();
+    let n = last_seq(&home, &thread);
+    assert!(n > 60, "a delta per word: {n}");
+    let events = hub_events(&hub, &id, n);
+    assert_eq!(events.len() as u64, n);
+    // Deltas are coalesced per batch: fewer carry text, none is lost.
+    let deltas: Vec<&str> =
+        events.iter().filter(|e| e["type"] == "item/agentMessage/delta").filter_map(|e| e["delta"].as_str()).collect();
+    let completed = events.iter().find(|e| e["type"] == "item/completed").expect("the answer");
+    assert_eq!(deltas.concat(), completed["item"]["text"].as_str().unwrap());
+    assert!(deltas.iter().any(|d| d.is_empty()), "{deltas:?}");
+    hub.server.terminate();
+    let log = hub.server.stderr();
+    let requests = log.lines().filter(|l| l.contains("synced")).count();
+    // The turn streams for about 0.6 s; with a 1 s debounce that is a handful
+    // of requests even on a slow machine, never one per event.
+    assert!((1..=n as usize / 4).contains(&requests), "{requests} sync requests for {n} events:\n{log}");
+}
+
+#[test]
+fn hub_and_app_server_restarts_lose_nothing_and_repeat_nothing() {
+    let hub_home = Home::new();
+    let mut hub = Hub::start(&hub_home, &[]);
+    let addr = hub.addr.clone();
+    let home = Home::new();
+    let mut server = home.serve(&[]);
+    let thread = home.new_thread();
+    let url = share(&home, &["link", "--thread", &thread, "--hub", &hub.url()]).ok().stdout;
+    let id = share_id(&url);
+    share(&home, &["post", "--thread", &thread, "--prompt", "before the outage"]).ok();
+    let first = last_seq(&home, &thread);
+    hub_events(&hub, &id, first);
+    wait_for("the link to be synced", || links(&home).contains("synced"));
+
+    // The hub goes down; what is posted meanwhile waits.
+    hub.server.kill9();
+    share(&home, &["post", "--thread", &thread, "--prompt", "during the outage"]).ok();
+    let second = last_seq(&home, &thread);
+    let pending = format!("pending {} events", second - first);
+    wait_for("share links to show the pending events", || links(&home).contains(&pending));
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.path().join("hub-links.json")).unwrap()).unwrap();
+    assert_eq!(saved["links"][&thread]["ackedSeq"], first, "what the hub acknowledged is kept: {saved}");
+
+    // The app-server restarts too, with the events still pending.
+    server.terminate();
+    drop(server);
+    let server = home.serve(&[]);
+    share(&home, &["post", "--thread", &thread, "--prompt", "after the restart"]).ok();
+    let third = last_seq(&home, &thread);
+    assert!(third > second);
+
+    // The hub comes back on its address with its database.
+    let hub = Hub::start_at(&hub_home, &addr, &[]);
+    let events = hub_events(&hub, &id, third);
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=third).collect::<Vec<_>>(), "no gap, no duplicate");
+    let text = serde_json::to_string(&events).unwrap();
+    for said in ["before the outage", "during the outage", "after the restart"] {
+        assert_eq!(text.matches(&format!("\"input\":\"{said}\"")).count(), 1, "{said}: {text}");
+    }
+    wait_for("the link to be synced again", || links(&home).contains("synced"));
+    drop(server);
+}
+
+#[test]
+fn unlink_delete_removes_the_share_and_bad_input_is_refused() {
+    let hub_home = Home::new();
+    let hub = Hub::start(&hub_home, &[]);
+    let home = Home::new();
+    let _server = home.serve(&[]);
+    let thread = home.new_thread();
+
+    let out = share(&home, &["link", "--thread", &thread, "--hub", "ftp://x"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    let out = share(&home, &["link", "--thread", &thread, "--hub", &hub.url(), "--expire", "soon"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    let out = share(&home, &["link", "--thread", &thread]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--hub"), "{}", out.stderr);
+    let out = share(&home, &["link", "--thread", &thread, "--hub"]);
+    assert_eq!(out.code, 2, "no [hub] url in config.toml: {out:?}");
+    assert!(out.stderr.contains("[hub]"), "{}", out.stderr);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let out = share(&home, &["link", "--thread", &thread, "--hub", &dead_url]);
+    assert_eq!(out.code, 5, "{out:?}");
+    let out = share(&home, &["unlink", "--thread", &thread]);
+    assert_eq!(out.code, 1, "not linked: {out:?}");
+
+    // `--hub` alone: `[hub] url` in config.toml.
+    std::fs::write(home.path().join("config.toml"), format!("[hub]\nurl = \"{}\"\n", hub.url())).unwrap();
+    let url = share(&home, &["link", "--thread", &thread, "--expire", "7d", "--hub"]).ok().stdout;
+    let id = share_id(&url);
+    share(&home, &["post", "--thread", &thread, "--prompt", "to be deleted"]).ok();
+    hub_events(&hub, &id, last_seq(&home, &thread));
+    let json = share(&home, &["links", "--json"]).ok().json_lines();
+    assert_eq!(json.len(), 1);
+    assert_eq!(json[0]["id"], id.as_str());
+    assert!(json[0]["expiresAt"].is_string(), "{}", json[0]);
+    assert!(json[0].get("secret").is_none(), "the secret never leaves the app-server");
+    let saved = std::fs::read_to_string(home.path().join("hub-links.json")).unwrap();
+    assert!(saved.contains(&id));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(home.path().join("hub-links.json")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let out = share(&home, &["unlink", "--thread", &thread, "--delete"]).ok();
+    assert!(out.stdout.contains("deleted from the hub"), "{out:?}");
+    assert_eq!(hub.request("GET", &format!("/s/{id}"), "").status, 404);
+    assert!(links(&home).trim().is_empty());
+    let db = rusqlite::Connection::open(&hub.db).unwrap();
+    let left: i64 = db.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0);
+}
