@@ -76,8 +76,10 @@ async fn serve(home: Home, args: ServeArgs) -> Result<u8> {
         DurabilityArg::Normal => Durability::Normal,
         DurabilityArg::Full => Durability::Full,
     };
+    check_remote(&listen, args.allow_remote)?;
     tracing::info!(home = %home.dir().display(), agent = ?agent.info(), ?listen, "app-server starting");
-    let opts = ServeOptions { home, listen, agent, durability, limits: limits(&args)? };
+    let opts =
+        ServeOptions { home, listen, agent, durability, limits: limits(&args)?, allow_remote: args.allow_remote };
     match server::run(opts).await {
         Ok(()) => Ok(0),
         Err(e) => {
@@ -85,6 +87,26 @@ async fn serve(home: Home, args: ServeArgs) -> Result<u8> {
             Err(Fail::new(exit::FAILURE, format!("{e} (log: {})", log.display())).into())
         }
     }
+}
+
+/// A non-loopback http listener needs --allow-remote; with it, say loudly
+/// what that means.
+fn check_remote(listen: &[Listen], allow_remote: bool) -> Result<(), Fail> {
+    for l in listen {
+        if let Listen::Http(addr) = l
+            && !addr.ip().is_loopback()
+        {
+            if !allow_remote {
+                return Err(Fail::usage(format!(
+                    "--listen {l} is reachable from other machines; add --allow-remote to mean it (and put a reverse proxy with TLS in front: tokens would cross the network in clear text)"
+                )));
+            }
+            eprintln!(
+                "tandem: WARNING: listening on {l} without TLS. Anyone on the network path can read tokens and threads; terminate TLS in a reverse proxy in front of it."
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The connection budgets the flags ask for.
@@ -128,6 +150,16 @@ fn serve_flags(args: &ServeArgs) -> Vec<OsString> {
     flags.extend(["--client-buffer-mib".into(), args.client_buffer_mib.to_string().into()]);
     flags.extend(["--line-buffer-mib".into(), args.line_buffer_mib.to_string().into()]);
     flags.extend(["--line-timeout".into(), args.line_timeout.to_string().into()]);
+    // The background server always listens on the default socket; more
+    // listeners (http) come on top.
+    for l in &args.listen {
+        if *l != Listen::Unix(None) {
+            flags.extend(["--listen".into(), l.to_string().into()]);
+        }
+    }
+    if args.allow_remote {
+        flags.push("--allow-remote".into());
+    }
     if !args.command.is_empty() {
         flags.push("--".into());
         flags.extend(args.command.iter().map(OsString::from));
@@ -137,9 +169,10 @@ fn serve_flags(args: &ServeArgs) -> Vec<OsString> {
 
 async fn start(home: &Home, args: &ServeArgs) -> Result<u8> {
     build_agent(home, args)?;
-    if !args.listen.is_empty() {
-        return Err(Fail::usage("`app-server start` always listens on the default socket; use `tandem app-server --listen …` to run one in the foreground").into());
+    if args.listen.iter().any(|l| matches!(l, Listen::Stdio | Listen::Unix(Some(_)))) {
+        return Err(Fail::usage("`app-server start` always listens on the default socket (plus any --listen http://…); use `tandem app-server --listen …` to run one in the foreground").into());
     }
+    check_remote(&args.listen, args.allow_remote)?;
     let endpoint = Endpoint::Unix(home.socket_path());
     if let Ok(client) = Client::connect(&endpoint, client_info()).await {
         let pid = client.server().and_then(|s| s.server_info.pid).map(|p| format!(" (pid {p})")).unwrap_or_default();
@@ -268,6 +301,8 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
                     "version": info.version,
                     "protocolVersion": init.protocol_version,
                     "agent": info.agent,
+                    "listeners": info.listeners,
+                    "ownerTokenFile": tandem_app_server::access::owner_token_path(home),
                 });
                 say!("{v}");
             } else {
@@ -279,6 +314,16 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
                 if let Some(agent) = &info.agent {
                     let model = agent.model.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
                     say!("  agent:    {}{model}", agent.kind);
+                }
+                for l in &info.listeners {
+                    say!("  listen:   {l}");
+                }
+                if info.listeners.iter().any(|l| l.starts_with("http://")) {
+                    let file = tandem_app_server::access::owner_token_path(home);
+                    say!("  owner token: in {} (0600); use it as", file.display());
+                    say!("    export TANDEM_TOKEN=$(cat {})", file.display());
+                    say!("    tandem share list --server ws://HOST:PORT/rpc --token-env TANDEM_TOKEN");
+                    say!("  links:    tandem share link --thread ID  (read-only; --write to post)");
                 }
             }
             Ok(0)

@@ -81,9 +81,14 @@ enum AppServerAction {
 
 #[derive(Args, Clone, Debug)]
 struct ServeArgs {
-    /// Transport to serve: unix (the default socket), unix:PATH, or stdio. Repeatable.
+    /// Transport to serve: unix (the default socket), unix:PATH, stdio, or
+    /// http://127.0.0.1:PORT (the web viewer and the /rpc WebSocket). Repeatable.
     #[arg(long = "listen", value_name = "TRANSPORT")]
     listen: Vec<Listen>,
+    /// Let an http listener bind a non-loopback address. Tokens then cross the
+    /// network: put a reverse proxy with TLS in front.
+    #[arg(long)]
+    allow_remote: bool,
     /// Which agent answers turns: echo, exec, openai, codex or claude
     /// [default: echo, or `agent` in $TANDEM_HOME/config.toml].
     #[arg(long, value_name = "AGENT", env = "TANDEM_AGENT")]

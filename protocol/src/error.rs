@@ -22,6 +22,10 @@ pub enum ErrorCode {
     ThreadNotFound,
     /// -32003: no such turn.
     TurnNotFound,
+    /// -32004: the connection's token does not allow this (a link to another
+    /// thread, a read link asked to write, a thread no longer shared, a
+    /// revoked or expired link).
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -36,6 +40,7 @@ impl ErrorCode {
             ErrorCode::Busy => -32001,
             ErrorCode::ThreadNotFound => -32002,
             ErrorCode::TurnNotFound => -32003,
+            ErrorCode::Forbidden => -32004,
         }
     }
 
@@ -50,6 +55,7 @@ impl ErrorCode {
             ErrorCode::Busy => "busy",
             ErrorCode::ThreadNotFound => "threadNotFound",
             ErrorCode::TurnNotFound => "turnNotFound",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 }
@@ -140,6 +146,11 @@ impl RpcError {
 
     pub fn turn_not_found(id: &str) -> Self {
         RpcError::new(ErrorCode::TurnNotFound, format!("turn not found: {id}"))
+    }
+
+    /// -32004 `forbidden`: `message` says what the token may not do and why.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        RpcError::new(ErrorCode::Forbidden, message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

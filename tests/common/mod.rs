@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod web;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tandem");
 
 /// How long a test waits for something that should happen before declaring a

@@ -1,0 +1,157 @@
+//! The http listener (DESIGN §6): the `/rpc` WebSocket carries the same
+//! JSON-RPC as the unix socket, nothing is readable without a token, a browser
+//! WebSocket from another origin is refused, every answer carries a CSP, and
+//! links are enforced by their thread's `shared` flag.
+
+mod common;
+
+use common::web::*;
+use common::*;
+use serde_json::json;
+
+/// Every refusal at the door: no token (401), a wrong token (403), a foreign
+/// Origin (403), all with the CSP header; the owner token gets in.
+#[test]
+fn the_door_refuses_what_it_must() {
+    let home = Home::new();
+    let web = WebServer::start(&home, &[]);
+    let owner = owner_token(&home);
+    let bearer = format!("Bearer {owner}");
+    let wrong = format!("Bearer {}", "0".repeat(64));
+    let host = web.host().to_owned();
+
+    let none = http_get(&host, "/api/access", &[]);
+    assert_eq!(none.status, 401, "{none:?}");
+    assert_eq!(none.json()["error"]["code"], -32004);
+    assert_eq!(none.header("www-authenticate"), Some("Bearer"));
+    let bad = http_get(&host, "/api/access", &[("Authorization", &wrong)]);
+    assert_eq!(bad.status, 403, "{bad:?}");
+    assert_eq!(bad.json()["error"]["data"]["reason"], "forbidden");
+    let good = http_get(&host, "/api/access", &[("Authorization", &bearer)]);
+    assert_eq!(good.status, 200, "{good:?}");
+    assert_eq!(good.json()["owner"], true);
+    let missing = http_get(&host, "/no/such/page", &[]);
+    assert_eq!(missing.status, 404);
+    for answer in [&none, &bad, &good, &missing] {
+        let csp = answer.header("content-security-policy").unwrap_or_else(|| panic!("no CSP: {answer:?}"));
+        assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+    }
+    // Never the token in an answer.
+    assert!(!good.body.contains(&owner));
+
+    // The WebSocket: the same checks, before the upgrade.
+    assert_eq!(ws_handshake(&host, &[]).status, 401);
+    assert_eq!(ws_handshake(&host, &[("Authorization", &wrong)]).status, 403);
+    let evil = ws_handshake(&host, &[("Authorization", &bearer), ("Origin", "http://evil.example")]);
+    assert_eq!(evil.status, 403, "{evil:?}");
+    assert_eq!(evil.json()["error"]["data"]["reason"], "badOrigin");
+    let other_port = ws_handshake(&host, &[("Authorization", &bearer), ("Origin", "http://127.0.0.1:1")]);
+    assert_eq!(other_port.status, 403);
+    let same = format!("http://{host}");
+    let ok = ws_handshake(&host, &[("Authorization", &bearer), ("Origin", &same)]);
+    assert_eq!(ok.status, 101, "{ok:?}");
+    // A browser offers its token as a subprotocol; the server picks its own.
+    let proto = format!("tandem.v1, bearer.{owner}");
+    let browser = ws_handshake(&host, &[("Sec-WebSocket-Protocol", &proto), ("Origin", &same)]);
+    assert_eq!(browser.status, 101, "{browser:?}");
+    assert_eq!(browser.header("sec-websocket-protocol"), Some("tandem.v1"));
+    let wrong_proto = format!("tandem.v1, bearer.{}", "1".repeat(64));
+    assert_eq!(ws_handshake(&host, &[("Sec-WebSocket-Protocol", &wrong_proto)]).status, 403);
+
+    // The token is never written to the server's log.
+    let log = std::fs::read_to_string(home.path().join("logs/app-server.log")).unwrap_or_default();
+    assert!(!log.contains(&owner), "the owner token is in the log");
+}
+
+/// One text frame is one JSON-RPC message into the same session code as a
+/// socket line: the same answers, errors and event stream.
+#[test]
+fn the_websocket_speaks_the_socket_protocol() {
+    let home = Home::new();
+    let web = WebServer::start(&home, &[]);
+    let mut ws = WsRpc::connect(&web, &owner_token(&home));
+    let init = ws.call("initialize", json!({"clientInfo": {"name": "ws-test", "version": "1"}}));
+    assert_eq!(init["protocolVersion"], 1);
+    assert!(init["serverInfo"]["listeners"].as_array().unwrap().iter().any(|l| l == &json!(web.url)));
+    let thread = ws.call("thread/start", json!({"title": "over ws"}))["thread"].clone();
+    let id = thread["id"].as_str().unwrap().to_owned();
+    // Not JSON: -32700, and the connection stays.
+    ws.send_text("{nope");
+    let err = ws.read().unwrap();
+    assert_eq!(err["error"]["code"], -32700, "{err}");
+    let unknown = ws.request("no/such", json!({}));
+    assert_eq!(unknown["error"]["code"], -32601);
+
+    let sub = ws.call("thread/subscribe", json!({"threadId": id, "from": 1}))["subscription"].clone();
+    let turn = ws.call("turn/start", json!({"threadId": id, "input": "hello over the web"}))["turn"].clone();
+    let mut events = Vec::new();
+    loop {
+        let note = ws.next_note();
+        assert_eq!(note["method"], "thread/event", "{note}");
+        assert_eq!(note["params"]["subscription"], sub);
+        let ev = note["params"]["result"].clone();
+        let done = ev["type"] == "turn/completed";
+        events.push(ev);
+        if done {
+            break;
+        }
+    }
+    assert_contiguous(&events, 1);
+    assert_eq!(events.last().unwrap()["turnId"], turn["id"]);
+    assert_eq!(events[1]["type"], "turn/started");
+    assert_eq!(events[1]["client"]["name"], "ws-test");
+    // What the socket reads is what the WebSocket saw.
+    assert_eq!(home.events(&id), events);
+}
+
+/// The owner token file is the user's alone, and status says how to use it
+/// and lists every listener.
+#[test]
+fn status_lists_listeners_and_the_owner_token_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    let web = WebServer::start(&home, &[]);
+    let file = home.path().join("owner-token");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let status = home.run(&["app-server", "status"]).ok();
+    assert!(status.stdout.contains(&format!("listen:   {}", web.url)), "{}", status.stdout);
+    assert!(status.stdout.contains(&format!("listen:   unix:{}", home.socket().display())), "{}", status.stdout);
+    assert!(status.stdout.contains(&file.display().to_string()), "{}", status.stdout);
+    assert!(!status.stdout.contains(&owner_token(&home)), "status must not print the token itself");
+    let json = home.run(&["app-server", "status", "--json"]).ok().json_lines().remove(0);
+    assert!(json["listeners"].as_array().unwrap().contains(&json!(web.url)), "{json}");
+    assert_eq!(json["ownerTokenFile"], json!(file));
+}
+
+/// A non-loopback address needs --allow-remote: a usage error (exit 2) that
+/// says why, and nothing listens.
+#[test]
+fn remote_listening_needs_allow_remote() {
+    let home = Home::new();
+    let out = home.run(&["app-server", "--listen", "http://0.0.0.0:0"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--allow-remote") && out.stderr.contains("TLS"), "{}", out.stderr);
+    let out = home.run(&["app-server", "--listen", "http://example.com:80"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("not an IP address"), "{}", out.stderr);
+}
+
+/// Past the connection limit a WebSocket is refused with 503 and an error
+/// body, not left hanging.
+#[test]
+fn websockets_count_against_the_connection_limit() {
+    let home = Home::new();
+    let web = WebServer::start(&home, &["--max-connections", "1"]);
+    let owner = owner_token(&home);
+    let mut first = WsRpc::connect(&web, &owner);
+    first.call("thread/list", json!({}));
+    let bearer = format!("Bearer {owner}");
+    let refused = ws_handshake(web.host(), &[("Authorization", &bearer)]);
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(refused.json()["error"]["data"]["reason"], "tooManyConnections");
+    drop(first);
+    wait_for("the first WebSocket's slot to free", || {
+        ws_handshake(web.host(), &[("Authorization", &bearer)]).status == 101
+    });
+}
