@@ -155,3 +155,157 @@ fn websockets_count_against_the_connection_limit() {
         ws_handshake(web.host(), &[("Authorization", &bearer)]).status == 101
     });
 }
+
+/// The `forbidden` error of a response.
+fn assert_forbidden(r: &serde_json::Value) {
+    assert_eq!(r["error"]["code"], -32004, "{r}");
+    assert_eq!(r["error"]["data"]["reason"], "forbidden", "{r}");
+}
+
+/// A link works only while its thread is shared: turning sharing off closes
+/// the link's subscription with a notice and refuses its next request and any
+/// new connection; turning it on again lets the link back in. The owner is
+/// never affected.
+#[test]
+fn links_follow_the_shared_flag() {
+    let home = Home::new();
+    let web = WebServer::start(&home, &[]);
+    let id = home.new_thread();
+    let (url, token, _) = make_link(&home, &id, &[]);
+    assert!(url.starts_with(&format!("{}/t/{id}#k=", web.url)), "{url}");
+    assert!(url.ends_with(&token));
+
+    let mut viewer = WsRpc::connect(&web, &token);
+    let access = viewer.call("access/read", json!({}));
+    assert_eq!(access["owner"], false);
+    assert_eq!(access["link"]["scope"], "read");
+    assert_eq!(viewer.call("thread/read", json!({"threadId": id}))["thread"]["shared"], true);
+    let sub = viewer.call("thread/subscribe", json!({"threadId": id, "from": 1}))["subscription"].clone();
+    assert_eq!(viewer.next_note()["params"]["result"]["type"], "thread/started");
+
+    let mut owner = WsRpc::connect(&web, &owner_token(&home));
+    owner.call("thread/update", json!({"threadId": id, "shared": false}));
+    // The viewer is told, on the subscription it had (the thread/updated event
+    // may or may not reach it first).
+    let closed = loop {
+        let note = viewer.next_note();
+        if note["method"] == "subscription/closed" {
+            break note;
+        }
+        assert_eq!(note["method"], "thread/event", "{note}");
+    };
+    assert_eq!(closed["params"]["subscription"], sub);
+    assert_eq!(closed["params"]["error"]["code"], -32004);
+    assert!(closed["params"]["error"]["message"].as_str().unwrap().contains("no longer shared"), "{closed}");
+    assert_forbidden(&viewer.request("thread/read", json!({"threadId": id})));
+    assert_forbidden(&viewer.request("thread/events", json!({"threadId": id})));
+    let bearer = format!("Bearer {token}");
+    assert_eq!(ws_handshake(web.host(), &[("Authorization", &bearer)]).status, 403);
+    let page = http_get(web.host(), "/api/access", &[("Authorization", &bearer)]);
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("no longer shared"), "{page:?}");
+    // The owner reads and posts as before, over the web and the socket.
+    assert_eq!(owner.call("thread/read", json!({"threadId": id}))["thread"]["shared"], false);
+    home.run(&["share", "post", "--thread", &id, "--prompt", "private now", "--server", &home.endpoint()]).ok();
+
+    owner.call("thread/update", json!({"threadId": id, "shared": true}));
+    assert_eq!(viewer.call("thread/read", json!({"threadId": id}))["thread"]["shared"], true);
+    let mut again = try_ws(&web, &token).expect("the link works again once shared");
+    let events = again.call("thread/events", json!({"threadId": id}))["events"].clone();
+    assert!(events.as_array().unwrap().iter().any(|e| e["input"] == "private now"), "{events}");
+}
+
+/// Revoking ends a link at once (its open subscription too); an expired link
+/// is refused and listed as expired.
+#[test]
+fn revoked_and_expired_links_stop() {
+    let home = Home::new();
+    let web = WebServer::start(&home, &[]);
+    let id = home.new_thread();
+    let sock = home.endpoint();
+    let (_, token, link_id) = make_link(&home, &id, &[]);
+    let (_, kept, kept_id) = make_link(&home, &id, &["--write", "--expire", "7d"]);
+    let mut viewer = WsRpc::connect(&web, &token);
+    let sub = viewer.call("thread/subscribe", json!({"threadId": id}))["subscription"].clone();
+
+    let listed = home.run(&["share", "links", "--thread", &id, "--server", &sock]).ok();
+    assert!(listed.stdout.contains(&link_id) && listed.stdout.contains(&kept_id), "{}", listed.stdout);
+    assert!(listed.stdout.lines().any(|l| l.starts_with(&kept_id) && l.contains("write")), "{}", listed.stdout);
+    let json_list = home.run(&["share", "links", "--json", "--server", &sock]).ok().json_lines();
+    let mine = json_list.iter().find(|l| l["id"] == link_id.as_str()).unwrap();
+    assert_eq!(mine["scope"], "read");
+    assert!(mine["lastUsedAt"].is_string(), "{mine}");
+    assert!(json_list.iter().find(|l| l["id"] == kept_id.as_str()).unwrap()["expiresAt"].is_string());
+
+    let out = home.run(&["share", "revoke", &link_id, "--server", &sock]).ok();
+    assert_eq!(out.stdout.trim(), format!("revoked {link_id}"));
+    let closed = viewer.next_note();
+    assert_eq!(closed["method"], "subscription/closed", "{closed}");
+    assert_eq!(closed["params"]["subscription"], sub);
+    assert_forbidden(&viewer.request("thread/read", json!({"threadId": id})));
+    assert_eq!(try_ws(&web, &token).err(), Some(403));
+    // The other link is untouched; revoking an unknown id is "not found" (4).
+    try_ws(&web, &kept).expect("the other link still works").call("thread/read", json!({"threadId": id}));
+    assert_eq!(home.run(&["share", "revoke", &link_id, "--server", &sock]).code, 4);
+    // --thread ends all of a thread's links.
+    let out = home.run(&["share", "revoke", "--thread", &id, "--server", &sock]).ok();
+    assert_eq!(out.stdout.trim(), format!("revoked {kept_id}"));
+    assert_eq!(try_ws(&web, &kept).err(), Some(403));
+
+    // Expiry: a link for a second is refused once the second has passed.
+    let (_, brief, brief_id) = make_link(&home, &id, &["--expire", "1s"]);
+    wait_for("the link to expire", || try_ws(&web, &brief).is_err());
+    let bearer = format!("Bearer {brief}");
+    let refused = http_get(web.host(), "/api/access", &[("Authorization", &bearer)]);
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("expired"), "{refused:?}");
+    let listed = home.run(&["share", "links", "--thread", &id, "--server", &sock]).ok();
+    assert!(listed.stdout.lines().any(|l| l.starts_with(&brief_id) && l.contains("(expired)")), "{}", listed.stdout);
+    // Bad durations are usage errors, checked before connecting.
+    for bad in ["0s", "7", "1y", "-1d"] {
+        let out = home.run(&["share", "link", "--thread", &id, "--expire", bad, "--server", &sock]);
+        assert_eq!(out.code, 2, "{bad}: {out:?}");
+    }
+}
+
+/// A read link reads its own thread only; a write link also posts,
+/// interrupts and toggles sharing. Neither manages links or other threads.
+#[test]
+fn read_links_read_and_write_links_post() {
+    let home = Home::new();
+    let web = WebServer::start(&home, &[]);
+    let id = home.new_thread();
+    let other = home.new_thread();
+    let (_, read, _) = make_link(&home, &id, &[]);
+    let (_, write, _) = make_link(&home, &id, &["--write"]);
+
+    let mut reader = WsRpc::connect(&web, &read);
+    assert_forbidden(&reader.request("turn/start", json!({"threadId": id, "input": "hi"})));
+    assert_forbidden(&reader.request("turn/interrupt", json!({"threadId": id})));
+    assert_forbidden(&reader.request("thread/update", json!({"threadId": id, "shared": false})));
+    assert_forbidden(&reader.request("thread/read", json!({"threadId": other})));
+    assert_forbidden(&reader.request("thread/list", json!({})));
+    assert_forbidden(&reader.request("thread/start", json!({})));
+    assert_forbidden(&reader.request("link/create", json!({"threadId": id})));
+    assert_forbidden(&reader.request("link/list", json!({})));
+    assert_eq!(reader.call("thread/read", json!({"threadId": id}))["thread"]["id"], id.as_str());
+
+    let mut writer = WsRpc::connect(&web, &write);
+    let turn = writer.call("turn/start", json!({"threadId": id, "input": "from a write link"}))["turn"].clone();
+    assert_forbidden(&writer.request("turn/start", json!({"threadId": other, "input": "elsewhere"})));
+    assert_forbidden(&writer.request("link/revoke", json!({"threadId": id})));
+    writer.call("turn/interrupt", json!({"threadId": id}));
+    let sub = writer.call("thread/subscribe", json!({"threadId": id, "from": 1}))["subscription"].clone();
+    loop {
+        let note = writer.next_note();
+        assert_eq!(note["params"]["subscription"], sub);
+        if note["params"]["result"]["type"] == "turn/completed" {
+            assert_eq!(note["params"]["result"]["turnId"], turn["id"]);
+            break;
+        }
+    }
+    // Its own toggle ends its own access (and everyone's link access).
+    writer.call("thread/update", json!({"threadId": id, "shared": false}));
+    assert_forbidden(&writer.request("thread/read", json!({"threadId": id})));
+    assert_forbidden(&reader.request("thread/read", json!({"threadId": id})));
+}

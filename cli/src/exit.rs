@@ -41,7 +41,10 @@ pub fn code_for(e: &ClientError) -> u8 {
         ClientError::Rpc(rpc) => {
             if rpc.is(ErrorCode::Busy) {
                 BUSY
-            } else if rpc.is(ErrorCode::ThreadNotFound) || rpc.is(ErrorCode::TurnNotFound) {
+            } else if rpc.is(ErrorCode::ThreadNotFound)
+                || rpc.is(ErrorCode::TurnNotFound)
+                || rpc.reason() == Some("linkNotFound")
+            {
                 NOT_FOUND
             } else if rpc.is(ErrorCode::InvalidParams) {
                 USAGE

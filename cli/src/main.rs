@@ -229,6 +229,44 @@ enum ShareCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Make a link to a thread for the web viewer; prints its URL (read-only
+    /// unless --write). It works while the thread is shared.
+    Link {
+        #[arg(long, value_name = "ID")]
+        thread: String,
+        /// The link can also post prompts, interrupt, and turn sharing on or off.
+        #[arg(long)]
+        write: bool,
+        /// Stop working after this long: 30s, 15m, 2h, 7d, 1w [default: never].
+        #[arg(long, value_name = "DURATION")]
+        expire: Option<String>,
+        /// Print the link object, its token and URL as one JSON line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// List links (of one thread, or all): id, scope, created, expires, last used.
+    Links {
+        #[arg(long, value_name = "ID")]
+        thread: Option<String>,
+        /// One link object per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// End a link (or every link of a thread) at once; open viewers stop.
+    Revoke {
+        /// The link's id (`tandem share links` lists them).
+        #[arg(value_name = "LINK_ID", required_unless_present = "thread", conflicts_with = "thread")]
+        id: Option<String>,
+        /// Revoke every link of this thread.
+        #[arg(long, value_name = "ID")]
+        thread: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
 }
 
 async fn tui(thread: Option<String>, conn: ConnArgs) -> anyhow::Result<u8> {

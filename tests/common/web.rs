@@ -21,8 +21,21 @@ impl WebServer {
         let mut args = vec!["--listen", "unix", "--listen", "http://127.0.0.1:0"];
         args.extend_from_slice(extra);
         let server = home.serve(&args);
-        let mut raw = home.raw();
-        let init = raw.call("initialize", json!({"clientInfo": {"name": "test", "version": "1"}}));
+        // Under a connection limit of 1 the readiness probe's slot may not be
+        // free yet: ask again until the answer is not a refusal.
+        let mut init = Value::Null;
+        wait_for("initialize on the unix socket", || {
+            let Ok(mut stream) = std::os::unix::net::UnixStream::connect(home.socket()) else { return false };
+            stream.set_read_timeout(Some(PATIENCE)).unwrap();
+            let req = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"clientInfo":{"name":"test"}}});
+            if stream.write_all(format!("{req}\n").as_bytes()).is_err() {
+                return false;
+            }
+            let mut line = String::new();
+            let _ = BufReader::new(stream).read_line(&mut line);
+            init = serde_json::from_str::<Value>(&line).map(|v| v["result"].clone()).unwrap_or(Value::Null);
+            !init.is_null()
+        });
         let url = init["serverInfo"]["listeners"]
             .as_array()
             .expect("listeners in initialize")
@@ -223,5 +236,28 @@ impl WsRpc {
             Some(m) => m,
             None => self.read().expect("the server closed the WebSocket"),
         }
+    }
+}
+
+/// `tandem share link --thread T ARGS --json` on the home's socket: the URL
+/// and the token.
+pub fn make_link(home: &Home, thread: &str, args: &[&str]) -> (String, String, String) {
+    let sock = home.endpoint();
+    let mut all = vec!["share", "link", "--thread", thread, "--json", "--server", &sock];
+    all.extend_from_slice(args);
+    let v = home.run(&all).ok().json_lines().remove(0);
+    (
+        v["url"].as_str().unwrap().to_owned(),
+        v["token"].as_str().unwrap().to_owned(),
+        v["link"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Connects a WebSocket with `token`; the handshake's status when refused.
+pub fn try_ws(web: &WebServer, token: &str) -> Result<WsRpc, u16> {
+    let bearer = format!("Bearer {token}");
+    match ws_handshake(web.host(), &[("Authorization", &bearer)]).status {
+        101 => Ok(WsRpc::connect(web, token)),
+        other => Err(other),
     }
 }
