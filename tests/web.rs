@@ -309,3 +309,72 @@ fn read_links_read_and_write_links_post() {
     assert_forbidden(&writer.request("thread/read", json!({"threadId": id})));
     assert_forbidden(&reader.request("thread/read", json!({"threadId": id})));
 }
+
+/// `tandem share … --server ws://…/rpc --token-env VAR`: the CLI over the
+/// WebSocket, as the owner and as links.
+#[test]
+fn share_post_and_tail_over_the_websocket() {
+    let home = Home::new();
+    let web = WebServer::start(&home, &[]);
+    let ws = web.ws();
+    let over_ws = |args: &[&str], token: &str| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--server", &ws, "--token-env", "TEST_TANDEM_TOKEN"]);
+        let out = home.tandem().args(&all).env("TEST_TANDEM_TOKEN", token).output().unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let owner = owner_token(&home);
+    let id = over_ws(&["share", "new", "--title", "remote"], &owner).ok().stdout.trim().to_owned();
+    assert!(over_ws(&["share", "list"], &owner).ok().stdout.contains(&id));
+
+    let mut tail_cmd = home.tandem();
+    tail_cmd
+        .args(["share", "tail", "--json", "--thread", &id, "--from", "1", "--server", &ws])
+        .args(["--token-env", "TEST_TANDEM_TOKEN"])
+        .env("TEST_TANDEM_TOKEN", &owner);
+    let mut tail = Tail::spawn(tail_cmd);
+    let posted = over_ws(&["share", "post", "--thread", &id, "--prompt", "one two three"], &owner).ok();
+    assert!(posted.stdout.contains("one two three"), "{posted:?}");
+    let seen = tail.until(|e| e["type"] == "turn/completed");
+    assert_contiguous(&seen, 1);
+    assert_eq!(seen.iter().find(|e| e["type"] == "turn/started").unwrap()["input"], "one two three");
+    assert_eq!(home.events(&id), seen);
+
+    // A write link posts; a read link reads but may not post (exit 1, says why).
+    let (_, write, _) = make_link(&home, &id, &["--write"]);
+    let (_, read, _) = make_link(&home, &id, &[]);
+    over_ws(&["share", "post", "--thread", &id, "--prompt", "from the link"], &write).ok();
+    let refused = over_ws(&["share", "post", "--thread", &id, "--prompt", "nope"], &read);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("read-only link"), "{}", refused.stderr);
+    let got = over_ws(&["share", "get", "--thread", &id, "--json"], &read).ok();
+    assert!(got.stdout.contains("from the link"));
+
+    // A read link's tail ends, saying why, when the link is revoked.
+    let mut link_tail_cmd = home.tandem();
+    link_tail_cmd
+        .args(["share", "tail", "--json", "--thread", &id, "--from", "1", "--server", &ws])
+        .args(["--token-env", "TEST_TANDEM_TOKEN"])
+        .env("TEST_TANDEM_TOKEN", &read)
+        .stderr(std::process::Stdio::piped());
+    let mut link_tail = Tail::spawn(link_tail_cmd);
+    link_tail.until(|e| e["type"] == "thread/started");
+    home.run(&["share", "revoke", "--thread", &id, "--server", &home.endpoint()]).ok();
+    assert_eq!(link_tail.wait(), 1);
+
+    // Refusals: a wrong token (1), no token variable (2), no --token-env (2).
+    let wrong = over_ws(&["share", "list"], &"0".repeat(64));
+    assert_eq!(wrong.code, 1, "{wrong:?}");
+    assert!(wrong.stderr.contains("refused") && wrong.stderr.contains("not valid"), "{}", wrong.stderr);
+    assert!(!wrong.stderr.contains(&owner));
+    let unset = home.run(&["share", "list", "--server", &ws, "--token-env", "NO_SUCH_TANDEM_VAR"]);
+    assert_eq!(unset.code, 2, "{unset:?}");
+    assert!(unset.stderr.contains("NO_SUCH_TANDEM_VAR"), "{}", unset.stderr);
+    let bare = home.run(&["share", "list", "--server", &ws]);
+    assert_eq!(bare.code, 2, "{bare:?}");
+    assert!(bare.stderr.contains("--token-env"), "{}", bare.stderr);
+}

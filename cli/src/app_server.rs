@@ -356,7 +356,7 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
 async fn proxy(home: &Home, conn: &ConnArgs) -> Result<u8> {
     let path = match &conn.server {
         Some(Endpoint::Unix(p)) => p.clone(),
-        Some(Endpoint::Stdio(_)) => {
+        Some(Endpoint::Stdio(_) | Endpoint::Ws { .. }) => {
             return Err(Fail::usage("proxy bridges to a unix socket; give --server unix:PATH or nothing").into());
         }
         None => {

@@ -53,6 +53,13 @@ pub fn code_for(e: &ClientError) -> u8 {
             }
         }
         ClientError::Decode(_) => FAILURE,
+        // A token refused at the door (or a link that lost its access): the
+        // server is there, the caller may not use it.
+        ClientError::Refused { error, .. }
+            if error.is(ErrorCode::Forbidden) || error.reason() == Some("unauthorized") =>
+        {
+            FAILURE
+        }
         _ => UNREACHABLE,
     }
 }

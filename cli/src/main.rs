@@ -145,10 +145,37 @@ enum DurabilityArg {
 
 #[derive(Args, Clone, Debug)]
 struct ConnArgs {
-    /// App-server endpoint: unix:PATH, a socket path, or stdio:COMMAND. Default: the
-    /// local server of $TANDEM_HOME, started if it is not running.
+    /// App-server endpoint: unix:PATH, a socket path, stdio:COMMAND, or
+    /// ws://HOST:PORT/rpc (with --token-env). Default: the local server of
+    /// $TANDEM_HOME, started if it is not running.
     #[arg(long, value_name = "ENDPOINT", env = "TANDEM_SERVER")]
     server: Option<Endpoint>,
+    /// For a ws:// server: the environment variable holding the token (the
+    /// owner token, or a link's). The token itself never goes on the command line.
+    #[arg(long, value_name = "VAR")]
+    token_env: Option<String>,
+}
+
+impl ConnArgs {
+    /// The endpoint asked for, carrying its token (checked before connecting).
+    fn endpoint(&self) -> Result<Option<Endpoint>, Fail> {
+        match (&self.server, &self.token_env) {
+            (Some(ws @ Endpoint::Ws { .. }), Some(var)) => {
+                let token = std::env::var(var).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+                let token = token.ok_or_else(|| {
+                    Fail::usage(format!(
+                        "--token-env {var}: the variable {var} is not set (or empty); export the token in it"
+                    ))
+                })?;
+                Ok(Some(ws.clone().with_token(token)))
+            }
+            (Some(Endpoint::Ws { url, .. }), None) => Err(Fail::usage(format!(
+                "--server {url} needs a token: put it in a variable and pass --token-env VAR (`tandem app-server status` says where the owner token is)"
+            ))),
+            (_, Some(_)) => Err(Fail::usage("--token-env is for a ws:// --server")),
+            (server, None) => Ok(server.clone()),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -282,7 +309,7 @@ async fn tui(thread: Option<String>, conn: ConnArgs) -> anyhow::Result<u8> {
     }
     let opts = tandem_tui::Options {
         thread,
-        server: conn.server,
+        server: conn.endpoint()?,
         home: tandem_app_server::Home::from_env(),
         exe: std::env::current_exe()?,
     };

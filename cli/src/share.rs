@@ -26,7 +26,7 @@ pub fn client_info() -> ClientInfo {
 /// Connects as the user asked: an explicit endpoint must answer; the default
 /// one is started when nobody answers.
 pub async fn connect(conn: &ConnArgs) -> Result<Client, Fail> {
-    let client = match &conn.server {
+    let client = match &conn.endpoint()? {
         Some(endpoint) => Client::connect(endpoint, client_info()).await,
         None => {
             let exe = std::env::current_exe()
@@ -303,6 +303,9 @@ async fn tail(thread: &str, from: Option<&str>, json: bool, conn: &ConnArgs) -> 
         tokio::select! {
             raw = sub.next() => {
                 let Some(raw) = raw else {
+                    if let Some(e) = sub.ended() {
+                        return Err(Fail::new(exit::FAILURE, format!("the app-server ended this tail: {e}")).into());
+                    }
                     return Err(Fail::new(exit::UNREACHABLE, format!(
                         "lost the connection to the app-server at {}; resume with --from the last seq you saw",
                         client.endpoint()
