@@ -255,9 +255,14 @@ pub fn make_link(home: &Home, thread: &str, args: &[&str]) -> (String, String, S
 
 /// Connects a WebSocket with `token`; the handshake's status when refused.
 pub fn try_ws(web: &WebServer, token: &str) -> Result<WsRpc, u16> {
-    let bearer = format!("Bearer {token}");
-    match ws_handshake(web.host(), &[("Authorization", &bearer)]).status {
-        101 => Ok(WsRpc::connect(web, token)),
-        other => Err(other),
+    use tungstenite::client::IntoClientRequest;
+    let mut req = web.ws().into_client_request().unwrap();
+    req.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    let stream = TcpStream::connect(web.host()).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    match tungstenite::client(req, stream) {
+        Ok((socket, _)) => Ok(WsRpc { socket, next_id: 1, notes: Default::default() }),
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(res))) => Err(res.status().as_u16()),
+        Err(e) => panic!("WebSocket handshake: {e}"),
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! This module never logs a token, and never puts one in a URL it serves.
 
+mod assets;
 mod socket;
 
 use std::net::SocketAddr;
@@ -84,6 +85,8 @@ pub async fn serve(listener: HttpListener, shared: Shared, gate: Gate, mut stop:
     let app = Router::new()
         .route("/rpc", get(rpc))
         .route("/api/access", get(access))
+        .route("/t/{thread_id}", get(assets::viewer))
+        .route("/assets/{name}", get(assets::asset))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(web);
