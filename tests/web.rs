@@ -46,6 +46,12 @@ fn the_door_refuses_what_it_must() {
     let evil = ws_handshake(&host, &[("Authorization", &bearer), ("Origin", "http://evil.example")]);
     assert_eq!(evil.status, 403, "{evil:?}");
     assert_eq!(evil.json()["error"]["data"]["reason"], "badOrigin");
+    // A page whose name resolves to 127.0.0.1 (DNS rebinding) is not served.
+    let port = host.rsplit_once(':').unwrap().1;
+    let rebound = format!("evil.example:{port}");
+    let rebind = ws_handshake(&host, &[("Authorization", &bearer), ("Host", &rebound)]);
+    assert_eq!(rebind.status, 421, "{rebind:?}");
+    assert_eq!(rebind.json()["error"]["data"]["reason"], "badHost");
     let other_port = ws_handshake(&host, &[("Authorization", &bearer), ("Origin", "http://127.0.0.1:1")]);
     assert_eq!(other_port.status, 403);
     let same = format!("http://{host}");
@@ -377,4 +383,27 @@ fn share_post_and_tail_over_the_websocket() {
     let bare = home.run(&["share", "list", "--server", &ws]);
     assert_eq!(bare.code, 2, "{bare:?}");
     assert!(bare.stderr.contains("--token-env"), "{}", bare.stderr);
+}
+
+/// `app-server start --listen http://…` runs the background server with the
+/// http listener next to its socket; status shows both, and stop stops it.
+#[test]
+fn background_server_can_listen_on_http() {
+    let home = Home::new();
+    let _stop = StopOnDrop(&home);
+    let started = home.run(&["app-server", "start", "--listen", "http://127.0.0.1:0"]).ok();
+    assert!(started.stdout.contains("app-server started"), "{started:?}");
+    let status = home.run(&["app-server", "status", "--json"]).ok().json_lines().remove(0);
+    let listeners: Vec<&str> = status["listeners"].as_array().unwrap().iter().filter_map(|l| l.as_str()).collect();
+    assert!(listeners.iter().any(|l| l.starts_with("unix:")), "{listeners:?}");
+    let url = listeners.iter().find(|l| l.starts_with("http://127.0.0.1:")).expect("the http listener");
+    let host = url.strip_prefix("http://").unwrap();
+    let owner = owner_token(&home);
+    let bearer = format!("Bearer {owner}");
+    assert_eq!(http_get(host, "/api/access", &[("Authorization", &bearer)]).status, 200);
+    // A foreground-only transport is refused for the background server, and
+    // the refused restart leaves the running one alone.
+    assert_eq!(home.run(&["app-server", "restart", "--listen", "stdio"]).code, 2);
+    assert_eq!(http_get(host, "/api/access", &[("Authorization", &bearer)]).status, 200);
+    home.run(&["app-server", "status"]).ok();
 }

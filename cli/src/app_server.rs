@@ -32,6 +32,8 @@ pub async fn run(args: AppServerArgs) -> Result<u8> {
         Some(AppServerAction::Start(serve_args)) => start(&home, &serve_args).await,
         Some(AppServerAction::Stop) => stop(&home).await,
         Some(AppServerAction::Restart(serve_args)) => {
+            // Bad flags must not cost the running server.
+            check_start_args(&home, &serve_args)?;
             stop(&home).await?;
             start(&home, &serve_args).await
         }
@@ -167,12 +169,19 @@ fn serve_flags(args: &ServeArgs) -> Vec<OsString> {
     flags
 }
 
-async fn start(home: &Home, args: &ServeArgs) -> Result<u8> {
+/// What `start` (and `restart`, before it stops anything) refuses.
+fn check_start_args(home: &Home, args: &ServeArgs) -> Result<(), Fail> {
     build_agent(home, args)?;
     if args.listen.iter().any(|l| matches!(l, Listen::Stdio | Listen::Unix(Some(_)))) {
-        return Err(Fail::usage("`app-server start` always listens on the default socket (plus any --listen http://…); use `tandem app-server --listen …` to run one in the foreground").into());
+        return Err(Fail::usage(
+            "`app-server start` always listens on the default socket (plus any --listen http://…); use `tandem app-server --listen …` to run one in the foreground",
+        ));
     }
-    check_remote(&args.listen, args.allow_remote)?;
+    check_remote(&args.listen, args.allow_remote)
+}
+
+async fn start(home: &Home, args: &ServeArgs) -> Result<u8> {
+    check_start_args(home, args)?;
     let endpoint = Endpoint::Unix(home.socket_path());
     if let Ok(client) = Client::connect(&endpoint, client_info()).await {
         let pid = client.server().and_then(|s| s.server_info.pid).map(|p| format!(" (pid {p})")).unwrap_or_default();

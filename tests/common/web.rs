@@ -138,7 +138,10 @@ pub fn ws_handshake(host: &str, extra: &[(&str, &str)]) -> HttpAnswer {
     // write the request by hand.
     let mut stream = TcpStream::connect(host).expect("connect to the http listener");
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut req = format!("GET /rpc HTTP/1.1\r\nHost: {host}\r\n");
+    // An explicit Host in `extra` replaces the real one.
+    let host_header = extra.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map_or(host, |(_, v)| *v);
+    headers.retain(|(k, _)| !k.eq_ignore_ascii_case("host"));
+    let mut req = format!("GET /rpc HTTP/1.1\r\nHost: {host_header}\r\n");
     for (k, v) in &headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -52,6 +52,8 @@ pub enum HttpBindError {
 pub struct HttpListener {
     listener: TcpListener,
     pub url: String,
+    /// Bound to a loopback address: only loopback `Host` names are served.
+    loopback: bool,
 }
 
 /// Binds `addr`; a non-loopback address only with `allow_remote`.
@@ -67,7 +69,7 @@ pub async fn bind(addr: SocketAddr, allow_remote: bool) -> Result<HttpListener, 
     }
     let listener = TcpListener::bind(addr).await.map_err(|source| HttpBindError::Io { addr, source })?;
     let local = listener.local_addr().map_err(|source| HttpBindError::Io { addr, source })?;
-    Ok(HttpListener { listener, url: format!("http://{local}") })
+    Ok(HttpListener { listener, url: format!("http://{local}"), loopback: local.ip().is_loopback() })
 }
 
 /// What the routes share.
@@ -82,12 +84,14 @@ struct Web {
 /// Serves `listener` until `stop` turns true.
 pub async fn serve(listener: HttpListener, shared: Shared, gate: Gate, mut stop: watch::Receiver<bool>) {
     let web = Web { connections: Arc::new(Semaphore::new(shared.limits.max_connections)), shared, gate };
+    let loopback = listener.loopback;
     let app = Router::new()
         .route("/rpc", get(rpc))
         .route("/api/access", get(access))
         .route("/t/{thread_id}", get(assets::viewer))
         .route("/assets/{name}", get(assets::asset))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(move |req, next| loopback_host(loopback, req, next)))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(web);
     let stopped = async move {
@@ -96,6 +100,30 @@ pub async fn serve(listener: HttpListener, shared: Shared, gate: Gate, mut stop:
     if let Err(e) = axum::serve(listener.listener, app).with_graceful_shutdown(stopped).await {
         tracing::error!(error = %e, "the http listener failed");
     }
+}
+
+/// A loopback listener answers only to loopback names in `Host`: a web page
+/// whose own name was made to resolve to 127.0.0.1 (DNS rebinding) gets
+/// nothing from it, not even the viewer's shell.
+async fn loopback_host(loopback: bool, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if loopback {
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        };
+        let is_loopback =
+            name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !is_loopback {
+            tracing::warn!(host, "refusing a request for a non-loopback Host on a loopback listener");
+            return refuse(
+                StatusCode::MISDIRECTED_REQUEST,
+                &RpcError::forbidden("this server answers only to localhost, 127.0.0.1 or [::1]")
+                    .with_reason("badHost"),
+            );
+        }
+    }
+    next.run(req).await
 }
 
 async fn security_headers(mut res: Response) -> Response {
