@@ -26,6 +26,8 @@
   const pending = new Map();
   let lastSeq = 0;
   let applied = 0;
+  let loadingHistory = false;
+  const dirty = new Set();
   let shared = false;
   let owner = false;
   let canWrite = false;
@@ -151,9 +153,24 @@
     setState(running);
     $('composer').hidden = !canWrite;
     $('share-button').disabled = !canWrite;
-    // History then live, from the first event not yet shown: the server's
-    // subscription has no gap and no repeat, and seq guards the seam of a
-    // reconnect.
+    // History in pages (a thousand events an answer, so a long thread opens
+    // fast), then live from the first event not yet shown: the server's
+    // subscription has no gap and no repeat, and seq guards every seam.
+    let from = lastSeq + 1;
+    loadingHistory = true;
+    try {
+      for (;;) {
+        const page = await call('thread/events', { threadId, from });
+        for (const ev of page.events) onEvent(ev);
+        if (page.next === undefined || page.next === null) break;
+        from = page.next;
+      }
+    } finally {
+      // Messages are laid out once, when their history is in.
+      loadingHistory = false;
+      for (const a of dirty) show(a);
+      dirty.clear();
+    }
     await call('thread/subscribe', { threadId, from: lastSeq + 1 });
     notice('', false);
     document.body.dataset.connected = 'true';
@@ -209,6 +226,7 @@
   }
 
   function show(a) {
+    if (loadingHistory) { dirty.add(a); return; }
     if (a.queued) return;
     a.queued = true;
     setTimeout(() => { a.queued = false; renderMarkdown(a.el, a.text); }, 16);
@@ -222,11 +240,7 @@
     if (!ev || typeof ev.seq !== 'number' || ev.seq <= lastSeq) return;
     lastSeq = ev.seq;
     applied += 1;
-    // Seqs start at 1 and only grow here, so applied === lastSeq says every
-    // event was shown exactly once (tests read these).
-    document.body.dataset.lastSeq = String(lastSeq);
-    document.body.dataset.applied = String(applied);
-    const follow = nearBottom();
+    settle();
     switch (ev.type) {
       case 'thread/started':
       case 'thread/updated':
@@ -281,7 +295,25 @@
       default:
         break;
     }
-    if (follow) window.scrollTo(0, document.body.scrollHeight);
+  }
+
+  // Once a burst of events is in: note how far the page got and keep the
+  // bottom in view if the reader was there (layout is read once per burst,
+  // not once per event).
+  let settling = false;
+  let stick = true;
+  window.addEventListener('scroll', () => { stick = nearBottom(); }, { passive: true });
+  function settle() {
+    if (settling) return;
+    settling = true;
+    setTimeout(() => {
+      settling = false;
+      // Seqs start at 1 and only grow, so applied === lastSeq says every
+      // event was shown exactly once (the tests read these).
+      document.body.dataset.lastSeq = String(lastSeq);
+      document.body.dataset.applied = String(applied);
+      if (stick) window.scrollTo(0, document.body.scrollHeight);
+    }, 0);
   }
 
   function itemLine(turnId, item) {
