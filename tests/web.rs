@@ -88,6 +88,17 @@ fn the_websocket_speaks_the_socket_protocol() {
     assert_eq!(err["error"]["code"], -32700, "{err}");
     let unknown = ws.request("no/such", json!({}));
     assert_eq!(unknown["error"]["code"], -32601);
+    // A message over the 8 MiB limit: frameTooLarge, and the connection stays.
+    let huge = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"thread/list\",\"params\":{{\"x\":\"{}\"}}}}",
+        "a".repeat(9 << 20)
+    );
+    ws.send_text(&huge);
+    let err = ws.read().unwrap();
+    assert_eq!(err["error"]["data"]["reason"], "frameTooLarge", "{err}");
+    // A binary frame is refused the same way: an error, and on we go.
+    ws.send_binary(b"{}");
+    assert_eq!(ws.read().unwrap()["error"]["code"], -32600);
 
     let sub = ws.call("thread/subscribe", json!({"threadId": id, "from": 1}))["subscription"].clone();
     let turn = ws.call("turn/start", json!({"threadId": id, "input": "hello over the web"}))["turn"].clone();

@@ -193,6 +193,10 @@ impl WsRpc {
         WsRpc { socket, next_id: 1, notes: Default::default() }
     }
 
+    pub fn send_binary(&mut self, bytes: &[u8]) {
+        self.socket.send(tungstenite::Message::Binary(bytes.to_vec().into())).unwrap();
+    }
+
     pub fn send_text(&mut self, text: &str) {
         self.socket.send(tungstenite::Message::Text(text.into())).unwrap();
     }

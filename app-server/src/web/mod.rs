@@ -231,8 +231,11 @@ async fn rpc(State(web): State<Web>, parts: Parts) -> Response {
     let shared = web.shared.clone();
     upgrade
         .protocols([SUBPROTOCOL])
-        .max_message_size(tandem_protocol::MAX_FRAME_BYTES)
-        .max_frame_size(tandem_protocol::MAX_FRAME_BYTES)
+        // Up to twice the protocol's limit is read, so that a message a little
+        // over it gets `frameTooLarge` and the connection stays, as a long
+        // line does on the socket; far larger ones close the connection.
+        .max_message_size(socket::READ_LIMIT)
+        .max_frame_size(socket::READ_LIMIT)
         .on_upgrade(move |ws| async move {
             socket::serve(ws, shared, grant).await;
             drop(permit);

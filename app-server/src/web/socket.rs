@@ -5,13 +5,16 @@
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use tandem_protocol::RpcError;
 use tandem_protocol::message::{Id, error_line};
+use tandem_protocol::{MAX_FRAME_BYTES, RpcError};
 
 use crate::access::Grant;
 use crate::rpc::Session;
 use crate::transport::lines::LineQueue;
 use crate::transport::{Outbound, Shared};
+
+/// The largest message read off a WebSocket (twice `MAX_FRAME_BYTES`).
+pub const READ_LIMIT: usize = 2 * MAX_FRAME_BYTES;
 
 /// Serves one WebSocket until either side closes it.
 pub async fn serve(ws: WebSocket, shared: Shared, grant: Grant) {
@@ -31,6 +34,9 @@ pub async fn serve(ws: WebSocket, shared: Shared, grant: Grant) {
     let mut session = Session::new(&shared, grant, out);
     while let Some(msg) = stream.next().await {
         match msg {
+            Ok(Message::Text(text)) if text.len() > MAX_FRAME_BYTES => {
+                session.send(error_line(&Id::null(), &RpcError::frame_too_large(MAX_FRAME_BYTES))).await;
+            }
             Ok(Message::Text(text)) => session.handle_line(text.as_bytes()).await,
             Ok(Message::Binary(_)) => {
                 let e = RpcError::invalid_request("send each JSON-RPC message as one text frame, not binary");
