@@ -418,3 +418,24 @@ fn background_server_can_listen_on_http() {
     assert_eq!(http_get(host, "/api/access", &[("Authorization", &bearer)]).status, 200);
     home.run(&["app-server", "status"]).ok();
 }
+
+/// A link needs an http listener to point at: without one, `share link`
+/// says how to start one (exit 1) and makes nothing.
+#[test]
+fn links_need_an_http_listener() {
+    let home = Home::new();
+    let _server = home.serve(&[]);
+    let id = home.new_thread();
+    let out = home.run(&["share", "link", "--thread", &id, "--server", &home.endpoint()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("no http listener") && out.stderr.contains("--listen http://"), "{}", out.stderr);
+    let listed = home.run(&["share", "links", "--json", "--server", &home.endpoint()]).ok();
+    assert_eq!(listed.stdout, "");
+    // An unknown thread is "not found" (4), checked before anything is made.
+    let out = home.run(&["share", "link", "--thread", &uuid_like(), "--server", &home.endpoint()]);
+    assert_eq!(out.code, 4, "{out:?}");
+}
+
+fn uuid_like() -> String {
+    "0190f3a0-0000-7000-8000-000000000000".into()
+}

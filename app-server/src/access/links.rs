@@ -141,8 +141,9 @@ impl Links {
         self.0.records.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes `records` to a temp file and renames it over the links file.
-    fn save(&self, records: &[Record]) -> Result<(), LinksError> {
+    /// Writes `records` to a temp file and renames it over the links file;
+    /// `durable` also waits for the disk (not needed for a "last used" time).
+    fn save(&self, records: &[Record], durable: bool) -> Result<(), LinksError> {
         let path = &self.0.path;
         let io_err = |source| LinksError::Io { path: path.clone(), source };
         let mut tmp = path.as_os_str().to_owned();
@@ -153,7 +154,9 @@ impl Links {
         let mut file = open_private(&tmp, Access::ReadWrite).map_err(io_err)?;
         file.set_len(0).map_err(io_err)?;
         file.write_all(&body).map_err(io_err)?;
-        file.sync_all().map_err(io_err)?;
+        if durable {
+            file.sync_all().map_err(io_err)?;
+        }
         std::fs::rename(&tmp, path).map_err(io_err)
     }
 
@@ -185,7 +188,7 @@ impl Links {
         }
         let link = record.public(now);
         records.push(record);
-        if let Err(e) = self.save(&records) {
+        if let Err(e) = self.save(&records, true) {
             records.pop();
             return Err(e);
         }
@@ -208,7 +211,7 @@ impl Links {
             return Ok(revoked);
         }
         records.retain(|r| !which(r));
-        if let Err(e) = self.save(&records) {
+        if let Err(e) = self.save(&records, true) {
             *records = before;
             return Err(e);
         }
@@ -249,7 +252,7 @@ impl Links {
                 expires: record.expires_millis(),
             };
             // When it was last used is worth a small write, not a refusal.
-            if let Err(e) = self.save(&records) {
+            if let Err(e) = self.save(&records, false) {
                 tracing::warn!(error = %e, "could not note a link's use");
             }
             admitted
