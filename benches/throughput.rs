@@ -2,7 +2,7 @@
 //! socket by raw NDJSON clients (one connection per subscriber).
 //!
 //! Run: `cargo bench -p tandem --bench throughput` (append `-- fanout`, `burst`,
-//! `ingest` or `events` to run only the scenarios whose name contains it).
+//! `ingest`, `events` or `web` to run only the scenarios whose name contains it).
 //!
 //! Every scenario starts a fresh server (`tandem app-server --listen unix`, echo
 //! agent, `TANDEM_HOME` a new directory under /tmp) and stops it with SIGTERM at
@@ -14,7 +14,10 @@
 //! 2. burst: one 20,000-word turn delivered to 100 subscribers, in deliveries/s;
 //! 3. ingest: one 300,000-word turn with 10 subscribers reading, in events/s;
 //! 4. events: `thread/events` (limit 100) at random positions of a 1,000-event and
-//!    a 1,000,000-event thread, per call.
+//!    a 1,000,000-event thread, per call;
+//! 5. web: fan-out as in 1 to 200 subscribers over the `/rpc` WebSocket (the
+//!    web viewer's transport, owner token), then to 200 over the unix socket,
+//!    on the same server in the same run.
 //!
 //! Client and server share the machine, so every figure includes the client's
 //! own cost of reading; the `cpu:` line under each figure says how much CPU
@@ -136,6 +139,27 @@ fn main() -> Result<()> {
         );
         println!("{usage}");
     }
+    if wanted("web") {
+        let server = Server::start_with(&["--listen", "http://127.0.0.1:0"])?;
+        let ws = rt.block_on(server.web())?;
+        let mut lines = Vec::new();
+        for (name, via) in [("WebSocket", Via::Ws(ws)), ("unix", Via::Unix)] {
+            let lat = rt.block_on(fanout_via(&server, 200, &via))?;
+            lines.push(format!(
+                "5 web      200 {name:<9} subscribers: turn/start -> turn/started p50 {} p99 {} max {} ({} samples){}",
+                ms(lat.p50),
+                ms(lat.p99),
+                ms(lat.max),
+                lat.samples,
+                lat.note,
+            ));
+        }
+        let usage = server.stop();
+        for l in lines {
+            println!("{l}");
+        }
+        println!("{usage}");
+    }
     Ok(())
 }
 
@@ -153,10 +177,24 @@ struct Latency {
 /// Scenario 1: sequential one-word turns; each subscriber timestamps every
 /// `turn/started`.
 async fn fanout(server: &Server, subs: usize) -> Result<Latency> {
+    fanout_via(server, subs, &Via::Unix).await
+}
+
+/// How subscribers reach the server.
+enum Via {
+    Unix,
+    /// The `/rpc` WebSocket: its URL and the owner token.
+    Ws((String, String)),
+}
+
+async fn fanout_via(server: &Server, subs: usize, via: &Via) -> Result<Latency> {
     let mut poster = server.connect().await?;
     let thread = start_thread(&mut poster, "fanout").await?;
     let total = FANOUT_WARMUP + FANOUT_TURNS;
-    let (readers, mut done) = spawn_subscribers(server, &thread, subs, total).await?;
+    let (readers, mut done) = match via {
+        Via::Unix => spawn_subscribers(server, &thread, subs, total).await?,
+        Via::Ws((url, token)) => spawn_ws_subscribers(url, token, &thread, subs, total).await?,
+    };
 
     let mut sent = HashMap::new();
     for i in 0..total {
@@ -463,6 +501,49 @@ async fn spawn_subscribers(
     Ok((tasks, done_rx))
 }
 
+/// [`spawn_subscribers`] over the `/rpc` WebSocket: one text frame per message.
+async fn spawn_ws_subscribers(
+    url: &str,
+    token: &str,
+    thread: &str,
+    n: usize,
+    turns: usize,
+) -> Result<(Vec<tokio::task::JoinHandle<Result<SubReport>>>, mpsc::UnboundedReceiver<()>)> {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let mut tasks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut req = url.into_client_request()?;
+        req.headers_mut().insert("Authorization", format!("Bearer {token}").parse()?);
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.context("WebSocket to /rpc")?;
+        let sub = json!({"jsonrpc":"2.0","id":1,"method":"thread/subscribe","params":{"threadId": thread}});
+        ws.send(Message::Text(sub.to_string().into())).await?;
+        // The answer comes before any event.
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.as_str().contains("\"result\"") => {}
+            other => bail!("thread/subscribe over the WebSocket failed: {other:?}"),
+        }
+        let done = done_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tracker = TurnTracker::default();
+            while tracker.report.turns.len() < turns {
+                let msg = tokio::time::timeout(PATIENCE, ws.next())
+                    .await
+                    .context("timed out reading the WebSocket")?
+                    .context("the server closed the WebSocket")??;
+                if let Message::Text(t) = msg
+                    && tracker.see(t.as_bytes(), Instant::now())
+                {
+                    let _ = done.send(());
+                }
+            }
+            Ok(tracker.report)
+        }));
+    }
+    Ok((tasks, done_rx))
+}
+
 /// Waits until `n` more subscribers have reported a completed turn.
 async fn wait_for(done: &mut mpsc::UnboundedReceiver<()>, n: usize) -> Result<()> {
     for _ in 0..n {
@@ -700,10 +781,16 @@ impl Server {
     /// Starts a server and waits until it answers `initialize`. Call it from the
     /// main thread: the child gets SIGTERM when the thread that spawned it ends.
     fn start() -> Result<Server> {
+        Server::start_with(&[])
+    }
+
+    /// A server with more arguments after `--listen unix`.
+    fn start_with(args: &[&str]) -> Result<Server> {
         let home = tempfile::Builder::new().prefix("tnb").tempdir_in("/tmp")?;
         let stderr = File::create(home.path().join("stderr.log"))?;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
         cmd.args(["app-server", "--listen", "unix"])
+            .args(args)
             .env("TANDEM_HOME", home.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -761,6 +848,18 @@ impl Server {
         let mut conn = Conn::connect(&self.socket).await?;
         conn.call("initialize", json!({"clientInfo": {"name": "bench", "version": "0"}})).await?;
         Ok(conn)
+    }
+
+    /// The `/rpc` WebSocket URL of its http listener, and the owner token.
+    async fn web(&self) -> Result<(String, String)> {
+        let mut conn = Conn::connect(&self.socket).await?;
+        let init = conn.call("initialize", json!({"clientInfo": {"name": "bench", "version": "0"}})).await?;
+        let http = init["serverInfo"]["listeners"]
+            .as_array()
+            .and_then(|l| l.iter().filter_map(Value::as_str).find(|l| l.starts_with("http://")))
+            .context("the server has no http listener")?;
+        let token = std::fs::read_to_string(self.home.path().join("owner-token"))?.trim().to_owned();
+        Ok((format!("ws://{}/rpc", http.trim_start_matches("http://")), token))
     }
 
     /// Stops the server; returns a line with the CPU time it and this bench

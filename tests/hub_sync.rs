@@ -172,9 +172,13 @@ fn unlink_delete_removes_the_share_and_bad_input_is_refused() {
     assert_eq!(out.code, 2, "{out:?}");
     let out = share(&home, &["link", "--thread", &thread, "--hub", &hub.url(), "--expire", "soon"]);
     assert_eq!(out.code, 2, "{out:?}");
+    // Without --hub it is a link to this app-server's viewer, which needs an
+    // http listener.
     let out = share(&home, &["link", "--thread", &thread]);
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("--hub"), "{}", out.stderr);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("http listener"), "{}", out.stderr);
+    let out = share(&home, &["link", "--thread", &thread, "--hub", &hub.url(), "--write"]);
+    assert_eq!(out.code, 2, "--write is for local links: {out:?}");
     let out = share(&home, &["link", "--thread", &thread, "--hub"]);
     assert_eq!(out.code, 2, "no [hub] url in config.toml: {out:?}");
     assert!(out.stderr.contains("[hub]"), "{}", out.stderr);

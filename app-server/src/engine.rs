@@ -40,6 +40,9 @@ struct Inner {
     /// Threads that mirror an agent's session file (id → agent name): only the
     /// session follower adds turns to them.
     mirrored: RwLock<HashMap<String, String>>,
+    /// Bumped whenever a thread's `shared` flag changes, so that link grants
+    /// look again (see `access`).
+    sharing: watch::Sender<u64>,
 }
 
 pub(crate) fn store_error(e: StoreError) -> RpcError {
@@ -97,6 +100,7 @@ impl Engine {
             agent,
             stopping: AtomicBool::new(false),
             mirrored: RwLock::new(HashMap::new()),
+            sharing: watch::Sender::new(0),
         })))
     }
 
@@ -107,6 +111,11 @@ impl Engine {
 
     pub(crate) fn agent(&self) -> Arc<dyn Agent> {
         Arc::clone(&self.0.agent)
+    }
+
+    /// Changes whenever a thread's `shared` flag changes.
+    pub fn sharing_changes(&self) -> watch::Receiver<u64> {
+        self.0.sharing.subscribe()
     }
 
     pub(crate) fn store(&self) -> &Arc<Store> {
@@ -289,11 +298,17 @@ impl Engine {
             state.shared = shared;
             (done, handle.snapshot(&state), before)
         };
+        if before.1 != thread.shared {
+            // Links of this thread stop (or may start again) now, not once the
+            // update is durable: access is never wider than what was asked.
+            self.0.sharing.send_modify(|n| *n += 1);
+        }
         if let Err(e) = wait_durable(done).await {
             // Not written, so not changed (unless a later update won).
             let mut state = handle.lock();
             if (state.title.as_ref(), state.shared) == (thread.title.as_ref(), thread.shared) {
                 (state.title, state.shared) = before;
+                self.0.sharing.send_modify(|n| *n += 1);
             }
             return Err(e);
         }

@@ -3,6 +3,7 @@
 //! transports — plus the client side of the connection, which the CLI and the
 //! TUI share.
 
+pub mod access;
 pub mod agent;
 pub mod client;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod subscribe;
 pub mod thread;
 pub mod transport;
 mod turn;
+pub mod web;
 
 pub use engine::Engine;
 pub use paths::Home;

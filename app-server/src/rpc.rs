@@ -1,6 +1,8 @@
-//! One connection's session: who the client said it is, which subscriptions it
-//! owns, and the dispatch of each request to the engine. It sees parsed lines,
-//! never bytes, and answers by queueing lines on the connection's outbound queue.
+//! One connection's session: who the client said it is, what its token grants,
+//! which subscriptions it owns, and the dispatch of each request to the engine.
+//! It sees parsed messages, never bytes (a socket line and a WebSocket text
+//! frame arrive here the same way), and answers by queueing lines on the
+//! connection's outbound queue.
 
 use std::collections::HashMap;
 
@@ -10,10 +12,11 @@ use tandem_protocol::methods::*;
 use tandem_protocol::{ClientInfo, PROTOCOL_VERSION, RpcError};
 use tokio::task::JoinHandle;
 
+use crate::access::{Gate, Grant};
 use crate::engine::Engine;
 use crate::hub_sync::HubSync;
 use crate::subscribe::follow;
-use crate::transport::Outbound;
+use crate::transport::{Outbound, Shared};
 
 /// Most subscriptions one connection may hold at once.
 pub const MAX_SUBSCRIPTIONS: usize = 1024;
@@ -21,6 +24,10 @@ pub const MAX_SUBSCRIPTIONS: usize = 1024;
 /// Per-connection state.
 pub struct Session {
     engine: Engine,
+    grant: Grant,
+    gate: Option<Gate>,
+    listeners: std::sync::Arc<Vec<String>>,
+    http_url: Option<String>,
     client: ClientInfo,
     subs: HashMap<u64, JoinHandle<()>>,
     next_sub: u64,
@@ -29,17 +36,27 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(engine: Engine, out: Outbound) -> Self {
-        Session { engine, client: ClientInfo::anonymous(), subs: HashMap::new(), next_sub: 1, out, hub: None }
+    /// A session of a connection admitted as `grant`.
+    pub fn new(shared: &Shared, grant: Grant, out: Outbound) -> Self {
+        Session {
+            engine: shared.engine.clone(),
+            grant,
+            gate: shared.gate.clone(),
+            listeners: std::sync::Arc::clone(&shared.listeners),
+            http_url: shared.http_url.clone(),
+            client: ClientInfo::anonymous(),
+            subs: HashMap::new(),
+            next_sub: 1,
+            out,
+            hub: shared.hub.clone(),
+        }
     }
 
-    /// Serves `hub/*` through these hub links (without: those methods say so).
-    pub fn with_hub(mut self, hub: Option<HubSync>) -> Self {
-        self.hub = hub;
-        self
-    }
-
+    /// `hub/*` through this server's hub links: the owner's only.
     fn hub(&self) -> Result<&HubSync, RpcError> {
+        if !matches!(self.grant, Grant::Owner) {
+            return Err(RpcError::forbidden("only the owner can share threads through a hub"));
+        }
         self.hub.as_ref().ok_or_else(|| RpcError::invalid_request("this server does not sync threads to hubs"))
     }
 
@@ -70,6 +87,15 @@ impl Session {
 
     async fn dispatch(&mut self, id: Id, req: Request) {
         let method = req.method();
+        // A link is checked on every request: it may have been revoked, or
+        // its thread unshared, since the connection was admitted.
+        if let Grant::Link(link) = &self.grant
+            && let Err(e) = link.check(&self.engine).and_then(|()| link.allows(&req))
+        {
+            tracing::debug!(method, link = %link.id, "refused a link's request");
+            self.send(error_line(&id, &e)).await;
+            return;
+        }
         let engine = self.engine.clone();
         let line = match req {
             Request::Initialize(p) => {
@@ -82,7 +108,14 @@ impl Session {
                             version: env!("CARGO_PKG_VERSION").into(),
                             pid: Some(std::process::id()),
                             agent: Some(engine.agent_info()),
-                            launch_args: crate::server::launch_args().to_vec(),
+                            launch_args: match self.grant {
+                                Grant::Owner => crate::server::launch_args().to_vec(),
+                                Grant::Link(_) => Vec::new(),
+                            },
+                            listeners: match self.grant {
+                                Grant::Owner => self.listeners.to_vec(),
+                                Grant::Link(_) => Vec::new(),
+                            },
                         },
                         protocol_version: PROTOCOL_VERSION,
                     }),
@@ -128,6 +161,16 @@ impl Session {
                 Ok(hub) => reply(&id, hub.unlink(p).await),
                 Err(e) => error_line(&id, &e),
             },
+            Request::LinkCreate(p) => reply(&id, self.link_create(p)),
+            Request::LinkList(p) => reply(&id, self.link_list(p)),
+            Request::LinkRevoke(p) => reply(&id, self.link_revoke(p)),
+            Request::AccessRead(_) => reply(
+                &id,
+                Ok(match &self.grant {
+                    Grant::Owner => AccessReadResult { owner: true, link: None },
+                    Grant::Link(link) => AccessReadResult { owner: false, link: link.public() },
+                }),
+            ),
         };
         tracing::trace!(method, "answered");
         self.send(line).await;
@@ -150,16 +193,90 @@ impl Session {
         let sub = self.next_sub;
         self.next_sub += 1;
         self.send(response_line(id, &ThreadSubscribeResult { subscription: sub })).await;
-        let task = tokio::spawn(follow(
-            std::sync::Arc::clone(self.engine.store()),
-            handle,
-            follower,
-            from,
-            sub,
-            self.out.clone(),
-        ));
+        let following =
+            follow(std::sync::Arc::clone(self.engine.store()), handle, follower, from, sub, self.out.clone());
+        let task = match &self.grant {
+            Grant::Owner => tokio::spawn(following),
+            Grant::Link(link) => {
+                // A link's subscription ends the moment its grant does, with
+                // a notice saying why (then nothing more on it).
+                let (link, engine, out) = (link.clone(), self.engine.clone(), self.out.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = following => {}
+                        error = link.lost(&engine) => {
+                            tracing::info!(link = %link.id, "closing a link's subscription: access lost");
+                            let note = serde_json::json!({
+                                "jsonrpc": "2.0",
+                                "method": SUBSCRIPTION_CLOSED,
+                                "params": SubscriptionClosed { subscription: sub, error },
+                            });
+                            let _ = out.send(format!("{note}\n")).await;
+                        }
+                    }
+                })
+            }
+        };
         self.subs.insert(sub, task);
         Ok(())
+    }
+
+    /// The door's links; only the owner may manage them.
+    fn owner_links(&self) -> Result<&crate::access::Links, RpcError> {
+        if !matches!(self.grant, Grant::Owner) {
+            return Err(RpcError::forbidden("only the owner can manage links"));
+        }
+        self.gate.as_ref().map(Gate::links).ok_or_else(|| {
+            RpcError::invalid_request("links need the app-server (this is an in-process session without one)")
+        })
+    }
+
+    fn link_create(&self, p: LinkCreateParams) -> Result<LinkCreateResult, RpcError> {
+        let links = self.owner_links()?;
+        let handle = self.engine.thread(&p.thread_id)?;
+        let Some(base) = &self.http_url else {
+            return Err(RpcError::invalid_request(
+                "the app-server has no http listener for links to point at; restart it with one: tandem app-server restart --listen http://127.0.0.1:7878",
+            )
+            .with_reason("noHttpListener"));
+        };
+        let scope = p.scope.unwrap_or(LinkScope::Read);
+        let (link, token) = links.create(&handle.id, scope, p.expires_in).map_err(|e| {
+            tracing::error!(error = %e, "could not create a link");
+            RpcError::internal(format!("could not create the link: {e}"))
+        })?;
+        let url = format!("{base}/t/{}#k={token}", handle.id);
+        Ok(LinkCreateResult { link, token, url })
+    }
+
+    fn link_list(&self, p: LinkListParams) -> Result<LinkListResult, RpcError> {
+        let links = self.owner_links()?;
+        let thread = match &p.thread_id {
+            Some(t) => Some(tandem_protocol::ids::normalize_uuid("threadId", t).map_err(RpcError::invalid_params)?),
+            None => None,
+        };
+        Ok(LinkListResult { data: links.list(thread.as_deref()) })
+    }
+
+    fn link_revoke(&self, p: LinkRevokeParams) -> Result<LinkRevokeResult, RpcError> {
+        let links = self.owner_links()?;
+        let revoked = match (&p.link_id, &p.thread_id) {
+            (Some(id), None) => {
+                let revoked = links.revoke(id).map_err(|e| RpcError::internal(e.to_string()))?;
+                if revoked.is_empty() {
+                    return Err(RpcError::invalid_params(format!("no link {id}; `tandem share links` lists them"))
+                        .with_reason("linkNotFound"));
+                }
+                revoked
+            }
+            (None, Some(thread)) => {
+                let thread =
+                    tandem_protocol::ids::normalize_uuid("threadId", thread).map_err(RpcError::invalid_params)?;
+                links.revoke_thread(&thread).map_err(|e| RpcError::internal(e.to_string()))?
+            }
+            _ => return Err(RpcError::invalid_params("invalid params for link/revoke: give linkId or threadId (one)")),
+        };
+        Ok(LinkRevokeResult { revoked })
     }
 }
 

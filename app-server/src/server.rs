@@ -23,6 +23,9 @@ pub enum Listen {
     Unix(Option<PathBuf>),
     /// This process's stdin/stdout.
     Stdio,
+    /// HTTP on this address: the viewer and the `/rpc` WebSocket (port 0:
+    /// any free port; `initialize` reports the one chosen).
+    Http(std::net::SocketAddr),
 }
 
 impl std::str::FromStr for Listen {
@@ -31,10 +34,48 @@ impl std::str::FromStr for Listen {
         match s {
             "unix" => Ok(Listen::Unix(None)),
             "stdio" => Ok(Listen::Stdio),
-            _ => match s.strip_prefix("unix:") {
-                Some(p) if !p.is_empty() => Ok(Listen::Unix(Some(PathBuf::from(p)))),
-                _ => Err(format!("unknown transport {s:?}; accepted: unix, unix:PATH, stdio")),
-            },
+            _ => {
+                if let Some(rest) = s.strip_prefix("http://") {
+                    return parse_http(rest.trim_end_matches('/')).map(Listen::Http).map_err(|why| {
+                        format!(
+                            "{why} in {s:?}; accepted: http://127.0.0.1:PORT, http://[::1]:PORT, http://localhost:PORT"
+                        )
+                    });
+                }
+                match s.strip_prefix("unix:") {
+                    Some(p) if !p.is_empty() => Ok(Listen::Unix(Some(PathBuf::from(p)))),
+                    _ => {
+                        Err(format!("unknown transport {s:?}; accepted: unix, unix:PATH, stdio, http://127.0.0.1:PORT"))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `HOST:PORT` of an http listener: an IP address or `localhost`, and a port.
+fn parse_http(rest: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(addr) = rest.parse::<std::net::SocketAddr>() {
+        return Ok(addr);
+    }
+    match rest.rsplit_once(':') {
+        Some(("localhost", port)) => port
+            .parse::<u16>()
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)))
+            .map_err(|_| format!("bad port {port:?}")),
+        Some((_, port)) if port.parse::<u16>().is_err() => Err(format!("bad port {port:?}")),
+        Some((host, _)) => Err(format!("{host:?} is not an IP address (or localhost)")),
+        None => Err("no port".into()),
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Unix(None) => f.write_str("unix"),
+            Listen::Unix(Some(p)) => write!(f, "unix:{}", p.display()),
+            Listen::Stdio => f.write_str("stdio"),
+            Listen::Http(addr) => write!(f, "http://{addr}"),
         }
     }
 }
@@ -46,6 +87,8 @@ pub struct ServeOptions {
     pub agent: Arc<dyn Agent>,
     pub durability: Durability,
     pub limits: Limits,
+    /// Let an http listener bind a non-loopback address.
+    pub allow_remote: bool,
 }
 
 /// Why a server could not start (or stopped with an error).
@@ -59,6 +102,10 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Bind(#[from] BindError),
+    #[error(transparent)]
+    HttpBind(#[from] crate::web::HttpBindError),
+    #[error(transparent)]
+    Access(#[from] crate::access::LinksError),
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
 }
@@ -94,8 +141,6 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let limits = fit_to_file_limit(opts.limits.clone());
     let hub = crate::hub_sync::HubSync::start(engine.clone(), home.clone())
         .map_err(|source| ServeError::Home { path: home.dir().to_owned(), source })?;
-    let shared = Shared::new(engine.clone(), limits).with_hub(hub);
-
     let (stop_tx, stop_rx) = watch::channel(false);
     let mirrors = crate::mirror::follow::spawn(
         engine.clone(),
@@ -103,8 +148,14 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         crate::mirror::locate::SessionRoots::from_env(),
         stop_rx.clone(),
     );
-    let mut sockets = Vec::new();
-    let mut stdio = None;
+    let gate = crate::access::Gate::open(home)?;
+
+    // Bind everything first: each connection is told every listener (and links
+    // need the http one's address, port 0 resolved).
+    let mut unix_listeners = Vec::new();
+    let mut http_listeners = Vec::new();
+    let mut names = Vec::new();
+    let mut serve_stdio = false;
     for listen in &opts.listen {
         match listen {
             Listen::Unix(path) => {
@@ -122,16 +173,37 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
                 };
                 let listener = transport::unix::bind(&path)?;
                 tracing::info!(socket = %path.display(), "listening");
-                sockets.push(path);
-                tokio::spawn(transport::unix::accept_loop(listener, shared.clone(), stop_rx.clone()));
+                names.push(format!("unix:{}", path.display()));
+                unix_listeners.push((path, listener));
             }
             Listen::Stdio => {
-                tracing::info!("serving stdio");
-                stdio = Some(tokio::spawn(transport::stdio::serve(shared.clone())));
+                names.push("stdio".into());
+                serve_stdio = true;
+            }
+            Listen::Http(addr) => {
+                let listener = crate::web::bind(*addr, opts.allow_remote).await?;
+                tracing::info!(url = %listener.url, "listening");
+                names.push(listener.url.clone());
+                http_listeners.push(listener);
             }
         }
     }
-    let stdio_only = sockets.is_empty();
+    let http_url = http_listeners.first().map(|l| l.url.clone());
+    let shared = Shared::new(engine.clone(), limits).with_access(gate.clone(), names, http_url).with_hub(hub);
+    let mut sockets = Vec::new();
+    for (path, listener) in unix_listeners {
+        sockets.push(path);
+        tokio::spawn(transport::unix::accept_loop(listener, shared.clone(), stop_rx.clone()));
+    }
+    let network = !http_listeners.is_empty();
+    for listener in http_listeners {
+        tokio::spawn(crate::web::serve(listener, shared.clone(), gate.clone(), stop_rx.clone()));
+    }
+    let stdio = serve_stdio.then(|| {
+        tracing::info!("serving stdio");
+        tokio::spawn(transport::stdio::serve(shared.clone()))
+    });
+    let stdio_only = sockets.is_empty() && !network;
     let stdio_done = async {
         match stdio {
             Some(task) if stdio_only => {

@@ -32,8 +32,12 @@ pub async fn run(args: AppServerArgs) -> Result<u8> {
         Some(AppServerAction::Start(serve_args)) => start(&home, &serve_args).await,
         Some(AppServerAction::Stop) => stop(&home).await,
         Some(AppServerAction::Restart(serve_args)) => {
-            // Without flags, restart as the running server was started.
+            // Without flags, restart as the running server was started; bad
+            // flags must not cost the running server.
             let given = std::env::args_os().skip_while(|a| a != "restart").skip(1).count() > 0;
+            if given {
+                check_start_args(&home, &serve_args)?;
+            }
             let previous = if given { None } else { running_launch_args(&home).await };
             stop(&home).await?;
             match previous {
@@ -86,8 +90,10 @@ async fn serve(home: Home, args: ServeArgs) -> Result<u8> {
         DurabilityArg::Normal => Durability::Normal,
         DurabilityArg::Full => Durability::Full,
     };
+    check_remote(&listen, args.allow_remote)?;
     tracing::info!(home = %home.dir().display(), agent = ?agent.info(), ?listen, "app-server starting");
-    let opts = ServeOptions { home, listen, agent, durability, limits: limits(&args)? };
+    let opts =
+        ServeOptions { home, listen, agent, durability, limits: limits(&args)?, allow_remote: args.allow_remote };
     match server::run(opts).await {
         Ok(()) => Ok(0),
         Err(e) => {
@@ -95,6 +101,26 @@ async fn serve(home: Home, args: ServeArgs) -> Result<u8> {
             Err(Fail::new(exit::FAILURE, format!("{e} (log: {})", log.display())).into())
         }
     }
+}
+
+/// A non-loopback http listener needs --allow-remote; with it, say loudly
+/// what that means.
+fn check_remote(listen: &[Listen], allow_remote: bool) -> Result<(), Fail> {
+    for l in listen {
+        if let Listen::Http(addr) = l
+            && !addr.ip().is_loopback()
+        {
+            if !allow_remote {
+                return Err(Fail::usage(format!(
+                    "--listen {l} is reachable from other machines; add --allow-remote to mean it (and put a reverse proxy with TLS in front: tokens would cross the network in clear text)"
+                )));
+            }
+            eprintln!(
+                "tandem: WARNING: listening on {l} without TLS. Anyone on the network path can read tokens and threads; terminate TLS in a reverse proxy in front of it."
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The connection budgets the flags ask for.
@@ -143,6 +169,16 @@ fn serve_flags(args: &ServeArgs) -> Vec<OsString> {
     limit("--client-buffer-mib", args.client_buffer_mib as u64, (defaults.outbound_bytes >> 20) as u64);
     limit("--line-buffer-mib", args.line_buffer_mib as u64, (defaults.line_bytes >> 20) as u64);
     limit("--line-timeout", args.line_timeout, defaults.line_timeout.as_secs());
+    // The background server always listens on the default socket; more
+    // listeners (http) come on top.
+    for l in &args.listen {
+        if *l != Listen::Unix(None) {
+            flags.extend(["--listen".into(), l.to_string().into()]);
+        }
+    }
+    if args.allow_remote {
+        flags.push("--allow-remote".into());
+    }
     if !args.command.is_empty() {
         flags.push("--".into());
         flags.extend(args.command.iter().map(OsString::from));
@@ -150,11 +186,19 @@ fn serve_flags(args: &ServeArgs) -> Vec<OsString> {
     flags
 }
 
-async fn start(home: &Home, args: &ServeArgs) -> Result<u8> {
+/// What `start` (and `restart`, before it stops anything) refuses.
+fn check_start_args(home: &Home, args: &ServeArgs) -> Result<(), Fail> {
     build_agent(home, args)?;
-    if !args.listen.is_empty() {
-        return Err(Fail::usage("`app-server start` always listens on the default socket; use `tandem app-server --listen …` to run one in the foreground").into());
+    if args.listen.iter().any(|l| matches!(l, Listen::Stdio | Listen::Unix(Some(_)))) {
+        return Err(Fail::usage(
+            "`app-server start` always listens on the default socket (plus any --listen http://…); use `tandem app-server --listen …` to run one in the foreground",
+        ));
     }
+    check_remote(&args.listen, args.allow_remote)
+}
+
+async fn start(home: &Home, args: &ServeArgs) -> Result<u8> {
+    check_start_args(home, args)?;
     start_with(home, serve_flags(args)).await
 }
 
@@ -296,6 +340,8 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
                     "protocolVersion": init.protocol_version,
                     "agent": info.agent,
                     "flags": info.launch_args,
+                    "listeners": info.listeners,
+                    "ownerTokenFile": tandem_app_server::access::owner_token_path(home),
                 });
                 say!("{v}");
             } else {
@@ -310,6 +356,16 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
                 }
                 if !info.launch_args.is_empty() {
                     say!("  flags:    {}", info.launch_args.join(" "));
+                }
+                for l in &info.listeners {
+                    say!("  listen:   {l}");
+                }
+                if info.listeners.iter().any(|l| l.starts_with("http://")) {
+                    let file = tandem_app_server::access::owner_token_path(home);
+                    say!("  owner token: in {} (0600); use it as", file.display());
+                    say!("    export TANDEM_TOKEN=$(cat {})", file.display());
+                    say!("    tandem share list --server ws://HOST:PORT/rpc --token-env TANDEM_TOKEN");
+                    say!("  links:    tandem share link --thread ID  (read-only; --write to post)");
                 }
             }
             Ok(0)
@@ -342,7 +398,7 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
 async fn proxy(home: &Home, conn: &ConnArgs) -> Result<u8> {
     let path = match &conn.server {
         Some(Endpoint::Unix(p)) => p.clone(),
-        Some(Endpoint::Stdio(_)) => {
+        Some(Endpoint::Stdio(_) | Endpoint::Ws { .. }) => {
             return Err(Fail::usage("proxy bridges to a unix socket; give --server unix:PATH or nothing").into());
         }
         None => {

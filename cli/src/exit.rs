@@ -41,7 +41,10 @@ pub fn code_for(e: &ClientError) -> u8 {
         ClientError::Rpc(rpc) => {
             if rpc.is(ErrorCode::Busy) {
                 BUSY
-            } else if rpc.is(ErrorCode::ThreadNotFound) || rpc.is(ErrorCode::TurnNotFound) {
+            } else if rpc.is(ErrorCode::ThreadNotFound)
+                || rpc.is(ErrorCode::TurnNotFound)
+                || rpc.reason() == Some("linkNotFound")
+            {
                 NOT_FOUND
             } else if rpc.is(ErrorCode::InvalidParams) {
                 USAGE
@@ -50,6 +53,13 @@ pub fn code_for(e: &ClientError) -> u8 {
             }
         }
         ClientError::Decode(_) => FAILURE,
+        // A token refused at the door (or a link that lost its access): the
+        // server is there, the caller may not use it.
+        ClientError::Refused { error, .. }
+            if error.is(ErrorCode::Forbidden) || error.reason() == Some("unauthorized") =>
+        {
+            FAILURE
+        }
         _ => UNREACHABLE,
     }
 }

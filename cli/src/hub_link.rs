@@ -21,7 +21,10 @@ pub struct LinkArgs {
     /// The hub to share through; `--hub` alone: `url` under [hub] in the app-server's config.toml.
     #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     hub: Option<String>,
-    /// How long the link lives on the hub: 90s, 30m, 12h, 7d, 2w [default: until unlinked with --delete].
+    /// Without --hub: the link can also post prompts, interrupt, and turn sharing on or off.
+    #[arg(long, conflicts_with = "hub")]
+    write: bool,
+    /// How long the link lives: 30s, 15m, 2h, 7d, 1w [default: until revoked, or unlinked with --delete].
     #[arg(long, value_name = "DURATION")]
     expire: Option<String>,
     /// Send the thread as it is: no redaction of keys, tokens and passwords.
@@ -90,12 +93,15 @@ pub async fn link(args: LinkArgs) -> Result<u8> {
         parse_duration(expire).map_err(|e| Fail::usage(format!("--expire: {e}")))?;
     }
     let hub = match args.hub {
-        // Links without a hub are the web listener's (DESIGN §6), not this module's.
+        // Links without a hub are the web listener's (DESIGN §6).
         None => {
-            return Err(Fail::usage(
-                "say where to share: --hub URL, or --hub alone for `url` under [hub] in config.toml",
-            )
-            .into());
+            if args.no_redact {
+                return Err(Fail::usage(
+                    "--no-redact is for hub links (with --hub): a local link shows the thread as it is",
+                )
+                .into());
+            }
+            return crate::share::link(&args.thread, args.write, args.expire.as_deref(), args.json, &args.conn).await;
         }
         Some(h) if h.is_empty() => None,
         Some(h) if !(h.starts_with("http://") || h.starts_with("https://")) => {
@@ -116,6 +122,8 @@ pub async fn link(args: LinkArgs) -> Result<u8> {
 }
 
 pub async fn links(args: LinksArgs) -> Result<u8> {
+    // This app-server's own links first (none without an http listener).
+    crate::share::links(args.thread.as_deref(), args.json, &args.conn).await?;
     let query = args.thread.as_deref().map(thread_query).transpose()?;
     let client = connect(&args.conn).await?;
     let thread_id = match &query {

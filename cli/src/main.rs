@@ -130,9 +130,14 @@ enum AppServerAction {
 
 #[derive(Args, Clone, Debug)]
 struct ServeArgs {
-    /// Transport to serve: unix (the default socket), unix:PATH, or stdio. Repeatable.
+    /// Transport to serve: unix (the default socket), unix:PATH, stdio, or
+    /// http://127.0.0.1:PORT (the web viewer and the /rpc WebSocket). Repeatable.
     #[arg(long = "listen", value_name = "TRANSPORT")]
     listen: Vec<Listen>,
+    /// Let an http listener bind a non-loopback address. Tokens then cross the
+    /// network: put a reverse proxy with TLS in front.
+    #[arg(long)]
+    allow_remote: bool,
     /// Which agent answers turns: echo, exec, openai, codex or claude
     /// [default: echo, or `agent` in $TANDEM_HOME/config.toml].
     #[arg(long, value_name = "AGENT", env = "TANDEM_AGENT")]
@@ -189,10 +194,37 @@ enum DurabilityArg {
 
 #[derive(Args, Clone, Debug)]
 struct ConnArgs {
-    /// App-server endpoint: unix:PATH, a socket path, or stdio:COMMAND. Default: the
-    /// local server of $TANDEM_HOME, started if it is not running.
+    /// App-server endpoint: unix:PATH, a socket path, stdio:COMMAND, or
+    /// ws://HOST:PORT/rpc (with --token-env). Default: the local server of
+    /// $TANDEM_HOME, started if it is not running.
     #[arg(long, value_name = "ENDPOINT", env = "TANDEM_SERVER")]
     server: Option<Endpoint>,
+    /// For a ws:// server: the environment variable holding the token (the
+    /// owner token, or a link's). The token itself never goes on the command line.
+    #[arg(long, value_name = "VAR")]
+    token_env: Option<String>,
+}
+
+impl ConnArgs {
+    /// The endpoint asked for, carrying its token (checked before connecting).
+    fn endpoint(&self) -> Result<Option<Endpoint>, Fail> {
+        match (&self.server, &self.token_env) {
+            (Some(ws @ Endpoint::Ws { .. }), Some(var)) => {
+                let token = std::env::var(var).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+                let token = token.ok_or_else(|| {
+                    Fail::usage(format!(
+                        "--token-env {var}: the variable {var} is not set (or empty); export the token in it"
+                    ))
+                })?;
+                Ok(Some(ws.clone().with_token(token)))
+            }
+            (Some(Endpoint::Ws { url, .. }), None) => Err(Fail::usage(format!(
+                "--server {url} needs a token: put it in a variable and pass --token-env VAR (`tandem app-server status` says where the owner token is)"
+            ))),
+            (_, Some(_)) => Err(Fail::usage("--token-env is for a ws:// --server")),
+            (server, None) => Ok(server.clone()),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -291,9 +323,11 @@ enum ShareCommand {
         /// The session's UUID [default: as for `share session`, else the only shared one].
         id: Option<String>,
     },
-    /// Share a thread through a hub (--hub URL): prints the link; the app-server keeps it synced.
+    /// Make a link to a thread and print its URL: for this app-server's web viewer
+    /// (read-only unless --write; it works while the thread is shared), or with
+    /// --hub URL on a share server that keeps a synced copy.
     Link(hub_link::LinkArgs),
-    /// List the hub links: where each thread is shared and how far it has synced.
+    /// List links: this app-server's (id, scope, created, expires, last used), then hub links.
     Links(hub_link::LinksArgs),
     /// Stop syncing a thread to its hub (--delete: also remove it there).
     Unlink(hub_link::UnlinkArgs),
@@ -302,6 +336,17 @@ enum ShareCommand {
         /// The thread: its id, or any unique start of it (`tandem share list` shows them).
         #[arg(long, value_name = "ID")]
         thread: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// End a link (or every link of a thread) at once; open viewers stop.
+    Revoke {
+        /// The link's id (`tandem share links` lists them).
+        #[arg(value_name = "LINK_ID", required_unless_present = "thread", conflicts_with = "thread")]
+        id: Option<String>,
+        /// Revoke every link of this thread.
+        #[arg(long, value_name = "ID")]
+        thread: Option<String>,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -320,7 +365,7 @@ async fn tui(thread: Option<String>, conn: ConnArgs) -> anyhow::Result<u8> {
     }
     let opts = tandem_tui::Options {
         thread,
-        server: conn.server,
+        server: conn.endpoint()?,
         home: tandem_app_server::Home::from_env(),
         exe: std::env::current_exe()?,
     };

@@ -31,7 +31,7 @@ pub fn client_info() -> ClientInfo {
 /// Connects as the user asked: an explicit endpoint must answer; the default
 /// one is started when nobody answers.
 pub async fn connect(conn: &ConnArgs) -> Result<Client, Fail> {
-    let client = match &conn.server {
+    let client = match &conn.endpoint()? {
         Some(endpoint) => Client::connect(endpoint, client_info()).await,
         None => {
             let exe = std::env::current_exe()
@@ -96,6 +96,7 @@ pub async fn run(cmd: ShareCommand) -> Result<u8> {
         ShareCommand::Link(args) => crate::hub_link::link(args).await,
         ShareCommand::Links(args) => crate::hub_link::links(args).await,
         ShareCommand::Unlink(args) => crate::hub_link::unlink(args).await,
+        ShareCommand::Revoke { id, thread, conn } => revoke(id.as_deref(), thread.as_deref(), &conn).await,
     }
     .or_else(|e| match e.downcast_ref::<Fail>() {
         Some(f) if f.code == 0 => Ok(0),
@@ -355,7 +356,14 @@ async fn tail(thread: &str, from: Option<&str>, json: bool, no_reconnect: bool, 
             Ok(mut sub) => loop {
                 tokio::select! {
                     raw = sub.next() => {
-                        let Some(raw) = raw else { break };
+                        let Some(raw) = raw else {
+                            // Ended by the server (a revoked link, sharing
+                            // turned off): no use reconnecting.
+                            if let Some(e) = sub.ended() {
+                                return Err(Fail::new(exit::FAILURE, format!("the app-server ended this tail: {e}")).into());
+                            }
+                            break;
+                        };
                         let event = parse(&raw);
                         if let Some(e) = &event {
                             if e.seq <= last_seq {
@@ -412,9 +420,10 @@ async fn tail(thread: &str, from: Option<&str>, json: bool, no_reconnect: bool, 
 
 /// Connects again after a lost connection, never starting a server.
 async fn reconnect(conn: &ConnArgs) -> Result<Client, ClientError> {
-    let endpoint = match &conn.server {
-        Some(endpoint) => endpoint.clone(),
-        None => tandem_app_server::client::Endpoint::Unix(Home::from_env().socket_path()),
+    let endpoint = match conn.endpoint() {
+        Ok(Some(endpoint)) => endpoint,
+        Ok(None) => tandem_app_server::client::Endpoint::Unix(Home::from_env().socket_path()),
+        Err(f) => return Err(ClientError::Unreachable { endpoint: "--server".into(), reason: f.to_string() }),
     };
     Client::connect(&endpoint, client_info()).await
 }
@@ -470,6 +479,110 @@ async fn interrupt(thread: &str, conn: &ConnArgs) -> Result<u8> {
         say!("interrupted the running turn on {thread}");
     } else {
         say!("nothing to interrupt: thread {thread} is idle");
+    }
+    Ok(0)
+}
+
+/// `30s`, `15m`, `2h`, `7d`, `1w` in seconds.
+fn parse_duration(raw: &str) -> Result<u64, Fail> {
+    let bad = || Fail::usage(format!("--expire {raw:?}: give a number and a unit, e.g. 30s, 15m, 2h, 7d, 1w"));
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = raw.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(bad()),
+    };
+    if n == 0 {
+        return Err(Fail::usage("--expire must be more than 0"));
+    }
+    n.checked_mul(unit).ok_or_else(bad)
+}
+
+/// `share link` without `--hub`: a link to this app-server's web viewer.
+pub(crate) async fn link(thread: &str, write: bool, expire: Option<&str>, json: bool, conn: &ConnArgs) -> Result<u8> {
+    let query = thread_query(thread)?;
+    let expires_in = expire.map(parse_duration).transpose()?;
+    let client = connect(conn).await?;
+    let thread = resolve(&client, &query).await?;
+    let scope = if write { LinkScope::Write } else { LinkScope::Read };
+    let r = client
+        .call::<LinkCreate>(&LinkCreateParams { thread_id: thread, scope: Some(scope), expires_in })
+        .await
+        .map_err(Fail::from)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&r)?).map_err(stdout_error)?;
+    } else {
+        writeln!(out, "{}", r.url).map_err(stdout_error)?;
+    }
+    Ok(0)
+}
+
+/// `share links`, this app-server's own links (the hub's follow them).
+pub(crate) async fn links(thread: Option<&str>, json: bool, conn: &ConnArgs) -> Result<u8> {
+    let query = thread.map(thread_query).transpose()?;
+    let client = connect(conn).await?;
+    let thread = match &query {
+        Some(q) => Some(resolve(&client, q).await?),
+        None => None,
+    };
+    let r = client.call::<LinkList>(&LinkListParams { thread_id: thread }).await.map_err(Fail::from)?;
+    let mut out = std::io::stdout().lock();
+    if !json && !r.data.is_empty() {
+        writeln!(
+            out,
+            "{:<16}  {:<5}  {:<24}  {:<24}  {:<24}  THREAD",
+            "ID", "SCOPE", "CREATED", "EXPIRES", "LAST USED"
+        )
+        .map_err(stdout_error)?;
+    }
+    for l in &r.data {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(l)?)
+        } else {
+            let expires = match (&l.expires_at, l.expired) {
+                (Some(e), true) => format!("{e} (expired)"),
+                (Some(e), false) => e.clone(),
+                (None, _) => "never".into(),
+            };
+            writeln!(
+                out,
+                "{:<16}  {:<5}  {:<24}  {:<24}  {:<24}  {}",
+                l.id,
+                l.scope.as_str(),
+                l.created_at,
+                expires,
+                l.last_used_at.as_deref().unwrap_or("never"),
+                l.thread_id
+            )
+        }
+        .map_err(stdout_error)?;
+    }
+    Ok(0)
+}
+
+async fn revoke(id: Option<&str>, thread: Option<&str>, conn: &ConnArgs) -> Result<u8> {
+    let query = thread.map(thread_query).transpose()?;
+    let client = connect(conn).await?;
+    let thread = match &query {
+        Some(q) => Some(resolve(&client, q).await?),
+        None => None,
+    };
+    let r = client
+        .call::<LinkRevoke>(&LinkRevokeParams { link_id: id.map(str::to_owned), thread_id: thread.clone() })
+        .await
+        .map_err(Fail::from)?;
+    if r.revoked.is_empty() {
+        say!("no links to revoke for thread {}", thread.unwrap_or_default());
+    }
+    for id in &r.revoked {
+        say!("revoked {id}");
     }
     Ok(0)
 }

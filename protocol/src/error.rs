@@ -24,6 +24,10 @@ pub enum ErrorCode {
     TurnNotFound,
     /// -32005: the thread mirrors a Claude Code or Codex session; post in the agent.
     Mirrored,
+    /// -32004: the connection's token does not allow this (a link to another
+    /// thread, a read link asked to write, a thread no longer shared, a
+    /// revoked or expired link).
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -39,6 +43,7 @@ impl ErrorCode {
             ErrorCode::ThreadNotFound => -32002,
             ErrorCode::TurnNotFound => -32003,
             ErrorCode::Mirrored => -32005,
+            ErrorCode::Forbidden => -32004,
         }
     }
 
@@ -54,6 +59,7 @@ impl ErrorCode {
             ErrorCode::ThreadNotFound => "threadNotFound",
             ErrorCode::TurnNotFound => "turnNotFound",
             ErrorCode::Mirrored => "mirrored",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 }
@@ -156,6 +162,11 @@ impl RpcError {
             ),
         )
         .with("agent", agent)
+    }
+
+    /// -32004 `forbidden`: `message` says what the token may not do and why.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        RpcError::new(ErrorCode::Forbidden, message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

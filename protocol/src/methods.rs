@@ -103,6 +103,14 @@ methods! {
     HubLinkList = "hub/links" (HubLinksParams) -> HubLinksResult;
     /// Stops syncing a thread to its hub, optionally deleting the share there.
     HubUnlink = "hub/unlink" (HubUnlinkParams) -> HubUnlinkResult;
+    /// Owner only: creates a link (a per-thread token) and its URL.
+    LinkCreate = "link/create" (LinkCreateParams) -> LinkCreateResult;
+    /// Owner only: lists links, of one thread or all.
+    LinkList = "link/list" (LinkListParams) -> LinkListResult;
+    /// Owner only: ends a link, or every link of a thread, at once.
+    LinkRevoke = "link/revoke" (LinkRevokeParams) -> LinkRevokeResult;
+    /// What this connection's token may do (owner, or which link).
+    AccessRead = "access/read" (AccessReadParams) -> AccessReadResult;
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +133,10 @@ pub struct ServerInfo {
     /// that `status` can show them and `restart` can keep them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub launch_args: Vec<String>,
+    /// Every transport the server listens on (`unix:PATH`, `stdio`,
+    /// `http://HOST:PORT`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -265,6 +277,116 @@ pub struct TurnInterruptParams {
 pub struct TurnInterruptResult {
     pub interrupted: bool,
 }
+
+/// What a link lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LinkScope {
+    /// View and follow the thread.
+    Read,
+    /// Also post turns, interrupt them, and change the thread's title and
+    /// shared flag.
+    Write,
+}
+
+impl LinkScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkScope::Read => "read",
+            LinkScope::Write => "write",
+        }
+    }
+}
+
+/// A link as `link/list` shows it (never its token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Link {
+    pub id: String,
+    pub thread_id: String,
+    pub scope: LinkScope,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+    /// Past `expiresAt`: refused, listed until revoked.
+    #[serde(default)]
+    pub expired: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkCreateParams {
+    pub thread_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<LinkScope>,
+    /// Seconds from now until the link stops working; absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkCreateResult {
+    pub link: Link,
+    /// The secret: shown once, kept by the server only as a hash.
+    pub token: String,
+    /// `http://HOST:PORT/t/<threadId>#k=<token>` on the server's http listener.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkListParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkListResult {
+    pub data: Vec<Link>,
+}
+
+/// `linkId` ends one link, `threadId` every link of a thread (give one).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkRevokeParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkRevokeResult {
+    /// The ids of the links ended.
+    pub revoked: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessReadParams {}
+
+/// `owner`: everything; else the link's thread and scope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessReadResult {
+    pub owner: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Link>,
+}
+
+/// The params of a `subscription/closed` notification: the server ended a
+/// subscription (its link lost access) and sends nothing more on it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubscriptionClosed {
+    pub subscription: u64,
+    pub error: RpcError,
+}
+
+/// The notification that ends a subscription from the server's side.
+pub const SUBSCRIPTION_CLOSED: &str = "subscription/closed";
 
 /// The params of a `thread/event` notification.
 #[derive(Debug, Serialize, Deserialize)]

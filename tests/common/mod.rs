@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod web;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tandem");
 
 /// How long a test waits for something that should happen before declaring a
@@ -351,14 +353,14 @@ pub struct Tail {
 
 impl Tail {
     pub fn start(home: &Home, args: &[&str]) -> Tail {
-        let mut child = home
-            .tandem()
-            .args(["share", "tail", "--json", "--server", &format!("unix:{}", home.socket().display())])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn tail");
+        let mut cmd = home.tandem();
+        cmd.args(["share", "tail", "--json", "--server", &format!("unix:{}", home.socket().display())]).args(args);
+        Tail::spawn(cmd)
+    }
+
+    /// Runs `cmd` (a `tandem share tail --json …`) and reads its lines.
+    pub fn spawn(mut cmd: Command) -> Tail {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn tail");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

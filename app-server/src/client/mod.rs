@@ -5,6 +5,7 @@
 mod autostart;
 mod endpoint;
 mod threads;
+mod websocket;
 
 pub use autostart::{AUTOSTART_TIMEOUT, connect_or_start, start_background};
 pub use endpoint::Endpoint;
@@ -70,6 +71,8 @@ enum Pending {
 struct Routes {
     pending: HashMap<u64, Pending>,
     subs: HashMap<u64, mpsc::Sender<RawEvent>>,
+    /// Why the server ended a subscription (`subscription/closed`), for its reader.
+    ended: HashMap<u64, Arc<OnceLock<RpcError>>>,
     closed: bool,
     /// An error the server sent about the connection itself (id null).
     refused: Option<RpcError>,
@@ -98,12 +101,20 @@ pub struct Client {
 pub struct Subscription {
     pub id: u64,
     rx: mpsc::Receiver<RawEvent>,
+    ended: Arc<OnceLock<RpcError>>,
 }
 
 impl Subscription {
-    /// The next event; `None` when the connection is gone.
+    /// The next event; `None` when the connection is gone or the server ended
+    /// the subscription (then [`Subscription::ended`] says why).
     pub async fn next(&mut self) -> Option<RawEvent> {
         self.rx.recv().await
+    }
+
+    /// Why the server ended this subscription (a link that lost its access),
+    /// if it did.
+    pub fn ended(&self) -> Option<&RpcError> {
+        self.ended.get()
     }
 }
 
@@ -134,6 +145,10 @@ impl Client {
                 let w = child.stdin.take().expect("piped");
                 let r = child.stdout.take().expect("piped");
                 Client::over(name.clone(), r, w, Some(child))
+            }
+            Endpoint::Ws { url, token } => {
+                let (r, w) = websocket::connect(url, token.as_deref()).await?;
+                Client::over(name.clone(), r, w, None)
             }
         };
         let answered = tokio::time::timeout(CONNECT_TIMEOUT, client.initialize(info)).await.map_err(|_| {
@@ -258,6 +273,7 @@ async fn read_loop<R: AsyncRead + Unpin>(inner: std::sync::Weak<Inner>, reader: 
         let mut routes = inner.routes.lock().unwrap_or_else(|p| p.into_inner());
         routes.closed = true;
         routes.subs.clear();
+        routes.ended.clear();
         let refused = routes.refused.clone();
         for (_, p) in routes.pending.drain() {
             let err = || match &refused {
@@ -300,7 +316,9 @@ async fn route(inner: &Inner, line: &[u8]) -> bool {
                     let _ = tx.send(answer.map(|r| {
                         let (etx, erx) = mpsc::channel(SUBSCRIPTION_BUFFER);
                         routes.subs.insert(r.subscription, etx);
-                        Subscription { id: r.subscription, rx: erx }
+                        let ended = Arc::new(OnceLock::new());
+                        routes.ended.insert(r.subscription, Arc::clone(&ended));
+                        Subscription { id: r.subscription, rx: erx, ended }
                     }));
                 }
                 None => {}
@@ -319,9 +337,25 @@ async fn route(inner: &Inner, line: &[u8]) -> bool {
                 // Waiting here is the backpressure: a slow reader slows its own
                 // connection, and the server catches it up from its log.
                 if tx.send(note.result).await.is_err() {
-                    inner.routes.lock().unwrap_or_else(|p| p.into_inner()).subs.remove(&note.subscription);
+                    let mut routes = inner.routes.lock().unwrap_or_else(|p| p.into_inner());
+                    routes.subs.remove(&note.subscription);
+                    routes.ended.remove(&note.subscription);
                 }
             }
+            true
+        }
+        Some(Incoming::Notification { method, params }) if method == SUBSCRIPTION_CLOSED => {
+            let Some(note) = params.and_then(|p| serde_json::from_str::<SubscriptionClosed>(p.get()).ok()) else {
+                return true;
+            };
+            // Dropping the sender ends the reader's stream after what it
+            // already has; the reason waits for it.
+            // The reason first: the reader looks for it once its stream ends.
+            let mut routes = inner.routes.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(slot) = routes.ended.remove(&note.subscription) {
+                let _ = slot.set(note.error);
+            }
+            routes.subs.remove(&note.subscription);
             true
         }
         Some(Incoming::Invalid { error, .. }) => {

@@ -21,6 +21,7 @@ use tandem_protocol::{ErrorCode, MAX_FRAME_BYTES, RpcError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use crate::access::{Gate, Grant};
 use crate::engine::Engine;
 use crate::rpc::Session;
 use lines::{LineBudget, LineQueue, Refusal};
@@ -72,12 +73,26 @@ pub struct Shared {
     pub line_budget: LineBudget,
     /// The hub links, when this server syncs threads to hubs.
     pub hub: Option<crate::hub_sync::HubSync>,
+    /// The owner token and links; `None` for an in-process engine (no links).
+    pub gate: Option<Gate>,
+    /// Every transport the server listens on, as `initialize` reports them.
+    pub listeners: Arc<Vec<String>>,
+    /// The http listener's base URL (`http://HOST:PORT`), which links point at.
+    pub http_url: Option<String>,
 }
 
 impl Shared {
     pub fn new(engine: Engine, limits: Limits) -> Shared {
         let line_budget = LineBudget::new(limits.line_bytes, limits.line_timeout);
-        Shared { engine, limits, line_budget, hub: None }
+        Shared { engine, limits, line_budget, gate: None, listeners: Arc::default(), http_url: None, hub: None }
+    }
+
+    /// With the door to links and what the server listens on.
+    pub fn with_access(mut self, gate: Gate, listeners: Vec<String>, http_url: Option<String>) -> Shared {
+        self.gate = Some(gate);
+        self.listeners = Arc::new(listeners);
+        self.http_url = http_url;
+        self
     }
 
     /// The same, with hub links served.
@@ -103,6 +118,13 @@ pub struct Outbound {
 pub struct OutLine {
     line: String,
     _permit: OwnedSemaphorePermit,
+}
+
+impl OutLine {
+    /// The line, with its newline.
+    pub fn text(&self) -> &str {
+        &self.line
+    }
 }
 
 impl AsRef<[u8]> for OutLine {
@@ -168,7 +190,7 @@ where
 {
     let (out, queue) = Outbound::new(shared.limits.outbound_bytes);
     let writer = tokio::spawn(lines::write_lines(writer, queue));
-    let mut session = Session::new(shared.engine.clone(), out).with_hub(shared.hub.clone());
+    let mut session = Session::new(&shared, Grant::Owner, out);
     let mut frames = lines::LineReader::new(reader);
     while let Some(frame) = frames.next_within(&shared.line_budget).await {
         match frame {

@@ -1,0 +1,56 @@
+//! One WebSocket, carrying the JSON-RPC protocol: each text frame in is one
+//! message for the connection's `Session` (exactly as a unix-socket line is),
+//! each queued line goes out as one text frame. The outbound byte budget is
+//! the same as a socket's: a client that stops reading stops being read.
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use tandem_protocol::message::{Id, error_line};
+use tandem_protocol::{MAX_FRAME_BYTES, RpcError};
+
+use crate::access::Grant;
+use crate::rpc::Session;
+use crate::transport::lines::LineQueue;
+use crate::transport::{Outbound, Shared};
+
+/// The largest message read off a WebSocket (twice `MAX_FRAME_BYTES`).
+pub const READ_LIMIT: usize = 2 * MAX_FRAME_BYTES;
+
+/// Serves one WebSocket until either side closes it.
+pub async fn serve(ws: WebSocket, shared: Shared, grant: Grant) {
+    let (mut sink, mut stream) = ws.split();
+    let (out, mut queue) = Outbound::new(shared.limits.outbound_bytes);
+    let writer = tokio::spawn(async move {
+        while let Some(line) = queue.recv().await {
+            let text = line.text().trim_end_matches('\n').to_owned();
+            // The line's share of the budget comes back once it is sent.
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                return;
+            }
+            drop(line);
+        }
+        let _ = sink.close().await;
+    });
+    let mut session = Session::new(&shared, grant, out);
+    while let Some(msg) = stream.next().await {
+        match msg {
+            Ok(Message::Text(text)) if text.len() > MAX_FRAME_BYTES => {
+                session.send(error_line(&Id::null(), &RpcError::frame_too_large(MAX_FRAME_BYTES))).await;
+            }
+            Ok(Message::Text(text)) => session.handle_line(text.as_bytes()).await,
+            Ok(Message::Binary(_)) => {
+                let e = RpcError::invalid_request("send each JSON-RPC message as one text frame, not binary");
+                session.send(error_line(&Id::null(), &e)).await;
+            }
+            Ok(Message::Close(_)) => break,
+            Ok(_) => {}
+            Err(e) => {
+                // Too large a message, a broken frame, a reset: the connection ends.
+                tracing::debug!(error = %e, "WebSocket closed");
+                break;
+            }
+        }
+    }
+    drop(session);
+    let _ = writer.await;
+}
