@@ -475,12 +475,12 @@ fn share_session_errors_have_their_exit_codes() {
     let repo = Repo::new("https://github.com/acme/widgets");
     let _stop = StopOnDrop(&w.home);
     let dir = repo.path();
-    // Unknown session: 4; not a UUID: 2; a hub: not yet, 2; nothing here: 4.
+    // Unknown session: 4; not a UUID: 2; a hub URL that is not http(s): 2; nothing here: 4.
     assert_eq!(w.cli(dir, &["share", "session", "00000000-0000-0000-0000-000000000000"]).code, 4);
     assert_eq!(w.cli(dir, &["share", "session", "nope"]).code, 2);
-    let out = w.cli(dir, &["share", "session", CLAUDE_ID, "--hub", "https://hub.example"]);
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("not available yet"), "{out:?}");
+    let out = w.cli(dir, &["share", "session", "00000000-0000-0000-0000-000000000000", "--hub", "ftp://hub.example"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("http://"), "{out:?}");
     assert_eq!(w.cli(dir, &["share", "session"]).code, 4);
 
     // A hook's JSON naming a file outside the agents' directories: refused.
@@ -614,4 +614,41 @@ fn a_claude_session_shared_before_its_file_exists_is_followed_once_written() {
     }
     let thread = w.wait_thread(CLAUDE_ID);
     wait_outline(&w.home, &thread, CLAUDE_OUTLINE);
+}
+
+/// With `--hub`, the mirror is linked on the hub (the repository must be
+/// allowed for that hub, not just locally): the URL is printed, and what the
+/// agent writes reaches the hub live.
+#[test]
+fn a_session_shared_on_a_hub_reaches_it_live() {
+    let w = World::new();
+    let hub_home = Home::new();
+    let hub = common::hub::Hub::start(&hub_home, &[]);
+    let repo = Repo::new("git@github.com:Acme/Widgets.git");
+    let file = w.claude_project(repo.path()).join(format!("{CLAUDE_ID}.jsonl"));
+    let lines = w.lines_in(&format!("claude/{CLAUDE_ID}.jsonl"), repo.path());
+    std::fs::write(&file, lines[..3].concat()).unwrap();
+    let _stop = StopOnDrop(&w.home);
+
+    w.cli(repo.path(), &["repo", "allow"]).ok();
+    let out = w.cli(repo.path(), &["share", "session", CLAUDE_ID, "--hub", &hub.url()]);
+    assert_eq!(out.code, 2, "allowed locally is not allowed on a hub: {out:?}");
+    assert!(out.stderr.contains(&format!("tandem repo allow github.com/acme/widgets --hub {}", hub.url())), "{out:?}");
+
+    w.cli(repo.path(), &["repo", "allow", "--hub", &hub.url()]).ok();
+    let out = w.cli(repo.path(), &["share", "session", CLAUDE_ID, "--hub", &hub.url()]).ok();
+    let url = out.stdout.lines().find_map(|l| l.strip_prefix("✓ Session shared: ")).expect("a URL").trim().to_owned();
+    assert!(url.starts_with(&hub.url()) && url.contains("/s/"), "{out:?}");
+    let id = url.rsplit('/').next().unwrap().to_owned();
+
+    for l in &lines[3..] {
+        append_in_halves(&file, l);
+    }
+    let mut poll = hub.poll(&id);
+    let seen = poll.until(|item| {
+        item["type"] == "event"
+            && item["event"]["type"] == "turn/started"
+            && item["event"]["input"] == "after compaction hello"
+    });
+    assert!(seen.iter().any(|i| i["type"] == "event" && i["event"]["type"] == "item/completed"), "{seen:?}");
 }

@@ -146,6 +146,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         engine.clone(),
         home.clone(),
         crate::mirror::locate::SessionRoots::from_env(),
+        Some(hub.clone()),
         stop_rx.clone(),
     );
     let gate = crate::access::Gate::open(home)?;

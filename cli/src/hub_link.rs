@@ -62,7 +62,7 @@ pub struct UnlinkArgs {
 }
 
 /// A hub's refusal in exit codes: unreachable is 5, like an app-server.
-fn hub_fail(e: ClientError) -> Fail {
+pub(crate) fn hub_fail(e: ClientError) -> Fail {
     if let ClientError::Rpc(rpc) = &e
         && rpc.reason() == Some("hubUnreachable")
     {

@@ -312,7 +312,7 @@ enum ShareCommand {
         /// Read the session from the JSON a Claude Code hook gets on stdin.
         #[arg(long)]
         hook: bool,
-        /// Share on a hub (not available yet: the hub lands separately).
+        /// Also share it on this hub (a link that outlives the laptop); the repository must be allowed for it.
         #[arg(long, value_name = "URL")]
         hub: Option<String>,
         #[command(flatten)]

@@ -15,7 +15,7 @@ use tandem_app_server::mirror::allowlist::{self, SharedSession};
 use tandem_app_server::mirror::convert::{AgentKind, thread_id_for};
 use tandem_app_server::mirror::locate::{SessionRoots, claude_project_name};
 use tandem_protocol::ids::normalize_uuid;
-use tandem_protocol::methods::{ThreadRead, ThreadReadParams};
+use tandem_protocol::methods::{HubLinkCreate, ThreadRead, ThreadReadParams};
 
 use crate::exit::{self, Fail};
 use crate::{ConnArgs, repo};
@@ -38,27 +38,43 @@ struct Session {
 
 /// `tandem share session`.
 pub async fn share(id: Option<String>, hook: bool, hub: Option<String>, conn: &ConnArgs) -> Result<u8> {
-    if let Some(hub) = hub {
-        return Err(Fail::usage(format!(
-            "--hub {hub}: not available yet: the hub lands separately; share with this machine's app-server (no --hub) for now"
-        ))
-        .into());
-    }
+    let hub = match hub {
+        None => None,
+        Some(h) => {
+            let h = h.trim().trim_end_matches('/').to_owned();
+            if !(h.starts_with("http://") || h.starts_with("https://")) {
+                return Err(Fail::usage(format!("--hub {h:?} must start with http:// or https://")).into());
+            }
+            if h.starts_with("http://") {
+                eprintln!(
+                    "warning: {h} is plain http: the session travels unencrypted (use https:// for a hub off this machine)"
+                );
+            }
+            Some(h)
+        }
+    };
+    let dest = hub.clone().unwrap_or_else(|| repo::LOCAL.to_owned());
     let roots = SessionRoots::from_env();
     let session = resolve(&roots, id, hook)?;
     let home = Home::from_env();
-    check_repo(&home, &session)?;
+    check_repo(&home, &session, &dest)?;
 
     let list_path = allowlist::path(&home);
     home.ensure().map_err(|e| Fail::new(exit::FAILURE, format!("cannot use {}: {e}", home.dir().display())))?;
     let mut list = allowlist::read(&list_path).map_err(|e| Fail::new(exit::FAILURE, e.to_string()))?;
-    let already = list.sessions.get(&session.id).is_some_and(|s| s.file_path == session.file);
+    let already =
+        list.sessions.get(&session.id).is_some_and(|s| s.file_path == session.file && s.servers.contains(&dest));
     if !already {
+        // Keep the destinations it already had (sharing with a hub too).
+        let mut servers = list.sessions.get(&session.id).map(|s| s.servers.clone()).unwrap_or_default();
+        if !servers.contains(&dest) {
+            servers.push(dest.clone());
+        }
         list.sessions.insert(
             session.id.clone(),
             SharedSession {
                 file_path: session.file.clone(),
-                servers: vec![repo::LOCAL.to_owned()],
+                servers,
                 shared_at: tandem_protocol::time::format_millis(tandem_protocol::time::now_millis()),
             },
         );
@@ -74,6 +90,9 @@ pub async fn share(id: Option<String>, hook: bool, hub: Option<String>, conn: &C
         // here would wait for ourselves.
         say!("✓ Session shared: {} {} → thread {thread_id}", session.kind.display(), session.id);
         say!("  (Claude Code has not written this session yet; the thread follows it from its first line)");
+        if let Some(hub) = &hub {
+            say!("  the app-server links it to {hub} then: `tandem share links --thread {thread_id}` shows the URL");
+        }
         say!("  follow it: tandem share tail --thread {thread_id} --from 1");
         return Ok(0);
     }
@@ -94,6 +113,23 @@ pub async fn share(id: Option<String>, hook: bool, hub: Option<String>, conn: &C
                 .into());
             }
         }
+    }
+    if let Some(hub) = hub {
+        let params = tandem_protocol::hub::HubLinkParams {
+            thread_id: thread_id.clone(),
+            hub: Some(hub),
+            expire: None,
+            no_redact: false,
+        };
+        let link = client.call::<HubLinkCreate>(&params).await.map_err(crate::hub_link::hub_fail)?.link;
+        say!("✓ Session shared: {}", link.url);
+        say!(
+            "  ({} {} → thread {thread_id}; `tandem share unshare {}` stops it)",
+            session.kind.display(),
+            session.id,
+            session.id
+        );
+        return Ok(0);
     }
     say!(
         "✓ Session {}: {} {} → thread {thread_id}",
@@ -254,18 +290,18 @@ fn newest_codex_in(roots: &SessionRoots, cwd: &Path) -> Option<(String, PathBuf)
 
 /// Refuses a session whose repository is not allowed for this machine,
 /// asking on a terminal.
-fn check_repo(home: &Home, session: &Session) -> Result<(), Fail> {
+fn check_repo(home: &Home, session: &Session, dest: &str) -> Result<(), Fail> {
     let dir =
         session_cwd(session).filter(|d| d.is_dir()).unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
     let repo = repo::repo_of(&dir)?;
-    let dest = repo::LOCAL;
+    let hub_flag = if dest == repo::LOCAL { String::new() } else { format!(" --hub {dest}") };
     if repo::allowed(home, dest)?.contains(&repo) {
         return Ok(());
     }
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !interactive {
         return Err(Fail::usage(format!(
-            "this repository ({repo}) hasn't been allowed for sharing with {dest}; allow it with `tandem repo allow {repo}`"
+            "this repository ({repo}) hasn't been allowed for sharing with {dest}; allow it with `tandem repo allow {repo}{hub_flag}`"
         )));
     }
     eprint!("This repository ({repo}) hasn't been allowed for sharing with {dest}. Allow it? [y/N] ");
@@ -273,7 +309,9 @@ fn check_repo(home: &Home, session: &Session) -> Result<(), Fail> {
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-        return Err(Fail::usage(format!("not shared: {repo} is not allowed (`tandem repo allow {repo}` allows it)")));
+        return Err(Fail::usage(format!(
+            "not shared: {repo} is not allowed (`tandem repo allow {repo}{hub_flag}` allows it)"
+        )));
     }
     let mut repos = repo::allowed(home, dest)?;
     repos.push(repo);

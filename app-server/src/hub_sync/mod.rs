@@ -43,6 +43,9 @@ struct Inner {
     links: Mutex<BTreeMap<String, Link>>,
     /// Held while the file is written, so saves land in the order made.
     saving: Mutex<()>,
+    /// Held while a link is made, so that two callers linking one thread at
+    /// once (the CLI and the session follower) get one share, not two.
+    linking: tokio::sync::Mutex<()>,
 }
 
 /// The hub links of one app-server, and their sync queues.
@@ -88,6 +91,7 @@ impl HubSync {
             uplink: api,
             links: Mutex::new(BTreeMap::new()),
             saving: Mutex::new(()),
+            linking: tokio::sync::Mutex::new(()),
         }));
         let count = records.len();
         for (thread, record) in records {
@@ -208,6 +212,7 @@ impl HubSync {
     /// `hub/link`: creates the share on the hub and starts syncing it. A
     /// thread already linked to that hub keeps its link.
     pub async fn link(&self, p: HubLinkParams) -> Result<HubLinkResult, RpcError> {
+        let _one_at_a_time = self.0.linking.lock().await;
         let handle = self.0.engine.thread(&p.thread_id)?;
         let thread = handle.id.to_string();
         let hub = match p.hub {

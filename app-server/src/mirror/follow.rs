@@ -31,6 +31,7 @@ use super::allowlist;
 use super::convert::{AgentKind, Converter, thread_id_for};
 use super::locate::SessionRoots;
 use crate::engine::Engine;
+use crate::hub_sync::HubSync;
 use crate::paths::{Home, fnv1a, write_atomic};
 
 /// How long a burst of file events may settle before the files are read.
@@ -97,11 +98,17 @@ struct Following {
 }
 
 /// Starts the follower; it stops when `stop` turns true.
-pub fn spawn(engine: Engine, home: Home, roots: SessionRoots, stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(run(engine, home, roots, stop))
+pub fn spawn(
+    engine: Engine,
+    home: Home,
+    roots: SessionRoots,
+    hub: Option<HubSync>,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(run(engine, home, roots, hub, stop))
 }
 
-async fn run(engine: Engine, home: Home, roots: SessionRoots, mut stop: watch::Receiver<bool>) {
+async fn run(engine: Engine, home: Home, roots: SessionRoots, hub: Option<HubSync>, mut stop: watch::Receiver<bool>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(event) = res {
@@ -121,6 +128,7 @@ async fn run(engine: Engine, home: Home, roots: SessionRoots, mut stop: watch::R
         tracing::warn!(error = %e, "cannot watch the data directory for the allowlist");
     }
     let mut mirrors = Mirrors::load(engine, home, roots, watcher);
+    mirrors.hub = hub;
     mirrors.sync().await;
     loop {
         tokio::select! {
@@ -159,6 +167,11 @@ struct Mirrors {
     allowlist_problem: Option<String>,
     /// Why a listed session could not be followed yet (logged once each).
     start_problems: BTreeMap<String, String>,
+    /// Syncs mirrored threads to the hubs their entries list (`servers`).
+    hub: Option<HubSync>,
+    /// (session, hub) pairs linked already, or whose failure was logged.
+    hub_linked: BTreeSet<(String, String)>,
+    hub_problems: BTreeSet<(String, String)>,
 }
 
 impl Mirrors {
@@ -192,6 +205,39 @@ impl Mirrors {
             watched: BTreeSet::new(),
             allowlist_problem: None,
             start_problems: BTreeMap::new(),
+            hub: None,
+            hub_linked: BTreeSet::new(),
+            hub_problems: BTreeSet::new(),
+        }
+    }
+
+    /// Links a followed session's thread to every hub its entry lists (the
+    /// hub link keeps it synced from then on; linking again is a no-op).
+    async fn link_to_hubs(&mut self, id: &str, servers: &[String]) {
+        let Some(hub) = self.hub.clone() else { return };
+        let Some(thread_id) = self.state.sessions.get(id).map(|p| p.thread_id.clone()) else { return };
+        for url in servers.iter().filter(|s| s.starts_with("http://") || s.starts_with("https://")) {
+            let key = (id.to_owned(), url.clone());
+            if self.hub_linked.contains(&key) {
+                continue;
+            }
+            let params = tandem_protocol::hub::HubLinkParams {
+                thread_id: thread_id.clone(),
+                hub: Some(url.clone()),
+                expire: None,
+                no_redact: false,
+            };
+            match hub.link(params).await {
+                Ok(done) => {
+                    tracing::info!(session = %id, url = %done.link.url, "shared session linked to its hub");
+                    self.hub_linked.insert(key);
+                }
+                Err(e) => {
+                    if self.hub_problems.insert(key) {
+                        tracing::warn!(session = %id, error = %e, "cannot link a shared session to its hub yet");
+                    }
+                }
+            }
         }
     }
 
@@ -244,6 +290,7 @@ impl Mirrors {
                 }
                 self.start_problems.remove(id);
             }
+            self.link_to_hubs(id, &entry.servers).await;
             loop {
                 match self.poll(id).await {
                     Ok(true) => continue,
