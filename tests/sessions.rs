@@ -651,4 +651,9 @@ fn a_session_shared_on_a_hub_reaches_it_live() {
             && item["event"]["input"] == "after compaction hello"
     });
     assert!(seen.iter().any(|i| i["type"] == "event" && i["event"]["type"] == "item/completed"), "{seen:?}");
+
+    // Unsharing with --delete removes the hub's copy: the link is gone.
+    let out = w.cli(repo.path(), &["share", "unshare", CLAUDE_ID, "--delete"]).ok();
+    assert!(out.stdout.contains("Deleted its copy on the hub"), "{out:?}");
+    assert_eq!(hub.poll_status(&id), 404);
 }

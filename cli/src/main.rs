@@ -322,6 +322,11 @@ enum ShareCommand {
     Unshare {
         /// The session's UUID [default: as for `share session`, else the only shared one].
         id: Option<String>,
+        /// Also delete its copy on the hub it was shared on (the link stops working).
+        #[arg(long)]
+        delete: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
     },
     /// Make a link to a thread and print its URL: for this app-server's web viewer
     /// (read-only unless --write; it works while the thread is shared), or with

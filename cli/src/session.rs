@@ -15,7 +15,7 @@ use tandem_app_server::mirror::allowlist::{self, SharedSession};
 use tandem_app_server::mirror::convert::{AgentKind, thread_id_for};
 use tandem_app_server::mirror::locate::{SessionRoots, claude_project_name};
 use tandem_protocol::ids::normalize_uuid;
-use tandem_protocol::methods::{HubLinkCreate, ThreadRead, ThreadReadParams};
+use tandem_protocol::methods::{HubLinkCreate, HubUnlink, ThreadRead, ThreadReadParams};
 
 use crate::exit::{self, Fail};
 use crate::{ConnArgs, repo};
@@ -142,7 +142,7 @@ pub async fn share(id: Option<String>, hook: bool, hub: Option<String>, conn: &C
 }
 
 /// `tandem share unshare`.
-pub fn unshare(id: Option<String>) -> Result<u8> {
+pub async fn unshare(id: Option<String>, delete: bool, conn: &ConnArgs) -> Result<u8> {
     let home = Home::from_env();
     let list_path = allowlist::path(&home);
     let mut list = allowlist::read(&list_path).map_err(|e| Fail::new(exit::FAILURE, e.to_string()))?;
@@ -164,7 +164,18 @@ pub fn unshare(id: Option<String>) -> Result<u8> {
         return Err(Fail::new(exit::NOT_FOUND, format!("session {id} is not shared")).into());
     }
     allowlist::write(&list_path, &list).map_err(|e| Fail::new(exit::FAILURE, e.to_string()))?;
-    say!("✓ Stopped sharing session {id}; thread {} keeps what was mirrored", thread_id_for(&id));
+    let thread_id = thread_id_for(&id);
+    say!("✓ Stopped sharing session {id}; thread {thread_id} keeps what was mirrored");
+    if delete {
+        let client = crate::share::connect(conn).await?;
+        let params = tandem_protocol::hub::HubUnlinkParams { thread_id: thread_id.clone(), delete: true };
+        let done = client.call::<HubUnlink>(&params).await.map_err(crate::hub_link::hub_fail)?;
+        if done.deleted {
+            say!("✓ Deleted its copy on the hub");
+        } else {
+            say!("it was not on a hub: nothing to delete there");
+        }
+    }
     Ok(0)
 }
 

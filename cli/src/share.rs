@@ -92,7 +92,7 @@ pub async fn run(cmd: ShareCommand) -> Result<u8> {
         }
         ShareCommand::Interrupt { thread, conn } => interrupt(&thread, &conn).await,
         ShareCommand::Session { id, hook, hub, conn } => crate::session::share(id, hook, hub, &conn).await,
-        ShareCommand::Unshare { id } => crate::session::unshare(id),
+        ShareCommand::Unshare { id, delete, conn } => crate::session::unshare(id, delete, &conn).await,
         ShareCommand::Link(args) => crate::hub_link::link(args).await,
         ShareCommand::Links(args) => crate::hub_link::links(args).await,
         ShareCommand::Unlink(args) => crate::hub_link::unlink(args).await,

@@ -269,6 +269,9 @@ impl Mirrors {
         let gone: Vec<String> = self.following.keys().filter(|id| !list.sessions.contains_key(*id)).cloned().collect();
         for id in gone {
             self.following.remove(&id);
+            // Shared again later, it is linked again (the link may be gone).
+            self.hub_linked.retain(|(s, _)| *s != id);
+            self.hub_problems.retain(|(s, _)| *s != id);
             tracing::info!(session = %id, "session unshared; no longer following it");
         }
         for (id, entry) in &list.sessions {
