@@ -369,3 +369,45 @@ fn a_tui_that_started_the_server_says_on_quit_that_it_keeps_running() {
     let status = home.run(&["app-server", "status"]);
     assert!(status.code == 0 && status.stdout.contains("app-server running"), "{status:?}");
 }
+
+#[test]
+fn sharing_turns_the_flag_on_and_shows_a_web_link_stopping_turns_it_off() {
+    let home = Home::new();
+    let web = common::web::WebServer::start(&home, &[]);
+    let tmux = Tmux::new(&home);
+    tmux.start("t", &tui_line(&home, ""));
+    tmux.wait_screen("t", "LOCAL", |s| s.contains("LOCAL"));
+    tmux.type_text("t", "private words");
+    tmux.keys("t", &["Enter"]);
+    tmux.wait_screen("t", "the local answer", |s| s.contains("completed"));
+
+    // Start sharing: the thread is shared and the box shows a read link.
+    share_action(&tmux, "t", "1");
+    let link_start = format!("{}/t/", web.url);
+    let screen = tmux.wait_screen("t", "the web link", |s| s.contains("Sharing thread ") && s.contains(&link_start));
+    let start = at(&screen, "Sharing thread ") + "Sharing thread ".len();
+    let id: String = screen[start..start + 36].to_owned();
+    assert!(screen.contains(&format!("{link_start}{id}#k=")), "{screen}");
+    assert!(screen.contains("read-only link"), "{screen}");
+    let mut raw = home.raw();
+    let shared =
+        |raw: &mut Raw| raw.call("thread/read", serde_json::json!({"threadId": id}))["thread"]["shared"].clone();
+    assert_eq!(shared(&mut raw), true);
+    let links = raw.call("link/list", serde_json::json!({"threadId": id}));
+    let links = links["data"].as_array().unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!(links[0]["scope"], "read");
+    tmux.keys("t", &["Escape"]);
+
+    // Stop sharing: the flag goes off (link viewers lose access), and it says so.
+    share_action(&tmux, "t", "3");
+    tmux.wait_screen("t", "LOCAL again", |s| s.contains("Tandem  LOCAL") && s.contains("link viewers lost access"));
+    assert_eq!(shared(&mut raw), false);
+    let got = home.run(&["share", "get", "--thread", &id, "--json", "--server", &home.endpoint()]).ok();
+    assert!(got.stdout.contains("private words"), "the thread keeps its turns: {got:?}");
+
+    // Sharing again resumes the thread with the flag on.
+    share_action(&tmux, "t", "1");
+    tmux.wait_screen("t", "shared again", |s| s.contains(&format!("SHARED {}", &id[..8])) && s.contains(&link_start));
+    assert_eq!(shared(&mut raw), true);
+}

@@ -19,8 +19,25 @@ pub enum Mode {
 }
 
 /// The `/share` menu's actions, in order (digits 1–4 pick them).
-pub const SHARE_ACTIONS: [&str; 4] =
-    ["Start sharing this session", "Join shared session", "Stop sharing", "Help / About sharing"];
+pub const SHARE_ACTIONS: [&str; 4] = [
+    "Start sharing this session",
+    "Join shared session",
+    "Stop sharing (link viewers lose access)",
+    "Help / About sharing",
+];
+
+/// The web viewer's read link made when sharing started.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebLink {
+    /// The server has no http listener, so no link (the box says how to get one).
+    NoListener,
+    /// `link/create` is under way.
+    Creating,
+    /// The link's URL.
+    Ready(String),
+    /// `link/create` failed.
+    Failed(String),
+}
 
 /// The join picker: the server's threads, or an id typed in.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -118,9 +135,18 @@ pub enum Msg {
         agent: String,
     },
     Event(Event),
-    /// Sharing began on `thread_id` (after its `Attached`).
+    /// Sharing began on `thread_id` (after its `Attached`); `http`: the
+    /// server has an http listener, so a web link can be made.
     SharingStarted {
         thread_id: String,
+        http: bool,
+    },
+    /// The answer to [`Effect::CreateLink`]: the link's URL.
+    LinkCreated(Result<String, String>),
+    /// Stop sharing detached (after its `Attached`); `unshare_error`: turning
+    /// the thread's `shared` flag off failed, so link viewers may keep access.
+    SharingStopped {
+        unshare_error: Option<String>,
     },
     SubmitFailed {
         text: String,
@@ -148,6 +174,8 @@ pub enum Effect {
     Submit(String),
     Interrupt(String),
     StartSharing,
+    /// Make a read link to this thread for the web viewer.
+    CreateLink(String),
     LoadThreads,
     Join(String),
     StopSharing,
@@ -185,6 +213,8 @@ pub struct App {
     /// Sharing was asked for while this LOCAL turn ran: it starts once the
     /// turn ends, so the turn is carried over whole.
     pub share_after: Option<String>,
+    /// The web link of the sharing this TUI started (`None`: none asked for).
+    pub web_link: Option<WebLink>,
     pub quit: bool,
 }
 
@@ -209,6 +239,7 @@ impl App {
             armed: None,
             pending_action: false,
             share_after: None,
+            web_link: None,
             known_threads: Vec::new(),
             quit: false,
         }
@@ -300,6 +331,7 @@ impl App {
                 self.scroll = 0;
                 self.pending_action = false;
                 self.share_after = None;
+                self.web_link = None;
                 self.conn = Conn::Up;
                 self.clear_notice(|u| matches!(u, Until::Attached | Until::TurnEnds(_) | Until::ConnChanges));
                 if matches!(self.popup, Some(Popup::Join(_))) {
@@ -341,9 +373,43 @@ impl App {
                 }
                 effects
             }
-            Msg::SharingStarted { thread_id } => {
+            Msg::SharingStarted { thread_id, http } => {
                 self.notice(format!("sharing thread {thread_id} — /share for options"), NoteKind::Success);
-                self.popup = Some(Popup::Shared { thread_id });
+                self.popup = Some(Popup::Shared { thread_id: thread_id.clone() });
+                if http {
+                    self.web_link = Some(WebLink::Creating);
+                    vec![Effect::CreateLink(thread_id)]
+                } else {
+                    self.web_link = Some(WebLink::NoListener);
+                    vec![]
+                }
+            }
+            Msg::LinkCreated(result) => {
+                // Only the link this sharing asked for (an attach clears it).
+                if self.web_link == Some(WebLink::Creating) {
+                    self.web_link = Some(match result {
+                        Ok(url) => WebLink::Ready(url),
+                        Err(e) => WebLink::Failed(e),
+                    });
+                }
+                vec![]
+            }
+            Msg::SharingStopped { unshare_error } => {
+                match unshare_error {
+                    None => self.notice(
+                        "stopped sharing — link viewers lost access; this session is private again; \
+                         /share resumes the same thread",
+                        NoteKind::Info,
+                    ),
+                    Some(e) => self.notice(
+                        format!(
+                            "detached, but the thread is still shared ({e}): its link viewers keep access \
+                             until `tandem share revoke --thread {}`",
+                            self.thread_id
+                        ),
+                        NoteKind::Error,
+                    ),
+                }
                 vec![]
             }
             Msg::SubmitFailed { text, error } => {

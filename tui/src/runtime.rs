@@ -43,8 +43,9 @@ enum Inbound {
     App(u64, Msg),
     /// A share or join finished its calls: attach to this thread.
     AttachShared { client: Client, thread_id: String, sharing: bool },
-    /// Stop sharing built the new private session: attach to it.
-    LocalReady(Local),
+    /// Stop sharing built the new private session: attach to it (the error:
+    /// the thread's `shared` flag could not be turned off).
+    LocalReady(Local, Option<String>),
 }
 
 /// The connection currently used for a thread; replaced on reconnect.
@@ -53,6 +54,11 @@ type Slot = Arc<Mutex<Option<Client>>>;
 /// The agent a server says answers its turns (as the header shows it).
 fn agent_of(client: &Client) -> String {
     client.server().and_then(|s| s.server_info.agent.as_ref()).map(|a| a.to_string()).unwrap_or_default()
+}
+
+/// Whether a server has an http listener (that web links point at).
+fn has_http_listener(client: &Client) -> bool {
+    client.server().is_some_and(|s| s.server_info.listeners.iter().any(|l| l.starts_with("http://")))
 }
 
 fn slot_client(slot: &Slot) -> Option<Client> {
@@ -224,16 +230,19 @@ impl Runtime {
         match inbound {
             Inbound::App(generation, msg) => (generation == 0 || generation == self.generation).then_some(msg),
             Inbound::AttachShared { client, thread_id, sharing } => {
+                let http = has_http_listener(&client);
                 self.attach_shared(client, thread_id.clone());
-                sharing.then_some(Msg::SharingStarted { thread_id })
+                // Queued after the attach's `Attached`, which starts the view over.
+                if sharing {
+                    self.send(Msg::SharingStarted { thread_id, http });
+                }
+                None
             }
-            Inbound::LocalReady(local) => {
+            Inbound::LocalReady(local, unshare_error) => {
                 self.local = local;
                 self.attach_local();
-                Some(Msg::Note(
-                    "stopped sharing — this session is private again; /share resumes the same thread".into(),
-                    NoteKind::Info,
-                ))
+                self.send(Msg::SharingStopped { unshare_error });
+                None
             }
         }
     }
@@ -320,6 +329,20 @@ impl Runtime {
                     }
                 });
             }
+            Effect::CreateLink(thread_id) => {
+                // Tagged with this attachment: a link for a thread since left is dropped.
+                let (slot, tx, generation) = (Arc::clone(&self.slot), self.tx.clone(), self.generation);
+                tokio::spawn(async move {
+                    let result = match slot_client(&slot) {
+                        Some(client) => {
+                            let params = LinkCreateParams { thread_id, scope: Some(LinkScope::Read), expires_in: None };
+                            client.call::<LinkCreate>(&params).await.map(|r| r.url).map_err(|e| e.to_string())
+                        }
+                        None => Err("not connected".into()),
+                    };
+                    let _ = tx.send(Inbound::App(generation, Msg::LinkCreated(result)));
+                });
+            }
             Effect::LoadThreads => {
                 let connector = self.connector.clone();
                 let tx = self.tx.clone();
@@ -367,10 +390,21 @@ impl Runtime {
                 let turns = app.transcript.imports(CUT_SHORT_BY_STOP);
                 let id = self.thread_id.clone();
                 let home = self.connector.opts.home.clone();
+                let client = slot_client(&self.slot);
                 self.spawn_action(async move {
-                    let local =
-                        new_local(&home, id, turns).await.map_err(|e| format!("could not stop sharing: {e}"))?;
-                    Ok(Inbound::LocalReady(local))
+                    let local = new_local(&home, id.clone(), turns)
+                        .await
+                        .map_err(|e| format!("could not stop sharing: {e}"))?;
+                    // Link viewers lose access with the flag. Should that fail,
+                    // this TUI detaches all the same (the history is kept here).
+                    let unshare_error = match client {
+                        Some(client) => {
+                            let params = ThreadUpdateParams { thread_id: id, title: None, shared: Some(false) };
+                            client.call::<ThreadUpdate>(&params).await.err().map(|e| e.to_string())
+                        }
+                        None => Some("not connected".into()),
+                    };
+                    Ok(Inbound::LocalReady(local, unshare_error))
                 });
             }
         }
@@ -394,12 +428,20 @@ async fn start_sharing(connector: &Connector, id: &str, all: Vec<ImportedTurn>, 
         .connect()
         .await
         .map_err(|e| format!("cannot share: {e} (can `tandem app-server start` start it?)"))?;
-    let exists = match client.call::<ThreadRead>(&ThreadReadParams { thread_id: id.to_owned() }).await {
-        Ok(_) => true,
-        Err(ClientError::Rpc(e)) if e.is(ErrorCode::ThreadNotFound) => false,
+    let existing = match client.call::<ThreadRead>(&ThreadReadParams { thread_id: id.to_owned() }).await {
+        Ok(r) => Some(r.thread),
+        Err(ClientError::Rpc(e)) if e.is(ErrorCode::ThreadNotFound) => None,
         Err(e) => return Err(format!("cannot share: {e}")),
     };
-    if exists {
+    if let Some(thread) = existing {
+        // Stop sharing turned the flag off: on again, before anything is
+        // appended (so a failure here changes nothing), and links work again.
+        if !thread.shared {
+            client
+                .call::<ThreadUpdate>(&ThreadUpdateParams { thread_id: id.to_owned(), title: None, shared: Some(true) })
+                .await
+                .map_err(|e| format!("cannot resume sharing: {e}"))?;
+        }
         let new: Vec<ImportedTurn> = all.into_iter().skip(base).collect();
         if !new.is_empty() {
             client

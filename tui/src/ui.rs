@@ -9,7 +9,7 @@ use tandem_protocol::ClientInfo;
 use tandem_protocol::ids::unique_prefixes;
 use unicode_width::UnicodeWidthStr;
 
-use crate::app::{App, Conn, Mode, Popup, SHARE_ACTIONS, TurnState};
+use crate::app::{App, Conn, Mode, Popup, SHARE_ACTIONS, TurnState, WebLink};
 use crate::transcript::{NoteKind, style};
 
 /// Threads the join picker lists at once.
@@ -64,7 +64,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Some(Popup::Status) => draw_status(frame, app, body),
         Some(Popup::Help) => draw_help(frame, body),
         Some(Popup::Join(_)) => draw_join(frame, app, body),
-        Some(Popup::Shared { thread_id }) => draw_shared(frame, thread_id, body),
+        Some(Popup::Shared { thread_id }) => draw_shared(frame, app, thread_id, body),
         None => {}
     }
 }
@@ -242,12 +242,16 @@ pub fn status_lines(app: &App) -> Vec<Line<'static>> {
         (Mode::Shared, Conn::Up) => app.server.clone(),
         (Mode::Shared, Conn::Lost { reason }) => format!("{} — unreachable ({reason})", app.server),
     };
-    vec![
+    let mut lines = vec![
         Line::from(vec![label("Mode"), Span::styled(mode, mode_style)]),
         Line::from(vec![label("Thread"), Span::raw(app.thread_id.clone())]),
         Line::from(vec![label("Server"), Span::raw(server)]),
         Line::from(vec![label("Turn"), Span::raw(turn_text(app))]),
-    ]
+    ];
+    if let Some(WebLink::Ready(url)) = &app.web_link {
+        lines.push(Line::from(vec![label("Link"), Span::raw(url.clone())]));
+    }
+    lines
 }
 
 fn popup_area(area: Rect, width: u16, height: u16) -> Rect {
@@ -306,7 +310,7 @@ fn draw_status(frame: &mut Frame, app: &App, body: Rect) {
     let mut lines = status_lines(app);
     lines.push(Line::default());
     lines.push(Line::styled("Esc close", style::dim()));
-    let area = popup_area(body, 64, lines.len() as u16 + 2);
+    let area = popup_area(body, 64, wrapped_height(&lines, 62) + 2);
     draw_box(frame, area, "Status", lines);
 }
 
@@ -336,6 +340,8 @@ pub fn help_lines() -> Vec<Line<'static>> {
         Line::from("  One turn runs at a time: a prompt sent while another runs is refused"),
         Line::from("  as busy and stays in your composer. Several TUIs on one thread are"),
         Line::from("  peers: all see every turn. Stop sharing keeps the history here."),
+        Line::from("  With an http listener, sharing also makes a read-only web link. Stop"),
+        Line::from("  sharing turns the thread's sharing off: link viewers lose access."),
         Line::styled("  Esc close · select text with Shift+drag", style::dim()),
     ]
 }
@@ -351,18 +357,37 @@ pub fn post_command(thread_id: &str) -> String {
     format!("tandem share post --thread {thread_id} --prompt \"…\"")
 }
 
-fn draw_shared(frame: &mut Frame, thread_id: &str, body: Rect) {
-    let lines = vec![
+/// How to get web links from a server without an http listener.
+pub const WEB_LINK_HINT: &str = "tandem app-server restart --listen unix --listen http://127.0.0.1:7878";
+
+fn draw_shared(frame: &mut Frame, app: &App, thread_id: &str, body: Rect) {
+    let mut lines = vec![
         Line::from(vec![Span::raw("Sharing thread "), Span::styled(thread_id.to_owned(), Style::default().bold())]),
         Line::default(),
         Line::from("Post into it from any terminal or script:"),
         Line::styled(post_command(thread_id), style::hint()),
+    ];
+    match &app.web_link {
+        Some(WebLink::Ready(url)) => {
+            lines.push(Line::from("Watch it in a browser (read-only link):"));
+            lines.push(Line::styled(url.clone(), style::hint()));
+        }
+        Some(WebLink::Creating) => lines.push(Line::styled("making a web link…", style::dim())),
+        Some(WebLink::Failed(e)) => lines.push(Line::styled(format!("no web link: {e}"), style::bad())),
+        Some(WebLink::NoListener) => {
+            lines.push(Line::styled(format!("For a web link: {WEB_LINK_HINT}"), style::dim()));
+        }
+        None => {}
+    }
+    lines.extend([
         Line::from("Follow it:"),
         Line::styled(format!("tandem share tail --thread {thread_id} --from 1"), style::hint()),
         Line::default(),
-        Line::styled("Esc close · /share to stop sharing", style::dim()),
-    ];
-    let area = popup_area(body, 90, lines.len() as u16 + 2);
+        Line::styled("Esc close · /share 3 stops sharing (link viewers lose access)", style::dim()),
+    ]);
+    // Wide enough for the link on one line (easier to copy) when the screen is.
+    let width = lines.iter().map(|l| l.width() as u16 + 2).max().unwrap_or(0).max(90).min(body.width);
+    let area = popup_area(body, width, wrapped_height(&lines, width.saturating_sub(2)) + 2);
     draw_box(frame, area, "Shared", lines);
 }
 

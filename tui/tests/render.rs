@@ -126,7 +126,7 @@ fn slash_popup() {
 #[test]
 fn shared_info_after_starting_to_share() {
     let mut app = shared_app();
-    app.update(Msg::SharingStarted { thread_id: THREAD.into() });
+    app.update(Msg::SharingStarted { thread_id: THREAD.into(), http: false });
     insta::assert_snapshot!(render(&app, 100, 24).backend());
 }
 
@@ -312,4 +312,16 @@ fn what_is_being_read_stays_put_while_new_messages_arrive() {
     assert!(app.unseen);
     key(&mut app, KeyCode::End);
     assert!(format!("{:?}", rows(&app)).contains("arrives while scrolled up"));
+}
+
+#[test]
+fn shared_info_with_a_web_link() {
+    let mut app = shared_app();
+    app.update(Msg::SharingStarted { thread_id: THREAD.into(), http: true });
+    let url = format!("http://127.0.0.1:7878/t/{THREAD}#k=0192f0c2aa.{}", "x".repeat(43));
+    app.update(Msg::LinkCreated(Ok(url.clone())));
+    let terminal = render(&app, 120, 24);
+    let screen = format!("{}", terminal.backend());
+    assert!(screen.contains(&url), "the link is on one line:\n{screen}");
+    insta::assert_snapshot!(terminal.backend());
 }

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tandem_protocol::TurnStatus;
-use tandem_tui::app::{Armed, Conn, Effect, Mode, Msg, Popup, SubmitError, TurnState};
+use tandem_tui::app::{Armed, Conn, Effect, Mode, Msg, Popup, SubmitError, TurnState, WebLink};
 
 #[test]
 fn enter_sends_and_alt_enter_adds_a_line() {
@@ -103,7 +103,7 @@ fn sharing_switches_mode_and_stop_returns_to_local() {
         server: "unix:/s".into(),
         agent: "echo".into(),
     });
-    app.update(Msg::SharingStarted { thread_id: THREAD.into() });
+    app.update(Msg::SharingStarted { thread_id: THREAD.into(), http: false });
     assert_eq!(app.mode, Mode::Shared);
     assert!(!app.pending_action);
     assert_eq!(app.popup, Some(Popup::Shared { thread_id: THREAD.into() }));
@@ -260,12 +260,12 @@ fn scrolling_moves_the_view_and_sending_returns_to_the_end() {
 fn the_shared_box_does_not_eat_typing() {
     let mut app = shared_app();
     type_text(&mut app, "hal");
-    app.update(Msg::SharingStarted { thread_id: THREAD.into() });
+    app.update(Msg::SharingStarted { thread_id: THREAD.into(), http: false });
     assert!(matches!(app.popup, Some(Popup::Shared { .. })));
     type_text(&mut app, "f done");
     assert_eq!(app.popup, None);
     assert_eq!(app.composer.text(), "half done");
-    app.update(Msg::SharingStarted { thread_id: THREAD.into() });
+    app.update(Msg::SharingStarted { thread_id: THREAD.into(), http: false });
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.popup, None);
     assert_eq!(app.composer.text(), "half done");
@@ -466,4 +466,68 @@ fn the_share_menu_refreshes_the_known_ids_only_when_shared() {
     ])));
     assert_eq!(app.short_thread(), "0192f0c2-7b4e-7c");
     assert_eq!(app.popup, Some(Popup::ShareMenu { selected: 2 }), "the menu stays; Stop sharing is highlighted");
+}
+
+#[test]
+fn sharing_on_a_server_with_an_http_listener_makes_a_read_link() {
+    let mut app = shared_app();
+    let effects = app.update(Msg::SharingStarted { thread_id: THREAD.into(), http: true });
+    assert_eq!(effects, vec![Effect::CreateLink(THREAD.into())]);
+    assert_eq!(app.web_link, Some(WebLink::Creating));
+    let url = format!("http://127.0.0.1:7878/t/{THREAD}#k=abc.def");
+    assert!(app.update(Msg::LinkCreated(Ok(url.clone()))).is_empty());
+    assert_eq!(app.web_link, Some(WebLink::Ready(url.clone())));
+    assert_eq!(app.popup, Some(Popup::Shared { thread_id: THREAD.into() }), "the box stays open");
+    // Leaving the thread forgets the link; a late answer is not shown.
+    app.update(Msg::Attached {
+        mode: Mode::Local,
+        thread_id: THREAD.into(),
+        server: "in-process".into(),
+        agent: "echo".into(),
+    });
+    assert_eq!(app.web_link, None);
+    app.update(Msg::LinkCreated(Ok(url)));
+    assert_eq!(app.web_link, None);
+
+    // No http listener: no link asked for; a failed one is said.
+    let mut app = shared_app();
+    assert!(app.update(Msg::SharingStarted { thread_id: THREAD.into(), http: false }).is_empty());
+    assert_eq!(app.web_link, Some(WebLink::NoListener));
+    let mut app = shared_app();
+    app.update(Msg::SharingStarted { thread_id: THREAD.into(), http: true });
+    app.update(Msg::LinkCreated(Err("too many links".into())));
+    assert_eq!(app.web_link, Some(WebLink::Failed("too many links".into())));
+}
+
+#[test]
+fn stop_sharing_says_link_viewers_lose_access_or_that_they_keep_it() {
+    let mut app = shared_app();
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(key(&mut app, KeyCode::Char('3')), vec![Effect::StopSharing]);
+    let local = Msg::Attached {
+        mode: Mode::Local,
+        thread_id: THREAD.into(),
+        server: "in-process".into(),
+        agent: "echo".into(),
+    };
+    app.update(local.clone());
+    app.update(Msg::SharingStopped { unshare_error: None });
+    let notice = app.notice.clone().unwrap();
+    assert!(notice.text.contains("stopped sharing — link viewers lost access"), "{notice:?}");
+    assert_eq!(notice.kind, tandem_tui::transcript::NoteKind::Info);
+
+    // The flag could not be turned off: detached all the same, and said so.
+    let mut app = shared_app();
+    type_text(&mut app, "/share");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('3'));
+    app.update(local);
+    app.update(Msg::SharingStopped { unshare_error: Some("not connected".into()) });
+    assert_eq!(app.mode, Mode::Local);
+    assert!(!app.pending_action);
+    let notice = app.notice.clone().unwrap();
+    assert_eq!(notice.kind, tandem_tui::transcript::NoteKind::Error);
+    assert!(notice.text.contains("still shared (not connected)"), "{notice:?}");
+    assert!(notice.text.contains(&format!("tandem share revoke --thread {THREAD}")), "{notice:?}");
 }
