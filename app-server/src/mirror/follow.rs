@@ -97,6 +97,21 @@ struct Following {
     problem: Option<String>,
 }
 
+/// How often the allowlist is looked at.
+const ALLOWLIST_POLL: Duration = Duration::from_millis(100);
+
+/// What changes when the allowlist is written (it is replaced by a rename).
+fn allowlist_stamp(path: &Path) -> Option<(u64, i64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
+}
+
+/// Whether `path` is one of the event log's files (`tandem.db`, its WAL…).
+fn is_event_log(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("tandem.db"))
+}
+
 /// Starts the follower; it stops when `stop` turns true.
 pub fn spawn(
     engine: Engine,
@@ -111,28 +126,45 @@ pub fn spawn(
 async fn run(engine: Engine, home: Home, roots: SessionRoots, hub: Option<HubSync>, mut stop: watch::Receiver<bool>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(event) = res {
+        // The event log lives in the watched directory and changes with every
+        // commit: drop its events here, on the watcher's thread, rather than
+        // wake the follower for each of them.
+        if let Ok(event) = res
+            && !event.paths.iter().all(|p| is_event_log(p))
+        {
             let _ = tx.send(event.paths);
         }
     });
-    let mut watcher = match watcher {
+    let watcher = match watcher {
         Ok(w) => Some(w),
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch files; shared sessions are looked at every 2 s instead");
             None
         }
     };
-    if let Some(w) = watcher.as_mut()
-        && let Err(e) = w.watch(home.dir(), RecursiveMode::NonRecursive)
-    {
-        tracing::warn!(error = %e, "cannot watch the data directory for the allowlist");
-    }
+    // The allowlist is looked at (one stat) every ALLOWLIST_POLL rather than
+    // watched: it shares the data directory with the event log, whose every
+    // commit would wake a directory watch.
+    let list_path = allowlist::path(&home);
+    let mut list_seen = allowlist_stamp(&list_path);
+    let mut list_tick = tokio::time::interval(ALLOWLIST_POLL);
+    // A look at everything now and then, whatever the watches said.
+    let mut safety = tokio::time::Instant::now();
+    list_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut mirrors = Mirrors::load(engine, home, roots, watcher);
     mirrors.hub = hub;
     mirrors.sync().await;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
+            _ = list_tick.tick() => {
+                let stamp = allowlist_stamp(&list_path);
+                if stamp != list_seen || safety.elapsed() >= SAFETY_TICK {
+                    list_seen = stamp;
+                    safety = tokio::time::Instant::now();
+                    mirrors.sync().await;
+                }
+            }
             Some(paths) = rx.recv() => {
                 // The data directory also holds the event log, which changes
                 // all the time: only the allowlist and the followed files count.
@@ -147,7 +179,6 @@ async fn run(engine: Engine, home: Home, roots: SessionRoots, hub: Option<HubSyn
                 }
                 mirrors.sync().await;
             }
-            _ = tokio::time::sleep(SAFETY_TICK) => mirrors.sync().await,
         }
         if *stop.borrow() {
             break;
