@@ -91,7 +91,13 @@ pub fn http_get(host: &str, path: &str, headers: &[(&str, &str)]) -> HttpAnswer 
     }
     req.push_str("\r\n");
     stream.write_all(req.as_bytes()).unwrap();
-    let mut reader = BufReader::new(stream);
+    read_answer(BufReader::new(stream), false)
+}
+
+/// Reads an HTTP answer: status, headers and, for anything but a 101, the
+/// body — `Content-Length` bytes, or to the end on a closed connection
+/// (`kept_alive`: no length means no body).
+fn read_answer(mut reader: BufReader<TcpStream>, kept_alive: bool) -> HttpAnswer {
     let mut status_line = String::new();
     reader.read_line(&mut status_line).unwrap();
     let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| {
@@ -111,12 +117,13 @@ pub fn http_get(host: &str, path: &str, headers: &[(&str, &str)]) -> HttpAnswer 
     let mut body = String::new();
     if status != 101 {
         let len = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.clone());
-        match len {
+        match len.and_then(|n| n.parse::<usize>().ok()) {
             Some(n) => {
-                let mut buf = vec![0u8; n.parse().unwrap()];
+                let mut buf = vec![0u8; n];
                 reader.read_exact(&mut buf).unwrap();
                 body = String::from_utf8_lossy(&buf).into_owned();
             }
+            None if kept_alive => {}
             None => {
                 let _ = reader.read_to_string(&mut body);
             }
@@ -147,30 +154,8 @@ pub fn ws_handshake(host: &str, extra: &[(&str, &str)]) -> HttpAnswer {
     }
     req.push_str("\r\n");
     stream.write_all(req.as_bytes()).unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line).unwrap();
-    let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
-    let mut hdrs = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (k, v) = line.split_once(':').unwrap();
-        hdrs.push((k.trim().to_owned(), v.trim().to_owned()));
-    }
-    let mut body = String::new();
-    if status != 101 {
-        // The connection may be kept alive: read exactly the body.
-        let len = hdrs.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.clone());
-        let mut buf = vec![0u8; len.and_then(|n| n.parse().ok()).unwrap_or(0)];
-        reader.read_exact(&mut buf).unwrap();
-        body = String::from_utf8_lossy(&buf).into_owned();
-    }
-    HttpAnswer { status, headers: hdrs, body }
+    // The connection may be kept alive: read exactly the body.
+    read_answer(BufReader::new(stream), true)
 }
 
 /// A JSON-RPC client over a real WebSocket.

@@ -107,11 +107,6 @@ fn allowlist_stamp(path: &Path) -> Option<(u64, i64, i64, u64)> {
     Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
 }
 
-/// Whether `path` is one of the event log's files (`tandem.db`, its WAL…).
-fn is_event_log(path: &Path) -> bool {
-    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("tandem.db"))
-}
-
 /// Starts the follower; it stops when `stop` turns true.
 pub fn spawn(
     engine: Engine,
@@ -126,12 +121,7 @@ pub fn spawn(
 async fn run(engine: Engine, home: Home, roots: SessionRoots, hub: Option<HubSync>, mut stop: watch::Receiver<bool>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        // The event log lives in the watched directory and changes with every
-        // commit: drop its events here, on the watcher's thread, rather than
-        // wake the follower for each of them.
-        if let Ok(event) = res
-            && !event.paths.iter().all(|p| is_event_log(p))
-        {
+        if let Ok(event) = res {
             let _ = tx.send(event.paths);
         }
     });
@@ -166,8 +156,8 @@ async fn run(engine: Engine, home: Home, roots: SessionRoots, hub: Option<HubSyn
                 }
             }
             Some(paths) = rx.recv() => {
-                // The data directory also holds the event log, which changes
-                // all the time: only the allowlist and the followed files count.
+                // A watched directory holds other files too: only the
+                // followed files count.
                 if !mirrors.concerns(&paths) {
                     continue;
                 }
