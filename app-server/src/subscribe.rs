@@ -86,11 +86,6 @@ impl LiveFeed {
         Follower { feed: Arc::clone(self) }
     }
 
-    /// Whether the feed holds a ring now (for tests of its lifetime).
-    pub fn is_allocated(&self) -> bool {
-        self.lock().ring.is_some()
-    }
-
     /// Records a committed event and keeps it for the followers, if any.
     /// Followers are woken by [`LiveFeed::wake`], once per commit group.
     pub fn publish(&self, entry: LogEntry) {

@@ -100,10 +100,6 @@ impl ThreadHandle {
         self.live.wait_past(seq).await
     }
 
-    /// Whether the thread's live feed holds memory now.
-    pub fn feed_allocated(&self) -> bool {
-        self.live.is_allocated()
-    }
 
     /// Appends one event: assigns its seq and time and queues it for commit.
     /// Must be called with this thread's lock held (`state`).

@@ -264,12 +264,6 @@ impl Store {
         self.epoch.load(Ordering::Acquire)
     }
 
-    /// Why writes are refused now, if they are.
-    pub fn unavailable(&self) -> Option<String> {
-        let inlet = self.inlet.lock().unwrap_or_else(|p| p.into_inner());
-        inlet.down.as_ref().filter(|(_, since)| since.elapsed() < RETRY_AFTER).map(|(why, _)| why.clone())
-    }
-
     /// Whether the writer's queue is past [`BACKLOG_HIGH`].
     pub fn is_backlogged(&self) -> bool {
         self.backlog.bytes.load(Ordering::Acquire) > BACKLOG_HIGH
