@@ -100,7 +100,6 @@ impl ThreadHandle {
         self.live.wait_past(seq).await
     }
 
-
     /// Appends one event: assigns its seq and time and queues it for commit.
     /// Must be called with this thread's lock held (`state`).
     pub fn append(
