@@ -12,12 +12,12 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tandem_protocol::message::event_notification_line;
+use tandem_protocol::message::push_event_notification;
 use tokio::sync::Notify;
 
 use crate::store::{LogEntry, Store};
 use crate::thread::ThreadHandle;
-use crate::transport::Outbound;
+use crate::transport::{Closed, Outbound};
 
 /// Bytes of recent events a followed thread keeps in memory: several commit
 /// groups of deltas, so a burst does not push followers back to the store. A
@@ -183,14 +183,11 @@ pub async fn follow(
         // Register for the wake-up before looking, so none is missed between.
         published.as_mut().enable();
         match follower.take(next, &mut batch) {
-            Take::Got => {
-                for entry in batch.drain(..) {
-                    if out.send(event_notification_line(sub, &entry.json)).await.is_err() {
-                        return;
-                    }
-                    next = entry.seq + 1;
-                }
-            }
+            Take::Got => match send_events(&out, sub, batch.drain(..)).await {
+                Ok(Some(last)) => next = last + 1,
+                Ok(None) => {}
+                Err(Closed) => return,
+            },
             Take::Wait => published.await,
             Take::Behind => loop {
                 let page = match store.read_page(&thread.id, next, CATCH_UP_PAGE).await {
@@ -207,11 +204,10 @@ pub async fn follow(
                     break;
                 }
                 let full = page.len() == CATCH_UP_PAGE;
-                for entry in &page {
-                    if out.send(event_notification_line(sub, &entry.json)).await.is_err() {
-                        return;
-                    }
-                    next = entry.seq + 1;
+                match send_events(&out, sub, page.iter()).await {
+                    Ok(Some(last)) => next = last + 1,
+                    Ok(None) => {}
+                    Err(Closed) => return,
                 }
                 if !full {
                     break;
@@ -219,4 +215,31 @@ pub async fn follow(
             },
         }
     }
+}
+
+/// How many bytes of notifications are queued as one piece: one budget
+/// acquire, one queue entry and one write for a run of events, instead of
+/// one of each per event (the fan-out's per-subscriber cost).
+const SEND_CHUNK: usize = 64 * 1024;
+
+/// Queues the `thread/event` lines of `entries` for subscription `sub`, in
+/// pieces of about [`SEND_CHUNK`] bytes; returns the last seq queued.
+async fn send_events<E: std::ops::Deref<Target = LogEntry>>(
+    out: &Outbound,
+    sub: u64,
+    entries: impl Iterator<Item = E>,
+) -> Result<Option<u64>, Closed> {
+    let mut chunk = String::new();
+    let mut last = None;
+    for entry in entries {
+        push_event_notification(&mut chunk, sub, &entry.json);
+        last = Some(entry.seq);
+        if chunk.len() >= SEND_CHUNK {
+            out.send(std::mem::take(&mut chunk)).await?;
+        }
+    }
+    if !chunk.is_empty() {
+        out.send(chunk).await?;
+    }
+    Ok(last)
 }

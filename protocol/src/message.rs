@@ -163,14 +163,22 @@ pub fn request_line<P: Serialize + ?Sized>(id: u64, method: &str, params: &P) ->
 /// A `thread/event` notification line for an event already encoded as JSON.
 /// Built by appending (not `format!`): fan-out makes one per subscriber.
 pub fn event_notification_line(subscription: u64, event_json: &str) -> String {
-    const HEAD: &str = "{\"jsonrpc\":\"2.0\",\"method\":\"thread/event\",\"params\":{\"subscription\":";
-    let mut line = String::with_capacity(HEAD.len() + 20 + 11 + event_json.len() + 3);
-    line.push_str(HEAD);
-    line.push_str(itoa(subscription, &mut [0u8; 20]));
-    line.push_str(",\"result\":");
-    line.push_str(event_json);
-    line.push_str("}}\n");
+    let mut line = String::with_capacity(EVENT_HEAD.len() + 20 + 11 + event_json.len() + 3);
+    push_event_notification(&mut line, subscription, event_json);
     line
+}
+
+const EVENT_HEAD: &str = "{\"jsonrpc\":\"2.0\",\"method\":\"thread/event\",\"params\":{\"subscription\":";
+
+/// Appends the `thread/event` notification line (with its newline) for an
+/// event already encoded as JSON to `buf`, so that several go out as one write.
+pub fn push_event_notification(buf: &mut String, subscription: u64, event_json: &str) {
+    buf.reserve(EVENT_HEAD.len() + 20 + 11 + event_json.len() + 3);
+    buf.push_str(EVENT_HEAD);
+    buf.push_str(itoa(subscription, &mut [0u8; 20]));
+    buf.push_str(",\"result\":");
+    buf.push_str(event_json);
+    buf.push_str("}}\n");
 }
 
 fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &str {

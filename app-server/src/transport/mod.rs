@@ -147,8 +147,9 @@ impl Outbound {
         (Outbound { tx, budget: Arc::clone(&budget), max }, OutQueue { rx, budget })
     }
 
-    /// Queues a line, first waiting for room in the budget (a line larger than
-    /// the whole budget waits for all of it).
+    /// Queues a line (or a run of newline-terminated lines, sent as one piece),
+    /// first waiting for room in the budget (a piece larger than the whole
+    /// budget waits for all of it).
     pub async fn send(&self, line: String) -> Result<(), Closed> {
         let cost = (line.len() + LINE_OVERHEAD).min(self.max) as u32;
         let permit = Arc::clone(&self.budget).acquire_many_owned(cost).await.map_err(|_| Closed)?;

@@ -21,13 +21,19 @@ pub async fn serve(ws: WebSocket, shared: Shared, grant: Grant) {
     let (mut sink, mut stream) = ws.split();
     let (out, mut queue) = Outbound::new(shared.limits.outbound_bytes);
     let writer = tokio::spawn(async move {
-        while let Some(line) = queue.recv().await {
-            let text = line.text().trim_end_matches('\n').to_owned();
-            // The line's share of the budget comes back once it is sent.
-            if sink.send(Message::Text(text.into())).await.is_err() {
+        while let Some(piece) = queue.recv().await {
+            // A queued piece is one line or a run of them (a subscription's
+            // events): one message per line. JSON lines hold no raw newline.
+            for line in piece.text().split_terminator('\n') {
+                if sink.feed(Message::Text(line.to_owned().into())).await.is_err() {
+                    return;
+                }
+            }
+            // The piece's share of the budget comes back once it is sent.
+            if sink.flush().await.is_err() {
                 return;
             }
-            drop(line);
+            drop(piece);
         }
         let _ = sink.close().await;
     });
