@@ -439,3 +439,121 @@ fn links_need_an_http_listener() {
 fn uuid_like() -> String {
     "0190f3a0-0000-7000-8000-000000000000".into()
 }
+
+/// Wrong tokens are counted per address: past a burst the address gets 429
+/// with `Retry-After`, before its token is looked at (a right guess would not
+/// get through either), on the page API and the WebSocket alike.
+#[test]
+fn an_address_that_guesses_tokens_is_slowed_down() {
+    let home = Home::new();
+    let web = WebServer::start(&home, &[]);
+    let owner = owner_token(&home);
+    let host = web.host().to_owned();
+    let mut statuses = Vec::new();
+    let mut throttled = None;
+    for i in 0..40 {
+        let wrong = format!("Bearer {i:064x}");
+        let answer = http_get(&host, "/api/access", &[("Authorization", &wrong)]);
+        statuses.push(answer.status);
+        if answer.status == 429 {
+            throttled = Some(answer);
+            break;
+        }
+        assert_eq!(answer.status, 403, "{answer:?}");
+    }
+    let throttled = throttled.unwrap_or_else(|| panic!("never throttled: {statuses:?}"));
+    // The burst is 20 wrong tokens (forgiven at 1/s, so a slow run may get a few more).
+    assert!(statuses.len() > 20, "throttled too early: {statuses:?}");
+    assert_eq!(throttled.json()["error"]["data"]["reason"], "tooManyAttempts", "{throttled:?}");
+    let retry: u64 = throttled.header("retry-after").expect("Retry-After").parse().unwrap();
+    assert!(retry >= 1, "{throttled:?}");
+    // The right token from the same address waits too, and so does a WebSocket.
+    let right = format!("Bearer {owner}");
+    assert_eq!(http_get(&host, "/api/access", &[("Authorization", &right)]).status, 429);
+    assert_eq!(ws_handshake(&host, &[("Authorization", &right)]).status, 429);
+    // Once the strikes have leaked away, the owner gets in.
+    wait_for("the address to be forgiven", || {
+        http_get(&host, "/api/access", &[("Authorization", &right)]).status == 200
+    });
+}
+
+/// `--max-connections-per-ip`: one address cannot take every WebSocket.
+#[test]
+fn websockets_are_capped_per_address() {
+    let home = Home::new();
+    let web = WebServer::start(&home, &["--max-connections-per-ip", "2"]);
+    let owner = owner_token(&home);
+    let mut first = WsRpc::connect(&web, &owner);
+    first.call("thread/list", json!({}));
+    let mut second = WsRpc::connect(&web, &owner);
+    second.call("thread/list", json!({}));
+    let bearer = format!("Bearer {owner}");
+    let refused = ws_handshake(web.host(), &[("Authorization", &bearer)]);
+    assert_eq!(refused.status, 503, "{refused:?}");
+    let error = refused.json()["error"].clone();
+    assert_eq!(error["data"]["reason"], "tooManyConnections", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("--max-connections-per-ip"), "{error}");
+    drop(first);
+    wait_for("a slot of this address to free", || {
+        ws_handshake(web.host(), &[("Authorization", &bearer)]).status == 101
+    });
+    let out = home.run(&["app-server", "--listen", "http://127.0.0.1:0", "--max-connections-per-ip", "0"]);
+    assert_eq!(out.code, 2, "{out:?}");
+}
+
+/// A read-only link's WebSocket holds at most 64 KiB of a message; the owner
+/// and write links may send prompts up to the protocol's frame limit.
+#[test]
+fn a_read_link_cannot_make_the_server_hold_large_messages() {
+    let home = Home::new();
+    let web = WebServer::start(&home, &[]);
+    let id = home.new_thread();
+    let (_, read, _) = make_link(&home, &id, &[]);
+    let (_, write, _) = make_link(&home, &id, &["--write"]);
+    let big =
+        json!({"jsonrpc":"2.0","id":1,"method":"thread/read","params":{"threadId": id, "pad": "x".repeat(200_000)}})
+            .to_string();
+    let mut writer = WsRpc::connect(&web, &write);
+    writer.send_text(&big);
+    let answer = writer.read().expect("an answer to the write link");
+    assert_eq!(answer["id"], 1, "{answer}");
+    let mut reader = WsRpc::connect(&web, &read);
+    assert_eq!(reader.call("thread/read", json!({"threadId": id}))["thread"]["id"], id.as_str());
+    reader.send_text(&big);
+    assert_eq!(reader.read_or_gone(), None, "a read link's 200 KB message was taken");
+}
+
+/// `--public-url`: links point at it, pages served from it may open the
+/// WebSocket, and its name is answered on a loopback listener (the reverse
+/// proxy in front passes it on); anything else is still refused.
+#[test]
+fn a_public_url_is_where_links_point_and_pages_come_from() {
+    let home = Home::new();
+    let web = WebServer::start(&home, &["--public-url", "https://Tandem.example.com/"]);
+    let owner = owner_token(&home);
+    let bearer = format!("Bearer {owner}");
+    let id = home.new_thread();
+    let (url, _, _) = make_link(&home, &id, &[]);
+    assert!(url.starts_with(&format!("https://tandem.example.com/t/{id}#k=")), "{url}");
+    let proxied = [("Host", "tandem.example.com"), ("Origin", "https://tandem.example.com")];
+    let ok = ws_handshake(web.host(), &[proxied[0], proxied[1], ("Authorization", &bearer)]);
+    assert_eq!(ok.status, 101, "{ok:?}");
+    let page = http_get(web.host(), &format!("/t/{id}"), &[]);
+    assert_eq!(page.status, 200, "{page:?}");
+    let evil = ws_handshake(web.host(), &[("Origin", "https://evil.example"), ("Authorization", &bearer)]);
+    assert_eq!(evil.status, 403, "{evil:?}");
+    let port = web.host().rsplit_once(':').unwrap().1;
+    let rebound = format!("evil.example:{port}");
+    assert_eq!(ws_handshake(web.host(), &[("Host", &rebound), ("Authorization", &bearer)]).status, 421);
+
+    for bad in
+        ["ftp://tandem.example.com", "https://tandem.example.com/sub/path", "https://user@host", "tandem.example.com"]
+    {
+        let out = home.run(&["app-server", "--listen", "http://127.0.0.1:0", "--public-url", bad]);
+        assert_eq!(out.code, 2, "{bad}: {out:?}");
+        assert!(out.stderr.contains("http(s)://NAME[:PORT]"), "{bad}: {}", out.stderr);
+    }
+    let out = home.run(&["app-server", "--listen", "unix", "--public-url", "https://tandem.example.com"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--listen http://"), "{}", out.stderr);
+}

@@ -89,6 +89,8 @@ pub struct ServeOptions {
     pub limits: Limits,
     /// Let an http listener bind a non-loopback address.
     pub allow_remote: bool,
+    /// Where users reach the http listener, if not at its own address.
+    pub public_url: Option<crate::web::PublicUrl>,
 }
 
 /// Why a server could not start (or stopped with an error).
@@ -182,14 +184,14 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
                 serve_stdio = true;
             }
             Listen::Http(addr) => {
-                let listener = crate::web::bind(*addr, opts.allow_remote).await?;
+                let listener = crate::web::bind(*addr, opts.allow_remote, opts.public_url.clone()).await?;
                 tracing::info!(url = %listener.url, "listening");
                 names.push(listener.url.clone());
                 http_listeners.push(listener);
             }
         }
     }
-    let http_url = http_listeners.first().map(|l| l.url.clone());
+    let http_url = http_listeners.first().map(|l| l.link_base.clone());
     let shared = Shared::new(engine.clone(), limits).with_access(gate.clone(), names, http_url).with_hub(hub);
     let mut sockets = Vec::new();
     for (path, listener) in unix_listeners {

@@ -91,9 +91,17 @@ async fn serve(home: Home, args: ServeArgs) -> Result<u8> {
         DurabilityArg::Full => Durability::Full,
     };
     check_remote(&listen, args.allow_remote)?;
+    check_public_url(&listen, &args)?;
     tracing::info!(home = %home.dir().display(), agent = ?agent.info(), ?listen, "app-server starting");
-    let opts =
-        ServeOptions { home, listen, agent, durability, limits: limits(&args)?, allow_remote: args.allow_remote };
+    let opts = ServeOptions {
+        home,
+        listen,
+        agent,
+        durability,
+        limits: limits(&args)?,
+        allow_remote: args.allow_remote,
+        public_url: args.public_url.clone(),
+    };
     match server::run(opts).await {
         Ok(()) => Ok(0),
         Err(e) => {
@@ -123,6 +131,18 @@ fn check_remote(listen: &[Listen], allow_remote: bool) -> Result<(), Fail> {
     Ok(())
 }
 
+/// `--public-url` names where an http listener is reached: there must be one.
+fn check_public_url(listen: &[Listen], args: &ServeArgs) -> Result<(), Fail> {
+    if let Some(url) = &args.public_url
+        && !listen.iter().any(|l| matches!(l, Listen::Http(_)))
+    {
+        return Err(Fail::usage(format!(
+            "--public-url {url} names where the http listener is reached, but there is none: add --listen http://127.0.0.1:PORT"
+        )));
+    }
+    Ok(())
+}
+
 /// The connection budgets the flags ask for.
 fn limits(args: &ServeArgs) -> Result<Limits, Fail> {
     let positive = |name: &str, v: usize| {
@@ -130,6 +150,7 @@ fn limits(args: &ServeArgs) -> Result<Limits, Fail> {
     };
     Ok(Limits {
         max_connections: positive("max-connections", args.max_connections)?,
+        max_connections_per_ip: positive("max-connections-per-ip", args.max_connections_per_ip)?,
         outbound_bytes: positive("client-buffer-mib", args.client_buffer_mib)?.saturating_mul(1 << 20),
         line_bytes: positive("line-buffer-mib", args.line_buffer_mib)?.saturating_mul(1 << 20),
         line_timeout: Duration::from_secs(positive("line-timeout", args.line_timeout as usize)? as u64),
@@ -166,6 +187,7 @@ fn serve_flags(args: &ServeArgs) -> Vec<OsString> {
         }
     };
     limit("--max-connections", args.max_connections as u64, defaults.max_connections as u64);
+    limit("--max-connections-per-ip", args.max_connections_per_ip as u64, defaults.max_connections_per_ip as u64);
     limit("--client-buffer-mib", args.client_buffer_mib as u64, (defaults.outbound_bytes >> 20) as u64);
     limit("--line-buffer-mib", args.line_buffer_mib as u64, (defaults.line_bytes >> 20) as u64);
     limit("--line-timeout", args.line_timeout, defaults.line_timeout.as_secs());
@@ -178,6 +200,9 @@ fn serve_flags(args: &ServeArgs) -> Vec<OsString> {
     }
     if args.allow_remote {
         flags.push("--allow-remote".into());
+    }
+    if let Some(url) = &args.public_url {
+        flags.extend(["--public-url".into(), url.to_string().into()]);
     }
     if !args.command.is_empty() {
         flags.push("--".into());
@@ -194,7 +219,8 @@ fn check_start_args(home: &Home, args: &ServeArgs) -> Result<(), Fail> {
             "`app-server start` always listens on the default socket (plus any --listen http://…); use `tandem app-server --listen …` to run one in the foreground",
         ));
     }
-    check_remote(&args.listen, args.allow_remote)
+    check_remote(&args.listen, args.allow_remote)?;
+    check_public_url(&args.listen, args)
 }
 
 async fn start(home: &Home, args: &ServeArgs) -> Result<u8> {

@@ -138,6 +138,11 @@ struct ServeArgs {
     /// network: put a reverse proxy with TLS in front.
     #[arg(long)]
     allow_remote: bool,
+    /// Where users reach the http listener when that is not its own address
+    /// (a reverse proxy with TLS in front): http(s)://NAME[:PORT]. Links point
+    /// there, and pages served from there may open the WebSocket.
+    #[arg(long, value_name = "URL", env = "TANDEM_PUBLIC_URL", value_parser = tandem_app_server::web::PublicUrl::parse)]
+    public_url: Option<tandem_app_server::web::PublicUrl>,
     /// Which agent answers turns: echo, exec, openai, codex or claude
     /// [default: echo, or `agent` in $TANDEM_HOME/config.toml].
     #[arg(long, value_name = "AGENT", env = "TANDEM_AGENT")]
@@ -169,6 +174,10 @@ struct ServeArgs {
     /// Most clients connected at once; the next one is refused with an error.
     #[arg(long, value_name = "N", env = "TANDEM_MAX_CONNECTIONS", default_value_t = transport::MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Most WebSockets one address may have open at once on the http listener
+    /// (behind a reverse proxy every client has the proxy's address).
+    #[arg(long, value_name = "N", env = "TANDEM_MAX_CONNECTIONS_PER_IP", default_value_t = transport::MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
     /// MiB queued for one client that does not read before the server stops
     /// reading its requests.
     #[arg(long, value_name = "MIB", env = "TANDEM_CLIENT_BUFFER_MIB", default_value_t = transport::OUTBOUND_BYTES >> 20)]

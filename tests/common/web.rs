@@ -201,6 +201,18 @@ impl WsRpc {
         }
     }
 
+    /// The next text frame, parsed; `None` once the server closed or dropped
+    /// the connection (a reset included).
+    pub fn read_or_gone(&mut self) -> Option<Value> {
+        loop {
+            match self.socket.read() {
+                Ok(tungstenite::Message::Text(t)) => return serde_json::from_str(t.as_str()).ok(),
+                Ok(tungstenite::Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
     pub fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;

@@ -71,6 +71,9 @@ pub enum Refusal {
     Missing,
     /// A token that grants nothing now (HTTP 403): the error says why.
     Forbidden(RpcError),
+    /// A token that matches nothing: not the owner's, no link's (never made,
+    /// revoked, or guessed). HTTP 403 too; the web door counts these per address.
+    Invalid(RpcError),
 }
 
 impl Gate {
@@ -94,12 +97,18 @@ impl Gate {
             return if token::matches(presented, &self.owner_hash) {
                 Ok(Grant::Owner)
             } else {
-                Err(Refusal::Forbidden(RpcError::forbidden(
+                Err(Refusal::Invalid(RpcError::forbidden(
                     "this token is not valid here; use the owner token (see `tandem app-server status`) or a link",
                 )))
             };
         }
-        let admitted = self.links.admit(presented).map_err(|r| Refusal::Forbidden(RpcError::forbidden(r.message())))?;
+        let admitted = self.links.admit(presented).map_err(|r| {
+            let error = RpcError::forbidden(r.message());
+            match r {
+                LinkRefusal::Unknown => Refusal::Invalid(error),
+                LinkRefusal::Expired => Refusal::Forbidden(error),
+            }
+        })?;
         let grant = LinkGrant {
             id: admitted.id,
             thread_id: admitted.thread_id,
@@ -124,6 +133,16 @@ fn load_or_create_owner_token(path: &Path) -> io::Result<String> {
     file.write_all(format!("{fresh}\n").as_bytes())?;
     file.sync_all()?;
     Ok(fresh)
+}
+
+impl Grant {
+    /// May post, interrupt or change the thread (the owner, a write link).
+    pub fn writes(&self) -> bool {
+        match self {
+            Grant::Owner => true,
+            Grant::Link(link) => link.scope != LinkScope::Read,
+        }
+    }
 }
 
 impl LinkGrant {
@@ -213,7 +232,7 @@ impl Refusal {
                 "a token is required: send `Authorization: Bearer TOKEN` (the owner token, see `tandem app-server status`, or a link's)",
             )
             .with_reason("unauthorized"),
-            Refusal::Forbidden(e) => e.clone(),
+            Refusal::Forbidden(e) | Refusal::Invalid(e) => e.clone(),
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct Limits {
     /// Most connections served at once; the next one gets an error line and
     /// is closed.
     pub max_connections: usize,
+    /// Most WebSockets one peer address may have open at once (http listener).
+    pub max_connections_per_ip: usize,
     /// Bytes queued for one client before the server stops reading its
     /// requests (and its subscriptions wait, then catch up from the log).
     pub outbound_bytes: usize,
@@ -46,6 +48,8 @@ pub struct Limits {
 
 /// Default [`Limits::max_connections`].
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Default [`Limits::max_connections_per_ip`].
+pub const MAX_CONNECTIONS_PER_IP: usize = 256;
 /// Default [`Limits::outbound_bytes`]: a few of the largest pages (4 MiB).
 pub const OUTBOUND_BYTES: usize = 16 * 1024 * 1024;
 /// Default [`Limits::line_bytes`]: sixteen clients sending the largest line
@@ -58,6 +62,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: MAX_CONNECTIONS,
+            max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
             outbound_bytes: OUTBOUND_BYTES,
             line_bytes: LINE_BYTES,
             line_timeout: LINE_TIMEOUT,

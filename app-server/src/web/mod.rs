@@ -7,13 +7,14 @@
 //! This module never logs a token, and never puts one in a URL it serves.
 
 mod assets;
+mod per_ip;
 mod socket;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,6 +24,8 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::access::{Gate, Grant, Refusal};
 use crate::transport::Shared;
+use per_ip::PerIp;
+pub use per_ip::{STRIKE_BURST, STRIKES_PER_SECOND};
 
 /// The WebSocket subprotocol the server speaks (JSON-RPC, one message per
 /// text frame). A browser, which cannot set `Authorization` on a WebSocket,
@@ -48,16 +51,67 @@ pub enum HttpBindError {
     NotLoopback(SocketAddr),
 }
 
+/// Where users reach the listener when that is not the address it is bound
+/// to (a reverse proxy with TLS in front, `--public-url`): links point there,
+/// pages served from there may open the WebSocket (`Origin`), and requests for
+/// its name are answered on a loopback listener (`Host`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `https://name[:port]`, lower-cased.
+    origin: String,
+    /// `name[:port]`.
+    host: String,
+}
+
+impl PublicUrl {
+    /// `http(s)://NAME[:PORT]`, nothing after but an optional `/`.
+    pub fn parse(text: &str) -> Result<PublicUrl, String> {
+        let lower = text.trim().to_ascii_lowercase();
+        let accepted = "accepted: http(s)://NAME[:PORT], e.g. https://tandem.example.com";
+        let Some((scheme, rest)) = lower.split_once("://").filter(|(s, _)| *s == "http" || *s == "https") else {
+            return Err(format!("{text:?} is not an http(s):// URL; {accepted}"));
+        };
+        let host = rest.strip_suffix('/').unwrap_or(rest);
+        let valid = |c: char| c.is_ascii_alphanumeric() || "-.:[]".contains(c);
+        if host.is_empty() || !host.chars().all(valid) {
+            return Err(format!(
+                "{text:?} must be only a scheme and a host (no user, path, query or fragment); {accepted}"
+            ));
+        }
+        Ok(PublicUrl { origin: format!("{scheme}://{host}"), host: host.to_owned() })
+    }
+
+    /// `https://name[:port]`.
+    pub fn as_str(&self) -> &str {
+        &self.origin
+    }
+}
+
+impl std::fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.origin)
+    }
+}
+
 /// A bound http listener and the base URL links point at.
 pub struct HttpListener {
     listener: TcpListener,
+    /// `http://ADDR:PORT`, as bound.
     pub url: String,
+    /// Where links point: the `--public-url`, else `url`.
+    pub link_base: String,
     /// Bound to a loopback address: only loopback `Host` names are served.
     loopback: bool,
+    public: Option<PublicUrl>,
 }
 
-/// Binds `addr`; a non-loopback address only with `allow_remote`.
-pub async fn bind(addr: SocketAddr, allow_remote: bool) -> Result<HttpListener, HttpBindError> {
+/// Binds `addr`; a non-loopback address only with `allow_remote`. Links
+/// point at `public` when given, else at the bound address.
+pub async fn bind(
+    addr: SocketAddr,
+    allow_remote: bool,
+    public: Option<PublicUrl>,
+) -> Result<HttpListener, HttpBindError> {
     if !addr.ip().is_loopback() {
         if !allow_remote {
             return Err(HttpBindError::NotLoopback(addr));
@@ -69,7 +123,9 @@ pub async fn bind(addr: SocketAddr, allow_remote: bool) -> Result<HttpListener, 
     }
     let listener = TcpListener::bind(addr).await.map_err(|source| HttpBindError::Io { addr, source })?;
     let local = listener.local_addr().map_err(|source| HttpBindError::Io { addr, source })?;
-    Ok(HttpListener { listener, url: format!("http://{local}"), loopback: local.ip().is_loopback() })
+    let url = format!("http://{local}");
+    let link_base = public.as_ref().map_or_else(|| url.clone(), |p| p.origin.clone());
+    Ok(HttpListener { listener, url, link_base, loopback: local.ip().is_loopback(), public })
 }
 
 /// What the routes share.
@@ -79,24 +135,35 @@ struct Web {
     gate: Gate,
     /// WebSocket connections served at once (`Limits::max_connections`).
     connections: Arc<Semaphore>,
+    /// What each peer address may open and guess.
+    per_ip: PerIp,
+    public: Option<PublicUrl>,
 }
 
 /// Serves `listener` until `stop` turns true.
 pub async fn serve(listener: HttpListener, shared: Shared, gate: Gate, mut stop: watch::Receiver<bool>) {
-    let web = Web { connections: Arc::new(Semaphore::new(shared.limits.max_connections)), shared, gate };
+    let web = Web {
+        connections: Arc::new(Semaphore::new(shared.limits.max_connections)),
+        per_ip: PerIp::new(shared.limits.max_connections_per_ip),
+        public: listener.public.clone(),
+        shared,
+        gate,
+    };
     let loopback = listener.loopback;
+    let public_host = listener.public.as_ref().map(|p| p.host.clone());
     let app = Router::new()
         .route("/rpc", get(rpc))
         .route("/api/access", get(access))
         .route("/t/{thread_id}", get(assets::viewer))
         .route("/assets/{name}", get(assets::asset))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(move |req, next| loopback_host(loopback, req, next)))
+        .layer(axum::middleware::from_fn(move |req, next| loopback_host(loopback, public_host.clone(), req, next)))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(web);
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener.listener, app).with_graceful_shutdown(stopped).await {
         tracing::error!(error = %e, "the http listener failed");
     }
@@ -104,10 +171,17 @@ pub async fn serve(listener: HttpListener, shared: Shared, gate: Gate, mut stop:
 
 /// A loopback listener answers only to loopback names in `Host`: a web page
 /// whose own name was made to resolve to 127.0.0.1 (DNS rebinding) gets
-/// nothing from it, not even the viewer's shell.
-async fn loopback_host(loopback: bool, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    if loopback {
-        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+/// nothing from it, not even the viewer's shell. The `--public-url` name is
+/// answered too: a reverse proxy on this machine passes it on.
+async fn loopback_host(
+    loopback: bool,
+    public_host: Option<String>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let public = public_host.is_some_and(|p| p.eq_ignore_ascii_case(host));
+    if loopback && !public {
         let name = match host.strip_prefix('[') {
             Some(v6) => v6.split(']').next().unwrap_or(""),
             None => host.rsplit_once(':').map_or(host, |(name, _)| name),
@@ -145,6 +219,32 @@ fn refuse(status: StatusCode, error: &RpcError) -> Response {
     res
 }
 
+/// An address that guessed too many tokens: 429 with `Retry-After`.
+fn too_many_guesses(ip: IpAddr, wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    tracing::warn!(%ip, retry_after = secs, "refusing an address that presented too many invalid tokens");
+    let error = RpcError::forbidden(format!(
+        "too many invalid tokens from this address ({STRIKE_BURST} in a burst, {STRIKES_PER_SECOND} more a second); retry in {secs}s"
+    ))
+    .with_reason("tooManyAttempts");
+    let mut res = refuse(StatusCode::TOO_MANY_REQUESTS, &error);
+    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    res
+}
+
+/// The token of a request, checked, with the peer's wrong guesses counted.
+fn admit(web: &Web, peer: IpAddr, headers: &HeaderMap) -> Result<Grant, Box<Response>> {
+    if let Err(wait) = web.per_ip.may_try(peer) {
+        return Err(Box::new(too_many_guesses(peer, wait)));
+    }
+    web.gate.admit(bearer(headers).as_deref(), &web.shared.engine).map_err(|r| {
+        if let Refusal::Invalid(_) = r {
+            web.per_ip.strike(peer);
+        }
+        Box::new(refusal_response(&r))
+    })
+}
+
 fn json_response(body: &serde_json::Value) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
@@ -152,7 +252,7 @@ fn json_response(body: &serde_json::Value) -> Response {
 fn refusal_response(r: &Refusal) -> Response {
     let status = match r {
         Refusal::Missing => StatusCode::UNAUTHORIZED,
-        Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
+        Refusal::Forbidden(_) | Refusal::Invalid(_) => StatusCode::FORBIDDEN,
     };
     refuse(status, &r.error())
 }
@@ -180,13 +280,19 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// A browser's WebSocket must come from a page of this server: `Origin`, when
-/// sent, must be `http://` + the `Host` asked for (else any site the user
-/// visits could drive the server with a token it got hold of).
-fn origin_ok(headers: &HeaderMap) -> bool {
+/// sent, must be `http://` + the `Host` asked for, or the `--public-url`
+/// (else any site the user visits could drive the server with a token it got
+/// hold of).
+fn origin_ok(headers: &HeaderMap, public: Option<&PublicUrl>) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         // Not a browser (the CLI, a script): nothing to forge.
         return true;
     };
+    if let (Some(public), Ok(origin)) = (public, origin.to_str())
+        && origin.eq_ignore_ascii_case(&public.origin)
+    {
+        return true;
+    }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     match (origin.to_str().ok(), host) {
         (Some(origin), Some(host)) => origin.strip_prefix("http://").is_some_and(|o| o.eq_ignore_ascii_case(host)),
@@ -195,18 +301,18 @@ fn origin_ok(headers: &HeaderMap) -> bool {
 }
 
 /// `GET /api/access`: what the bearer token grants (200), or why nothing (401/403).
-async fn access(State(web): State<Web>, headers: HeaderMap) -> Response {
-    match web.gate.admit(bearer(&headers).as_deref(), &web.shared.engine) {
+async fn access(State(web): State<Web>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    match admit(&web, peer.ip(), &headers) {
         Ok(Grant::Owner) => json_response(&serde_json::json!({"owner": true})),
         Ok(Grant::Link(link)) => json_response(&serde_json::json!({"owner": false, "link": link.public()})),
-        Err(r) => refusal_response(&r),
+        Err(res) => *res,
     }
 }
 
 /// `GET /rpc`: the WebSocket, once Origin, token and connection limit allow it.
-async fn rpc(State(web): State<Web>, parts: Parts) -> Response {
+async fn rpc(State(web): State<Web>, ConnectInfo(peer): ConnectInfo<SocketAddr>, parts: Parts) -> Response {
     let headers = &parts.headers;
-    if !origin_ok(headers) {
+    if !origin_ok(headers, web.public.as_ref()) {
         tracing::warn!(origin = ?headers.get(header::ORIGIN), "refusing a WebSocket from another origin");
         return refuse(
             StatusCode::FORBIDDEN,
@@ -214,9 +320,18 @@ async fn rpc(State(web): State<Web>, parts: Parts) -> Response {
                 .with_reason("badOrigin"),
         );
     }
-    let grant = match web.gate.admit(bearer(headers).as_deref(), &web.shared.engine) {
+    let grant = match admit(&web, peer.ip(), headers) {
         Ok(g) => g,
-        Err(r) => return refusal_response(&r),
+        Err(res) => return *res,
+    };
+    let Some(slot) = web.per_ip.socket(peer.ip()) else {
+        let max = web.per_ip.max_sockets();
+        tracing::warn!(peer = %peer.ip(), limit = max, "refusing a WebSocket: its address has the most open");
+        let mut error = RpcError::too_many_connections(max);
+        error.message = format!(
+            "too many connections from this address: at most {max} WebSockets at once per address; close some, or restart the server with a higher --max-connections-per-ip"
+        );
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, &error);
     };
     let Ok(permit) = Arc::clone(&web.connections).try_acquire_owned() else {
         let max = web.shared.limits.max_connections;
@@ -229,15 +344,18 @@ async fn rpc(State(web): State<Web>, parts: Parts) -> Response {
         Err(rejection) => return rejection.into_response(),
     };
     let shared = web.shared.clone();
-    upgrade
-        .protocols([SUBPROTOCOL])
-        // Up to twice the protocol's limit is read, so that a message a little
-        // over it gets `frameTooLarge` and the connection stays, as a long
-        // line does on the socket; far larger ones close the connection.
-        .max_message_size(socket::READ_LIMIT)
-        .max_frame_size(socket::READ_LIMIT)
-        .on_upgrade(move |ws| async move {
+    // A message is held whole until its last frame: a read-only link asks
+    // only for small things, so it may hold little; the owner and write links
+    // may send a prompt as large as the protocol allows. Up to twice that is
+    // read, so that a message a little over it gets `frameTooLarge` and the
+    // connection stays, as a long line does on the socket; far larger ones
+    // close the connection.
+    let read_limit = if grant.writes() { socket::READ_LIMIT } else { socket::READ_ONLY_LIMIT };
+    upgrade.protocols([SUBPROTOCOL]).max_message_size(read_limit).max_frame_size(read_limit).on_upgrade(
+        move |ws| async move {
             socket::serve(ws, shared, grant).await;
+            drop(slot);
             drop(permit);
-        })
+        },
+    )
 }

@@ -16,6 +16,10 @@ use crate::transport::{Outbound, Shared};
 /// The largest message read off a WebSocket (twice `MAX_FRAME_BYTES`).
 pub const READ_LIMIT: usize = 2 * MAX_FRAME_BYTES;
 
+/// The largest message read off a read-only link's WebSocket: its requests
+/// (read, page, subscribe) are small.
+pub const READ_ONLY_LIMIT: usize = 64 * 1024;
+
 /// Serves one WebSocket until either side closes it.
 pub async fn serve(ws: WebSocket, shared: Shared, grant: Grant) {
     let (mut sink, mut stream) = ws.split();
