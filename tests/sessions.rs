@@ -439,6 +439,8 @@ fn share_session_asks_for_the_repo_then_mirrors_live_and_unshare_stops() {
     assert!(out.stderr.contains(&format!("Claude Code {CLAUDE_ID}")), "{out:?}");
     let thread = out.stdout.split("thread ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
     assert!(out.stdout.contains(&format!("tandem share tail --thread {thread} --from 1")), "{out:?}");
+    // The autostarted server has no web listener: say how to get a link.
+    assert!(out.stdout.contains("--listen http://127.0.0.1:7878"), "{out:?}");
     let list = std::fs::read_to_string(w.home.path().join("shared-sessions.json")).unwrap();
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list["version"], 1);
@@ -656,4 +658,42 @@ fn a_session_shared_on_a_hub_reaches_it_live() {
     let out = w.cli(repo.path(), &["share", "unshare", CLAUDE_ID, "--delete"]).ok();
     assert!(out.stdout.contains("Deleted its copy on the hub"), "{out:?}");
     assert_eq!(hub.poll_status(&id), 404);
+}
+
+/// Without a hub, the link is the app-server's own web viewer when it has
+/// one: a read-only link whose page reads the mirrored thread.
+#[test]
+fn a_session_shared_without_a_hub_gets_a_link_to_the_local_viewer() {
+    let w = World::new();
+    let repo = Repo::new("git@github.com:Acme/Widgets.git");
+    let file = w.claude_project(repo.path()).join(format!("{CLAUDE_ID}.jsonl"));
+    let lines = w.lines_in(&format!("claude/{CLAUDE_ID}.jsonl"), repo.path());
+    std::fs::write(&file, lines.concat()).unwrap();
+    let env = w.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = w.home.serve_env(&["--listen", "unix", "--listen", "http://127.0.0.1:0"], &env);
+
+    w.cli(repo.path(), &["repo", "allow"]).ok();
+    let out = w.cli(repo.path(), &["share", "session", CLAUDE_ID]).ok();
+    let url = out.stdout.lines().find_map(|l| l.strip_prefix("✓ Session shared: ")).expect("a URL").trim().to_owned();
+    let (page, token) = url.split_once("#k=").unwrap_or_else(|| panic!("no token in {url}"));
+    let rest = page.strip_prefix("http://127.0.0.1:").unwrap_or_else(|| panic!("not the local listener: {url}"));
+    let (port, thread) = rest.split_once("/t/").unwrap_or_else(|| panic!("not a viewer page: {url}"));
+    assert!(out.stdout.contains(&format!("thread {thread}")), "{out:?}");
+
+    let web = common::web::WebServer { server, url: format!("http://127.0.0.1:{port}") };
+    let access = common::web::http_get(web.host(), "/api/access", &[("Authorization", &format!("Bearer {token}"))]);
+    assert_eq!(access.status, 200, "{access:?}");
+    assert_eq!(access.json()["link"]["scope"], "read", "{access:?}");
+    let mut viewer = common::web::WsRpc::connect(&web, token);
+    let read = viewer.call("thread/read", json!({"threadId": thread}));
+    assert!(read["thread"]["title"].as_str().unwrap().contains(&CLAUDE_ID[..8]), "{read}");
+    assert_forbidden_post(&mut viewer, thread);
+    w.cli(repo.path(), &["share", "unshare", CLAUDE_ID]).ok();
+}
+
+/// A read link cannot post into a mirror.
+fn assert_forbidden_post(viewer: &mut common::web::WsRpc, thread: &str) {
+    let r = viewer.request("turn/start", json!({"threadId": thread, "input": "hi"}));
+    assert_eq!(r["error"]["code"], -32004, "{r}");
 }

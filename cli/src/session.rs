@@ -11,11 +11,14 @@ use std::time::Duration;
 
 use anyhow::Result;
 use tandem_app_server::Home;
+use tandem_app_server::client::ClientError;
 use tandem_app_server::mirror::allowlist::{self, SharedSession};
 use tandem_app_server::mirror::convert::{AgentKind, thread_id_for};
 use tandem_app_server::mirror::locate::{SessionRoots, claude_project_name};
 use tandem_protocol::ids::normalize_uuid;
-use tandem_protocol::methods::{HubLinkCreate, HubUnlink, ThreadRead, ThreadReadParams};
+use tandem_protocol::methods::{
+    HubLinkCreate, HubUnlink, LinkCreate, LinkCreateParams, LinkScope, ThreadRead, ThreadReadParams,
+};
 
 use crate::exit::{self, Fail};
 use crate::{ConnArgs, repo};
@@ -131,12 +134,32 @@ pub async fn share(id: Option<String>, hook: bool, hub: Option<String>, conn: &C
         );
         return Ok(0);
     }
-    say!(
-        "✓ Session {}: {} {} → thread {thread_id}",
-        if already { "already shared" } else { "shared" },
-        session.kind.display(),
-        session.id
-    );
+    // No hub: the link is the app-server's own web viewer, when it has one.
+    let params = LinkCreateParams { thread_id: thread_id.clone(), scope: Some(LinkScope::Read), expires_in: None };
+    let link = match client.call::<LinkCreate>(&params).await {
+        Ok(r) => Some(r.url),
+        Err(e) if e.is_transport() => return Err(Fail::from(e).into()),
+        Err(ClientError::Rpc(rpc)) if rpc.reason() == Some("noHttpListener") => None,
+        Err(e) => return Err(Fail::from(e).into()),
+    };
+    let state = if already { "already shared" } else { "shared" };
+    match &link {
+        Some(url) => {
+            say!("✓ Session {state}: {url}");
+            say!(
+                "  ({} {} → thread {thread_id}, read-only link; `tandem share unshare {}` stops it)",
+                session.kind.display(),
+                session.id,
+                session.id
+            );
+        }
+        None => {
+            say!("✓ Session {state}: {} {} → thread {thread_id}", session.kind.display(), session.id);
+            say!(
+                "  for a link, give the app-server a web listener (`tandem app-server restart --listen http://127.0.0.1:7878`) and run `tandem share link --thread {thread_id}`, or share with a hub (--hub URL)"
+            );
+        }
+    }
     say!("  follow it: tandem share tail --thread {thread_id} --from 1");
     Ok(0)
 }
