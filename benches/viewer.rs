@@ -88,8 +88,10 @@ fn main() -> Result<()> {
     let prompt: String = (0..ECHO_WORDS).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
     tandem(home.path(), &["share", "post", "--thread", &id, "--prompt", &prompt, "--server", &server])?;
     let last = call(&sock, "thread/read", json!({"threadId": id}))?["thread"]["lastSeq"].as_u64().context("lastSeq")?;
-    let link: Value =
-        serde_json::from_str(&tandem(home.path(), &["share", "link", "--thread", &id, "--json", "--server", &server])?)?;
+    let link: Value = serde_json::from_str(&tandem(
+        home.path(),
+        &["share", "link", "--thread", &id, "--json", "--server", &server],
+    )?)?;
     let url = link["url"].as_str().context("link url")?.to_owned();
     println!("viewer open: a thread of {last} events made in {:.1} s", made.elapsed().as_secs_f64());
 

@@ -388,8 +388,10 @@ async fn hub_viewer_follows_live_survives_a_restart_and_says_when_unshared() {
 
     // Live: a post from the CLI streams in.
     let (hm, t, e) = (std::sync::Arc::clone(&home), id.clone(), endpoint.clone());
-    blocking(move || hm.run(&["share", "post", "--thread", &t, "--prompt", "live words via the hub", "--server", &e]).ok())
-        .await;
+    blocking(move || {
+        hm.run(&["share", "post", "--thread", &t, "--prompt", "live words via the hub", "--server", &e]).ok()
+    })
+    .await;
     let second = last(&home);
     until(&c, "the live turn", &shown_all(second), body).await;
     let answers = "[...document.querySelectorAll('.msg.agent')].map(e => e.textContent)";
@@ -405,8 +407,10 @@ async fn hub_viewer_follows_live_survives_a_restart_and_says_when_unshared() {
     })
     .await;
     let (hm, t, e) = (std::sync::Arc::clone(&home), id.clone(), endpoint.clone());
-    blocking(move || hm.run(&["share", "post", "--thread", &t, "--prompt", "after the hub restart", "--server", &e]).ok())
-        .await;
+    blocking(move || {
+        hm.run(&["share", "post", "--thread", &t, "--prompt", "after the hub restart", "--server", &e]).ok()
+    })
+    .await;
     let third = last(&home);
     until(&c, "the page to catch up", &shown_all(third), body).await;
     assert_eq!(js(&c, "return document.body.dataset.applied").await, json!(third.to_string()));
@@ -452,7 +456,10 @@ async fn a_long_thread_opens_at_its_end_and_loads_earlier_pages_on_scroll() {
     let turns = js(&c, "return document.querySelectorAll('.turn').length").await.as_u64().unwrap();
     assert!(turns < 1_000, "{turns} turns in the page");
     // The reader is at the bottom.
-    assert_eq!(js(&c, "return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 80").await, json!(true));
+    assert_eq!(
+        js(&c, "return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 80").await,
+        json!(true)
+    );
 
     // Scrolling to the top loads the page before, and keeps the place.
     js(&c, "window.scrollTo(0, 0); return 1").await;
@@ -486,14 +493,11 @@ async fn a_long_thread_opens_at_its_end_and_loads_earlier_pages_on_scroll() {
 /// turns (three events each) in one `thread/start`, then an echo turn of
 /// 1,000 words (a delta per word). Returns its id and last seq.
 fn long_thread(home: &Home) -> (String, u64) {
-    let turns: Vec<Value> = (0..33_000)
-        .map(|i| json!({"input": format!("question {i}"), "response": format!("answer **{i}**")}))
-        .collect();
+    let turns: Vec<Value> =
+        (0..33_000).map(|i| json!({"input": format!("question {i}"), "response": format!("answer **{i}**")})).collect();
     let mut raw = home.raw();
-    let id = raw.call("thread/start", json!({"title": "long", "turns": turns}))["thread"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id =
+        raw.call("thread/start", json!({"title": "long", "turns": turns}))["thread"]["id"].as_str().unwrap().to_owned();
     home.run(&["share", "post", "--thread", &id, "--prompt", &words(1000), "--server", &home.endpoint()]).ok();
     let last = raw.call("thread/read", json!({"threadId": id}))["thread"]["lastSeq"].as_u64().unwrap();
     (id, last)

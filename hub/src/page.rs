@@ -37,10 +37,8 @@ pub fn render(v: &View) -> String {
     if first > 1 {
         // Without JavaScript, older history is a link away; the script loads
         // it as the reader scrolls up instead.
-        let earlier = format!(
-            "<p class=\"earlier\"><a href=\"/s/{}?before={first}\">Earlier messages</a></p>",
-            escape(v.id)
-        );
+        let earlier =
+            format!("<p class=\"earlier\"><a href=\"/s/{}?before={first}\">Earlier messages</a></p>", escape(v.id));
         body.insert_str(0, &earlier);
     }
     if v.events.is_empty() && v.last_seq == 0 {

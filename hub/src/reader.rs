@@ -36,6 +36,11 @@ const HISTORY_PAGE: usize = 1_000;
 /// one event is always sent).
 const HISTORY_BYTES: usize = 4 << 20;
 
+/// How long one item may wait to leave for a reader that reads nothing: then
+/// the reader is dropped (the viewer reconnects and resumes from its last
+/// seq), rather than holding its task and connection forever.
+const SEND_PATIENCE: Duration = Duration::from_secs(60);
+
 /// The close code a reader gets when the share ends (deleted or expired); the
 /// close reason and a last `{"type": "deleted" | "expired"}` item say which.
 pub const CLOSE_ENDED: u16 = 4000;
@@ -195,7 +200,7 @@ async fn follow<S: HubStore>(hub: Arc<Hub<S>>, id: String, mut next_seq: u64, mu
         };
         let thread = thread_item(&share);
         if sent_thread.as_ref() != Some(&thread) {
-            if socket.send(Message::text(thread.clone())).await.is_err() {
+            if !send(&mut socket, thread.clone()).await {
                 return;
             }
             sent_thread = Some(thread);
@@ -214,7 +219,7 @@ async fn follow<S: HubStore>(hub: Arc<Hub<S>>, id: String, mut next_seq: u64, mu
             more = page.len() == LIVE_PAGE;
             for e in page {
                 let item = format!(r#"{{"type":"event","seq":{},"event":{}}}"#, e.seq, e.json);
-                if socket.send(Message::text(item)).await.is_err() {
+                if !send(&mut socket, item).await {
                     return;
                 }
                 next_seq = e.seq + 1;
@@ -231,12 +236,21 @@ async fn follow<S: HubStore>(hub: Arc<Hub<S>>, id: String, mut next_seq: u64, mu
     }
 }
 
+/// Sends one item; false if the reader is gone or took nothing for
+/// [`SEND_PATIENCE`].
+async fn send(socket: &mut WebSocket, item: String) -> bool {
+    matches!(tokio::time::timeout(SEND_PATIENCE, socket.send(Message::text(item))).await, Ok(Ok(())))
+}
+
 /// Tells the reader the share ended (`{"type": why}`), then closes with
 /// [`CLOSE_ENDED`] and `reason`.
 async fn close(mut socket: WebSocket, why: &str, reason: &str) {
-    let _ = socket.send(Message::text(json!({ "type": why }).to_string())).await;
-    let frame = CloseFrame { code: CLOSE_ENDED, reason: reason.into() };
-    let _ = socket.send(Message::Close(Some(frame))).await;
-    // Give the close frame a moment to leave before the socket drops.
-    let _ = tokio::time::timeout(Duration::from_secs(5), socket.recv()).await;
+    let goodbye = async {
+        let _ = socket.send(Message::text(json!({ "type": why }).to_string())).await;
+        let frame = CloseFrame { code: CLOSE_ENDED, reason: reason.into() };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+        // Give the close frame a moment to leave before the socket drops.
+        let _ = socket.recv().await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), goodbye).await;
 }

@@ -88,8 +88,8 @@ impl Hub {
     pub fn socket(&self, path: &str) -> Poll {
         let stream = TcpStream::connect(&self.addr).unwrap();
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        let (ws, _) = tungstenite::client(format!("ws://{}{path}", self.addr), stream)
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let (ws, _) =
+            tungstenite::client(format!("ws://{}{path}", self.addr), stream).unwrap_or_else(|e| panic!("{path}: {e}"));
         Poll { ws }
     }
 }
