@@ -149,11 +149,11 @@ fn sync() -> Result<()> {
 const VIEWERS: usize = 500;
 /// Sync requests measured, and events in each (as the app-server's debounced
 /// batches carry several).
-const BATCHES: usize = 200;
+const BATCHES: usize = 100;
 const BATCH_EVENTS: u64 = 5;
 /// Between two syncs (the app-server sends one a second per thread; this is
 /// far denser, so that the run is short).
-const BATCH_GAP: Duration = Duration::from_millis(25);
+const BATCH_GAP: Duration = Duration::from_millis(200);
 
 fn fanout() -> Result<()> {
     let (hub, addr, _hub_home) = start_hub()?;

@@ -1,6 +1,7 @@
-//! How fast the web viewer opens a long thread: a 100,000-event thread
-//! (33,000 imported turns and a 1,000-word echo turn, made through the real
-//! `tandem app-server`), opened in headless Chromium (Debian's `chromium` and
+//! How fast the web viewer opens a long thread: two 100,000-event threads,
+//! made through the real `tandem app-server` — 33,000 imported turns and a
+//! 1,000-word echo turn; one 100,000-word echo turn (a delta per word) —
+//! each opened in headless Chromium (Debian's `chromium` and
 //! `chromium-driver`, over WebDriver) from a read link, timed until the last
 //! event is shown and the last answer is on screen. Each run opens the page
 //! afresh (from `about:blank`); the figure is the median and the worst of the
@@ -23,6 +24,7 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_tandem");
 const IMPORTED_TURNS: usize = 33_000;
 const ECHO_WORDS: usize = 1_000;
+const DELTA_WORDS: usize = 100_000;
 const RUNS: usize = 7;
 
 struct Kill(Child);
@@ -54,8 +56,17 @@ fn call(sock: &std::path::Path, method: &str, params: Value) -> Result<Value> {
     }
 }
 
-fn tandem(home: &std::path::Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(BIN).env("TANDEM_HOME", home).args(args).stdin(Stdio::null()).output()?;
+/// `tandem ARGS` with `input` on stdin.
+fn tandem(home: &std::path::Path, args: &[&str], input: &str) -> Result<String> {
+    let mut child = Command::new(BIN)
+        .env("TANDEM_HOME", home)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
+    let out = child.wait_with_output()?;
     if !out.status.success() {
         return Err(anyhow!("tandem {args:?}: {}", String::from_utf8_lossy(&out.stderr)));
     }
@@ -78,37 +89,64 @@ fn main() -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    let server = format!("unix:{}", sock.display());
+    let words = |n: usize| (0..n).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+    let driver = chromedriver()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+
+    // 33,000 imported turns (three events each), then an echo turn.
     let made = Instant::now();
     let turns: Vec<Value> = (0..IMPORTED_TURNS)
         .map(|i| json!({"input": format!("question {i}"), "response": format!("answer **{i}**")}))
         .collect();
     let thread = call(&sock, "thread/start", json!({"title": "long", "turns": turns}))?;
     let id = thread["thread"]["id"].as_str().context("thread id")?.to_owned();
-    let server = format!("unix:{}", sock.display());
-    let prompt: String = (0..ECHO_WORDS).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
-    tandem(home.path(), &["share", "post", "--thread", &id, "--prompt", &prompt, "--server", &server])?;
-    let last = call(&sock, "thread/read", json!({"threadId": id}))?["thread"]["lastSeq"].as_u64().context("lastSeq")?;
-    let link: Value = serde_json::from_str(&tandem(
-        home.path(),
-        &["share", "link", "--thread", &id, "--json", "--server", &server],
-    )?)?;
-    let url = link["url"].as_str().context("link url")?.to_owned();
-    println!("viewer open: a thread of {last} events made in {:.1} s", made.elapsed().as_secs_f64());
+    tandem(home.path(), &["share", "post", "--thread", &id, "--prompt", "-", "--server", &server], &words(ECHO_WORDS))?;
+    let what = format!("{IMPORTED_TURNS} imported turns + a {ECHO_WORDS}-word echo turn");
+    measure(&rt, driver.1, home.path(), &sock, &server, &id, &what, made.elapsed(), ECHO_WORDS)?;
 
-    let driver = chromedriver()?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let (mut page, mut wall) = rt.block_on(async {
-        let c = browser(driver.1).await?;
+    // One turn of 100,000 deltas.
+    let made = Instant::now();
+    let id = tandem(home.path(), &["share", "new", "--server", &server], "")?;
+    tandem(
+        home.path(),
+        &["share", "post", "--thread", &id, "--prompt", "-", "--server", &server],
+        &words(DELTA_WORDS),
+    )?;
+    let what = format!("one {DELTA_WORDS}-word echo turn");
+    measure(&rt, driver.1, home.path(), &sock, &server, &id, &what, made.elapsed(), DELTA_WORDS)
+}
+
+/// Opens thread `id` [`RUNS`] times and prints the figures; `words`: its
+/// last answer ends with `w{words - 1}`.
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    home: &std::path::Path,
+    sock: &std::path::Path,
+    server: &str,
+    id: &str,
+    what: &str,
+    made: Duration,
+    words: usize,
+) -> Result<()> {
+    let last = call(sock, "thread/read", json!({"threadId": id}))?["thread"]["lastSeq"].as_u64().context("lastSeq")?;
+    let link: Value =
+        serde_json::from_str(&tandem(home, &["share", "link", "--thread", id, "--json", "--server", server], "")?)?;
+    let url = link["url"].as_str().context("link url")?.to_owned();
+    let (mut page, mut wall, dom) = rt.block_on(async {
+        let c = browser(port).await?;
         let mut page = Vec::new();
         let mut wall = Vec::new();
+        let shown = format!(
+            "if (document.body.dataset.lastSeq === '{last}' && [...document.querySelectorAll('.msg.agent')].pop().textContent.endsWith('w{}')) return performance.now(); return null;",
+            words - 1
+        );
         for _ in 0..RUNS {
             c.goto("about:blank").await?;
             let start = Instant::now();
             c.goto(&url).await?;
-            let shown = format!(
-                "if (document.body.dataset.lastSeq === '{last}' && [...document.querySelectorAll('.msg.agent')].pop().textContent.endsWith('w{}')) return performance.now(); return null;",
-                ECHO_WORDS - 1
-            );
             loop {
                 let v = c.execute(&shown, vec![]).await?;
                 if let Some(ms) = v.as_f64() {
@@ -122,17 +160,17 @@ fn main() -> Result<()> {
         }
         let dom = c.execute("return document.getElementsByTagName('*').length", vec![]).await?;
         let _ = c.close().await;
-        println!("viewer open: {} elements in the page once open", dom);
-        anyhow::Ok((page, wall))
+        anyhow::Ok((page, wall, dom))
     })?;
     page.sort_by(f64::total_cmp);
     wall.sort_by(f64::total_cmp);
     println!(
-        "viewer open: {last}-event thread to its last answer on screen in headless Chromium: median {:.0} ms, worst {:.0} ms (in the page, from navigation start); median {:.0} ms, worst {:.0} ms (from asking WebDriver for the page); {RUNS} runs; target < 2000 ms",
+        "viewer open, {last} events ({what}; made in {:.1} s): last answer on screen in median {:.0} ms, worst {:.0} ms (in the page, from navigation start); median {:.0} ms, worst {:.0} ms (from asking WebDriver); {RUNS} runs; {dom} elements in the page; target < 2000 ms",
+        made.as_secs_f64(),
         page[RUNS / 2],
         page[RUNS - 1],
         wall[RUNS / 2],
-        wall[RUNS - 1]
+        wall[RUNS - 1],
     );
     Ok(())
 }

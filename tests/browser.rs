@@ -47,12 +47,22 @@ impl Driver {
 
     /// A new headless browser session.
     async fn browser(&self) -> Client {
+        self.session(json!({})).await
+    }
+
+    /// A new headless browser session with JavaScript turned off.
+    async fn browser_without_js(&self) -> Client {
+        self.session(json!({"profile.managed_default_content_settings.javascript": 2})).await
+    }
+
+    async fn session(&self, prefs: Value) -> Client {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
             json!({
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,800"],
+                "prefs": prefs,
             }),
         );
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -364,6 +374,16 @@ async fn hub_viewer_follows_live_survives_a_restart_and_says_when_unshared() {
     let body = "document.body.innerText";
     let shown_all = |n: u64| format!("document.body.dataset.lastSeq === '{n}'");
     let driver = Driver::start();
+
+    // Without JavaScript the page still reads: the hub rendered the history.
+    let plain = driver.browser_without_js().await;
+    plain.goto(&url).await.unwrap();
+    let text = plain.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    assert!(text.contains("Without JavaScript it does not update"), "{text}");
+    assert!(text.contains(XSS) && text.contains("inline <b>code</b>"), "{text}");
+    assert_eq!(plain.title().await.unwrap(), "<b>demo</b> · Tandem");
+    let _ = plain.close().await;
+
     let c = driver.browser().await;
     c.goto(&url).await.unwrap();
     // The script took over the server's rendering: markdown is rendered.

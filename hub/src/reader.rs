@@ -5,23 +5,26 @@
 //! takes a secret, and nothing here changes the store.
 //!
 //! A WebSocket reader is woken by `live` (a bump, no data) and reads what is
-//! new from the store itself, so a slow reader only falls behind: it holds no
-//! queue and costs no one else anything.
+//! new from the store, so a slow reader only falls behind: it holds no queue
+//! and costs no one else anything. Readers woken by the same change share one
+//! read of the store (a snapshot); a reader behind it reads on by itself.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt as _;
 use serde::Deserialize;
 use serde_json::json;
 use tandem_protocol::time::now_millis;
 
 use crate::api::{Hub, Refusal, internal, live_share};
 use crate::page;
-use crate::store::{HubStore, Share, is_expired};
+use crate::store::{HubStore, Share, StoreError, is_expired};
 
 /// Events a WebSocket reader reads from the store per round trip.
 const LIVE_PAGE: usize = 500;
@@ -180,50 +183,131 @@ fn thread_item(share: &Share) -> String {
     json!({ "type": "thread", "title": share.title, "shared": share.shared }).to_string()
 }
 
+/// What one read of the store found for a share, handed to every reader
+/// woken by the same change: 500 viewers of a share cost one read per sync,
+/// not 500.
+struct Snapshot {
+    /// When the read began: it saw every change bumped before then.
+    began: Instant,
+    share: Option<Share>,
+    /// The thread item, as sent.
+    thread: Utf8Bytes,
+    /// Events from seq `from` on (at most a page), as sent.
+    from: u64,
+    events: Vec<(u64, Utf8Bytes)>,
+}
+
+/// The last snapshot of one share, shared by its readers (each holds the Arc).
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Snapshot>>>>;
+
+/// The slots of the shares being read, by (hub, share id); an entry goes
+/// when the last reader of its share leaves.
+static SLOTS: LazyLock<Mutex<HashMap<(usize, String), Weak<tokio::sync::Mutex<Option<Arc<Snapshot>>>>>>> =
+    LazyLock::new(Mutex::default);
+
+fn slot_of<S>(hub: &Arc<Hub<S>>, id: &str) -> Slot {
+    let key = (Arc::as_ptr(hub) as usize, id.to_owned());
+    let mut slots = SLOTS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(slot) = slots.get(&key).and_then(Weak::upgrade) {
+        return slot;
+    }
+    slots.retain(|_, w| w.strong_count() > 0);
+    let slot = Slot::default();
+    slots.insert(key, Arc::downgrade(&slot));
+    slot
+}
+
+/// A snapshot that saw every change before `woke` and holds the events from
+/// `next_seq` on (if there are any): the last one if it does, else a new read.
+async fn snapshot<S: HubStore>(
+    hub: &Hub<S>,
+    id: &str,
+    slot: &Slot,
+    woke: Instant,
+    next_seq: u64,
+) -> Result<Arc<Snapshot>, StoreError> {
+    let mut last = slot.lock().await;
+    if let Some(s) = last.as_ref().filter(|s| s.began >= woke && s.from <= next_seq) {
+        return Ok(Arc::clone(s));
+    }
+    let began = Instant::now();
+    let share = hub.store.get(id).await?;
+    let mut events = Vec::new();
+    if share.as_ref().is_some_and(|s| s.shared && next_seq < s.next_seq) {
+        for e in hub.store.events(id, next_seq, LIVE_PAGE).await? {
+            let item = format!(r#"{{"type":"event","seq":{},"event":{}}}"#, e.seq, e.json);
+            events.push((e.seq, Utf8Bytes::from(item)));
+        }
+    }
+    let thread = share.as_ref().map(thread_item).unwrap_or_default().into();
+    let snap = Arc::new(Snapshot { began, share, thread, from: next_seq, events });
+    *last = Some(Arc::clone(&snap));
+    Ok(snap)
+}
+
 /// Sends a share's items to one reader: the thread, the stored events from
 /// `next_seq` on, then whatever is synced later, until the reader leaves or
 /// the share ends.
 async fn follow<S: HubStore>(hub: Arc<Hub<S>>, id: String, mut next_seq: u64, mut socket: WebSocket) {
     // Watch before reading, so a sync between the read and the wait still wakes us.
     let mut changes = hub.live.watch(&id);
-    let mut sent_thread = None;
+    let slot = slot_of(&hub, &id);
+    let mut sent_thread: Option<Utf8Bytes> = None;
     loop {
         changes.borrow_and_update();
-        let share = match hub.store.get(&id).await {
-            Ok(Some(s)) if !is_expired(&s, now_millis()) => s,
-            Ok(Some(_)) => return close(socket, "expired", "the share has expired").await,
-            Ok(None) => return close(socket, "deleted", "the share was deleted").await,
+        let woke = Instant::now();
+        let snap = match snapshot(&hub, &id, &slot, woke, next_seq).await {
+            Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, share = %id, "reader could not read the share");
                 return;
             }
         };
-        let thread = thread_item(&share);
-        if sent_thread.as_ref() != Some(&thread) {
-            if !send(&mut socket, thread.clone()).await {
+        let share = match &snap.share {
+            Some(s) if !is_expired(s, now_millis()) => s,
+            Some(_) => return close(socket, "expired", "the share has expired").await,
+            None => return close(socket, "deleted", "the share was deleted").await,
+        };
+        if sent_thread.as_ref() != Some(&snap.thread) {
+            if !feed(&mut socket, snap.thread.clone()).await {
                 return;
             }
-            sent_thread = Some(thread);
+            sent_thread = Some(snap.thread.clone());
         }
         // While its author has sharing off, a share shows nothing more than
         // that (the events resume once it is on again).
-        let mut more = share.shared && next_seq < share.next_seq;
-        while more {
-            let page = match hub.store.events(&id, next_seq, LIVE_PAGE).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(error = %e, share = %id, "reader could not read events");
-                    return;
+        if share.shared {
+            if snap.from <= next_seq {
+                let from = next_seq;
+                for (seq, item) in snap.events.iter().filter(|(seq, _)| *seq >= from) {
+                    if !feed(&mut socket, item.clone()).await {
+                        return;
+                    }
+                    next_seq = seq + 1;
                 }
-            };
-            more = page.len() == LIVE_PAGE;
-            for e in page {
-                let item = format!(r#"{{"type":"event","seq":{},"event":{}}}"#, e.seq, e.json);
-                if !send(&mut socket, item).await {
-                    return;
-                }
-                next_seq = e.seq + 1;
             }
+            // Behind the snapshot, or past its page: this reader reads on by itself.
+            let mut more = next_seq < share.next_seq;
+            while more {
+                let page = match hub.store.events(&id, next_seq, LIVE_PAGE).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(error = %e, share = %id, "reader could not read events");
+                        return;
+                    }
+                };
+                more = page.len() == LIVE_PAGE;
+                for e in page {
+                    let item = format!(r#"{{"type":"event","seq":{},"event":{}}}"#, e.seq, e.json);
+                    if !feed(&mut socket, item.into()).await {
+                        return;
+                    }
+                    next_seq = e.seq + 1;
+                }
+            }
+        }
+        if !flush(&mut socket).await {
+            return;
         }
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
@@ -236,10 +320,15 @@ async fn follow<S: HubStore>(hub: Arc<Hub<S>>, id: String, mut next_seq: u64, mu
     }
 }
 
-/// Sends one item; false if the reader is gone or took nothing for
-/// [`SEND_PATIENCE`].
-async fn send(socket: &mut WebSocket, item: String) -> bool {
-    matches!(tokio::time::timeout(SEND_PATIENCE, socket.send(Message::text(item))).await, Ok(Ok(())))
+/// Queues one item (what a wake brings leaves in one write, at [`flush`]);
+/// false if the reader is gone or took nothing for [`SEND_PATIENCE`].
+async fn feed(socket: &mut WebSocket, item: Utf8Bytes) -> bool {
+    matches!(tokio::time::timeout(SEND_PATIENCE, socket.feed(Message::Text(item))).await, Ok(Ok(())))
+}
+
+/// Sends what was queued; false as for [`feed`].
+async fn flush(socket: &mut WebSocket) -> bool {
+    matches!(tokio::time::timeout(SEND_PATIENCE, socket.flush()).await, Ok(Ok(())))
 }
 
 /// Tells the reader the share ended (`{"type": why}`), then closes with
