@@ -198,12 +198,13 @@ struct Snapshot {
 }
 
 /// The last snapshot of one share, shared by its readers (each holds the Arc).
-type Slot = Arc<tokio::sync::Mutex<Option<Arc<Snapshot>>>>;
+type Slot = Arc<Last>;
+type Last = tokio::sync::Mutex<Option<Arc<Snapshot>>>;
 
 /// The slots of the shares being read, by (hub, share id); an entry goes
 /// when the last reader of its share leaves.
-static SLOTS: LazyLock<Mutex<HashMap<(usize, String), Weak<tokio::sync::Mutex<Option<Arc<Snapshot>>>>>>> =
-    LazyLock::new(Mutex::default);
+static SLOTS: LazyLock<Mutex<Slots>> = LazyLock::new(Mutex::default);
+type Slots = HashMap<(usize, String), Weak<Last>>;
 
 fn slot_of<S>(hub: &Arc<Hub<S>>, id: &str) -> Slot {
     let key = (Arc::as_ptr(hub) as usize, id.to_owned());
