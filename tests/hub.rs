@@ -186,6 +186,14 @@ fn expired_shares_answer_410_and_keep_nothing() {
     assert_eq!(hub.request("GET", &format!("/s/{id}"), "").status, 410);
     assert_eq!(hub.poll_status(&id), 410);
     assert_eq!(hub.socket_status(&format!("/api/share/{id}/live?after=0")), 410);
+    // A reader open when the time runs out is told, with nothing synced to wake it.
+    let r = hub.json("POST", "/api/share", &json!({"threadId": THREAD, "expire": "1s"}));
+    let (other, other_secret) = (r.json()["id"].as_str().unwrap().to_owned(), r.json()["secret"].clone());
+    assert_eq!(sync(&hub, &other, other_secret.as_str().unwrap(), vec![event(1, "x")]).status, 200);
+    let (items, close) = hub.live(&other, 0).rest();
+    assert_eq!(seqs(&items), [1]);
+    assert_eq!(items.last(), Some(&json!({"type":"expired"})));
+    assert_eq!(close.map(|(code, reason)| (code, reason.contains("expired"))), Some((4000, true)));
     assert_eq!(hub.request("GET", &format!("/api/share/{id}/events"), "").status, 410);
     assert_eq!(hub.json("DELETE", &format!("/api/share/{id}"), &json!({"secret": secret})).status, 410);
 

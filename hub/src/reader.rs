@@ -310,8 +310,11 @@ async fn follow<S: HubStore>(hub: Arc<Hub<S>>, id: String, mut next_seq: u64, mu
         if !flush(&mut socket).await {
             return;
         }
+        // Nothing bumps a share when its time runs out: wake then, to say so.
+        let expires_in = share.expires_at.map(|at| Duration::from_millis((at - now_millis()).max(0) as u64 + 1));
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(expires_in.unwrap_or(Duration::MAX)), if expires_in.is_some() => {}
             msg = socket.recv() => match msg {
                 // Readers have nothing to say; a close or an error ends it.
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
