@@ -1,6 +1,7 @@
-//! How fast the web viewer opens a long thread: two 100,000-event threads,
+//! How fast the web viewer opens a long thread: three 100,000-event threads,
 //! made through the real `tandem app-server` — 33,000 imported turns and a
-//! 1,000-word echo turn; one 100,000-word echo turn (a delta per word) —
+//! 1,000-word echo turn; 33,333 imported turns; one 100,000-word echo turn
+//! (a delta per word) —
 //! each opened in headless Chromium (Debian's `chromium` and
 //! `chromium-driver`, over WebDriver) from a read link, timed until the last
 //! event is shown and the last answer is on screen. Each run opens the page
@@ -25,6 +26,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_tandem");
 const IMPORTED_TURNS: usize = 33_000;
 const ECHO_WORDS: usize = 1_000;
 const DELTA_WORDS: usize = 100_000;
+/// 1 + 3 × 33,333 = 100,000 events.
+const ALL_IMPORTED: usize = 33_333;
 const RUNS: usize = 7;
 
 struct Kill(Child);
@@ -103,7 +106,19 @@ fn main() -> Result<()> {
     let id = thread["thread"]["id"].as_str().context("thread id")?.to_owned();
     tandem(home.path(), &["share", "post", "--thread", &id, "--prompt", "-", "--server", &server], &words(ECHO_WORDS))?;
     let what = format!("{IMPORTED_TURNS} imported turns + a {ECHO_WORDS}-word echo turn");
-    measure(&rt, driver.1, home.path(), &sock, &server, &id, &what, made.elapsed(), ECHO_WORDS)?;
+    let ends = format!("w{}", ECHO_WORDS - 1);
+    measure(&rt, driver.1, home.path(), &sock, &server, &id, &what, made.elapsed(), &ends)?;
+
+    // Only imported turns: the last page is 333 turns to lay out.
+    let made = Instant::now();
+    let turns: Vec<Value> = (0..ALL_IMPORTED)
+        .map(|i| json!({"input": format!("question {i}"), "response": format!("answer **{i}**")}))
+        .collect();
+    let thread = call(&sock, "thread/start", json!({"title": "long", "turns": turns}))?;
+    let id = thread["thread"]["id"].as_str().context("thread id")?.to_owned();
+    let what = format!("{ALL_IMPORTED} imported turns");
+    let ends = format!("answer {}", ALL_IMPORTED - 1);
+    measure(&rt, driver.1, home.path(), &sock, &server, &id, &what, made.elapsed(), &ends)?;
 
     // One turn of 100,000 deltas.
     let made = Instant::now();
@@ -114,11 +129,12 @@ fn main() -> Result<()> {
         &words(DELTA_WORDS),
     )?;
     let what = format!("one {DELTA_WORDS}-word echo turn");
-    measure(&rt, driver.1, home.path(), &sock, &server, &id, &what, made.elapsed(), DELTA_WORDS)
+    let ends = format!("w{}", DELTA_WORDS - 1);
+    measure(&rt, driver.1, home.path(), &sock, &server, &id, &what, made.elapsed(), &ends)
 }
 
-/// Opens thread `id` [`RUNS`] times and prints the figures; `words`: its
-/// last answer ends with `w{words - 1}`.
+/// Opens thread `id` [`RUNS`] times and prints the figures; its last answer
+/// ends with `ends`.
 #[allow(clippy::too_many_arguments)]
 fn measure(
     rt: &tokio::runtime::Runtime,
@@ -129,7 +145,7 @@ fn measure(
     id: &str,
     what: &str,
     made: Duration,
-    words: usize,
+    ends: &str,
 ) -> Result<()> {
     let last = call(sock, "thread/read", json!({"threadId": id}))?["thread"]["lastSeq"].as_u64().context("lastSeq")?;
     let link: Value =
@@ -140,8 +156,7 @@ fn measure(
         let mut page = Vec::new();
         let mut wall = Vec::new();
         let shown = format!(
-            "if (document.body.dataset.lastSeq === '{last}' && [...document.querySelectorAll('.msg.agent')].pop().textContent.endsWith('w{}')) return performance.now(); return null;",
-            words - 1
+            "if (document.body.dataset.lastSeq === '{last}' && [...document.querySelectorAll('.msg.agent')].pop().textContent.endsWith({ends:?})) return performance.now(); return null;"
         );
         for _ in 0..RUNS {
             c.goto("about:blank").await?;
