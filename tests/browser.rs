@@ -2,7 +2,8 @@
 //! `chromium-driver`), driven over WebDriver: history then live deltas,
 //! markdown rendered and thread text never run as HTML, the Share button and
 //! "Shared" pill relit live in another browser, open viewers stopped by
-//! unsharing and revocation, and a write link's composer.
+//! unsharing and revocation, a write link's composer, a 100,000-event thread
+//! opened at its end, and the same viewer served read-only by a hub.
 
 mod common;
 

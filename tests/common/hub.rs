@@ -1,6 +1,6 @@
 //! A real `tandem hub` on a free port (bound to :0, the port read from its
 //! first line), and what curl would do against it: plain HTTP/1.1 requests
-//! and the poll WebSocket.
+//! and the poll and live WebSockets.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
