@@ -2,7 +2,8 @@
 //! `chromium-driver`), driven over WebDriver: history then live deltas,
 //! markdown rendered and thread text never run as HTML, the Share button and
 //! "Shared" pill relit live in another browser, open viewers stopped by
-//! unsharing and revocation, and a write link's composer.
+//! unsharing and revocation, a write link's composer, a 100,000-event thread
+//! opened at its end, and the same viewer served read-only by a hub.
 
 mod common;
 
@@ -47,12 +48,22 @@ impl Driver {
 
     /// A new headless browser session.
     async fn browser(&self) -> Client {
+        self.session(json!({})).await
+    }
+
+    /// A new headless browser session with JavaScript turned off.
+    async fn browser_without_js(&self) -> Client {
+        self.session(json!({"profile.managed_default_content_settings.javascript": 2})).await
+    }
+
+    async fn session(&self, prefs: Value) -> Client {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
             json!({
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,800"],
+                "prefs": prefs,
             }),
         );
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -332,4 +343,183 @@ async fn viewer_reconnects_and_resumes_without_gaps_or_repeats() {
     let answers = js(&c, "return [...document.querySelectorAll('.msg.agent')].map(e => e.textContent)").await;
     assert_eq!(answers, json!(["before the restart", "after the restart"]));
     let _ = c.close().await;
+}
+
+/// The hub serves the same viewer, read-only: a linked thread's history
+/// (markdown rendered, every payload inert), then what is posted streaming in
+/// live; after the hub restarts, it resumes from the last seq it showed, each
+/// event once; a deleted share says it is no longer shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_viewer_follows_live_survives_a_restart_and_says_when_unshared() {
+    let hub_home = std::sync::Arc::new(Home::new());
+    let hub = common::hub::Hub::start(&hub_home, &[]);
+    let addr = hub.addr.clone();
+    let home = std::sync::Arc::new(Home::new());
+    let _server = home.serve(&[]);
+    let endpoint = home.endpoint();
+    let mut raw = home.raw();
+    let thread = raw.call(
+        "thread/start",
+        json!({"title": "<b>demo</b>", "turns": [{"input": XSS, "response": MARKDOWN}]}),
+    )["thread"]
+        .clone();
+    let id = thread["id"].as_str().unwrap().to_owned();
+    let url = home.run(&["share", "link", "--thread", &id, "--hub", &hub.url(), "--server", &endpoint]).ok().stdout;
+    let url = url.trim().to_owned();
+    let share = url.rsplit('/').next().unwrap().to_owned();
+    let last = |home: &Home| home.events(&id).last().unwrap()["seq"].as_u64().unwrap();
+    let first = last(&home);
+    // On the hub (synced after the 1 s debounce) before the page opens.
+    hub.live(&share, 0).until(|i| i["seq"].as_u64() == Some(first));
+
+    let body = "document.body.innerText";
+    let shown_all = |n: u64| format!("document.body.dataset.lastSeq === '{n}'");
+    let driver = Driver::start();
+
+    // Without JavaScript the page still reads: the hub rendered the history.
+    let plain = driver.browser_without_js().await;
+    plain.goto(&url).await.unwrap();
+    let text = plain.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    assert!(text.contains("Without JavaScript it does not update"), "{text}");
+    assert!(text.contains(XSS) && text.contains("inline <b>code</b>"), "{text}");
+    assert_eq!(plain.title().await.unwrap(), "<b>demo</b> · Tandem");
+    let _ = plain.close().await;
+
+    let c = driver.browser().await;
+    c.goto(&url).await.unwrap();
+    // The script took over the server's rendering: markdown is rendered.
+    until(&c, "the history", "document.querySelector('.msg.agent pre code')", body).await;
+    until(&c, "connected", "document.body.dataset.connected === 'true'", body).await;
+    let code = js(&c, &format!("return {};", text_of(".msg.agent pre code"))).await;
+    assert_eq!(code, json!("fn main() { println!(\"<img src=x onerror=alert(1)>\"); }"));
+    assert_eq!(js(&c, &format!("return {};", text_of(".msg.user"))).await, json!(XSS));
+    assert_eq!(
+        js(&c, "return document.querySelectorAll('#transcript img, #transcript script, #transcript b, #transcript i, header b').length").await,
+        json!(0)
+    );
+    assert_eq!(js(&c, "return typeof window.pwned").await, json!("undefined"));
+    assert_eq!(js(&c, &format!("return {};", text_of("#title"))).await, json!("<b>demo</b>"));
+    assert_eq!(js(&c, &format!("return {};", text_of("#shared-pill"))).await, json!("Shared"));
+    assert_eq!(js(&c, &format!("return {};", text_of("#turn-state"))).await, json!("idle"));
+    // Read-only: no composer, no Share button.
+    for control in ["composer", "share-button"] {
+        let shown = js(&c, &format!("return document.getElementById('{control}').offsetParent !== null")).await;
+        assert_eq!(shown, json!(false), "{control} is shown");
+    }
+
+    // Live: a post from the CLI streams in.
+    let (hm, t, e) = (std::sync::Arc::clone(&home), id.clone(), endpoint.clone());
+    blocking(move || {
+        hm.run(&["share", "post", "--thread", &t, "--prompt", "live words via the hub", "--server", &e]).ok()
+    })
+    .await;
+    let second = last(&home);
+    until(&c, "the live turn", &shown_all(second), body).await;
+    let answers = "[...document.querySelectorAll('.msg.agent')].map(e => e.textContent)";
+    until(&c, "the live answer", &format!("{answers}[1] === 'live words via the hub'"), answers).await;
+
+    // The hub restarts on its address; what was posted meanwhile arrives once.
+    let mut hub = hub;
+    let h = std::sync::Arc::clone(&hub_home);
+    let a = addr.clone();
+    let hub = blocking(move || {
+        hub.server.terminate();
+        common::hub::Hub::start_at(&h, &a, &[])
+    })
+    .await;
+    let (hm, t, e) = (std::sync::Arc::clone(&home), id.clone(), endpoint.clone());
+    blocking(move || {
+        hm.run(&["share", "post", "--thread", &t, "--prompt", "after the hub restart", "--server", &e]).ok()
+    })
+    .await;
+    let third = last(&home);
+    until(&c, "the page to catch up", &shown_all(third), body).await;
+    assert_eq!(js(&c, "return document.body.dataset.applied").await, json!(third.to_string()));
+    let inputs = js(&c, "return [...document.querySelectorAll('.msg.user')].map(e => e.textContent)").await;
+    assert_eq!(inputs, json!([XSS, "live words via the hub", "after the hub restart"]));
+
+    // Deleted: the open page says it is no longer shared, and stops.
+    let (hm, t, e) = (std::sync::Arc::clone(&home), id.clone(), endpoint.clone());
+    blocking(move || hm.run(&["share", "unlink", "--thread", &t, "--delete", "--server", &e]).ok()).await;
+    until(&c, "the page to stop", "document.body.dataset.stopped === 'true'", body).await;
+    let told = js(&c, &format!("return {};", text_of("#notice"))).await;
+    assert!(told.as_str().unwrap().contains("no longer shared"), "{told}");
+    let _ = c.close().await;
+    drop(hub);
+}
+
+/// A 100,000-event thread opens at its end: the last answer is shown without
+/// loading the whole history (a few hundred turns in the page, not 33,000),
+/// and scrolling up loads earlier pages, each event shown once. (How fast it
+/// opens is measured by `cargo bench --bench viewer`, not asserted here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_thread_opens_at_its_end_and_loads_earlier_pages_on_scroll() {
+    let home = std::sync::Arc::new(Home::new());
+    let _web = WebServer::start(&home, &[]);
+    let (id, last) = blocking({
+        let home = std::sync::Arc::clone(&home);
+        move || long_thread(&home)
+    })
+    .await;
+    assert!(last >= 100_000, "{last} events");
+    let (url, _, _) = make_link(&home, &id, &[]);
+
+    let body = "document.body.innerText";
+    let driver = Driver::start();
+    let c = driver.browser().await;
+    c.goto(&url).await.unwrap();
+    until(&c, "the last event", &format!("document.body.dataset.lastSeq === '{last}'"), body).await;
+    let answer = "[...document.querySelectorAll('.msg.agent')].pop().textContent";
+    until(&c, "the last answer", &format!("{answer}.endsWith('w999')"), answer).await;
+    until(&c, "idle", "document.getElementById('turn-state').textContent === 'idle'", body).await;
+    let first = js(&c, "return Number(document.body.dataset.firstSeq)").await.as_u64().unwrap();
+    assert!(first > 90_000, "opened at the end, not from seq {first}");
+    let turns = js(&c, "return document.querySelectorAll('.turn').length").await.as_u64().unwrap();
+    assert!(turns < 1_000, "{turns} turns in the page");
+    // The reader is at the bottom.
+    assert_eq!(
+        js(&c, "return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 80").await,
+        json!(true)
+    );
+
+    // Scrolling to the top loads the page before, and keeps the place.
+    js(&c, "window.scrollTo(0, 0); return 1").await;
+    until(&c, "an earlier page", &format!("Number(document.body.dataset.firstSeq) < {first}"), body).await;
+    let earlier = js(&c, "return Number(document.body.dataset.firstSeq)").await.as_u64().unwrap();
+    until(
+        &c,
+        "earlier turns",
+        "[...document.querySelectorAll('.msg.user')].some(e => /^question 32\\d{3}$/.test(e.textContent))",
+        body,
+    )
+    .await;
+    let applied = js(&c, "return Number(document.body.dataset.applied)").await.as_u64().unwrap();
+    let shown_from = js(&c, "return Number(document.body.dataset.firstSeq)").await.as_u64().unwrap();
+    assert!(shown_from <= earlier);
+    assert_eq!(applied, last - shown_from + 1, "each event from {shown_from} to {last} once");
+    // In seq order: the echo turn's prompt is the last question shown.
+    let inputs = js(&c, "return [...document.querySelectorAll('.msg.user')].map(e => e.textContent)").await;
+    let inputs = inputs.as_array().unwrap();
+    assert!(inputs.last().unwrap().as_str().unwrap().starts_with("w0 w1"), "{:?}", inputs.last());
+    let numbers: Vec<u64> = inputs
+        .iter()
+        .filter_map(|i| i.as_str().unwrap().strip_prefix("question ").map(|n| n.parse().unwrap()))
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[0] + 1 == w[1]), "turns in order, none missing");
+    assert_eq!(numbers.last(), Some(&32_999));
+    let _ = c.close().await;
+}
+
+/// A thread of 100,000+ events made through the real binary: 33,000 imported
+/// turns (three events each) in one `thread/start`, then an echo turn of
+/// 1,000 words (a delta per word). Returns its id and last seq.
+fn long_thread(home: &Home) -> (String, u64) {
+    let turns: Vec<Value> =
+        (0..33_000).map(|i| json!({"input": format!("question {i}"), "response": format!("answer **{i}**")})).collect();
+    let mut raw = home.raw();
+    let id =
+        raw.call("thread/start", json!({"title": "long", "turns": turns}))["thread"]["id"].as_str().unwrap().to_owned();
+    home.run(&["share", "post", "--thread", &id, "--prompt", &words(1000), "--server", &home.endpoint()]).ok();
+    let last = raw.call("thread/read", json!({"threadId": id}))["thread"]["lastSeq"].as_u64().unwrap();
+    (id, last)
 }

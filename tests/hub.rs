@@ -72,7 +72,7 @@ fn create_sync_then_poll_and_read_the_page() {
     let csp = page.header("content-security-policy").expect("a CSP header");
     assert!(csp.contains("default-src 'none'"), "{csp}");
     assert!(page.body.contains("two &lt;script&gt;alert(1)&lt;/script&gt;"), "{}", page.body);
-    assert!(!page.body.contains("<script"), "{}", page.body);
+    assert_eq!(page.body.matches("<script").count(), 1, "only the viewer's own: {}", page.body);
     assert!(page.body.contains("renamed"));
     let order: Vec<usize> = ["one", "two", "three", "four"].iter().map(|w| page.body.find(w).unwrap()).collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "in seq order: {order:?}");
@@ -185,6 +185,16 @@ fn expired_shares_answer_410_and_keep_nothing() {
     assert_eq!(r.status, 410, "{r:?}");
     assert_eq!(hub.request("GET", &format!("/s/{id}"), "").status, 410);
     assert_eq!(hub.poll_status(&id), 410);
+    assert_eq!(hub.socket_status(&format!("/api/share/{id}/live?after=0")), 410);
+    // A reader open when the time runs out is told, with nothing synced to wake it.
+    let r = hub.json("POST", "/api/share", &json!({"threadId": THREAD, "expire": "1s"}));
+    let (other, other_secret) = (r.json()["id"].as_str().unwrap().to_owned(), r.json()["secret"].clone());
+    assert_eq!(sync(&hub, &other, other_secret.as_str().unwrap(), vec![event(1, "x")]).status, 200);
+    let (items, close) = hub.live(&other, 0).rest();
+    assert_eq!(seqs(&items), [1]);
+    assert_eq!(items.last(), Some(&json!({"type":"expired"})));
+    assert_eq!(close.map(|(code, reason)| (code, reason.contains("expired"))), Some((4000, true)));
+    assert_eq!(hub.request("GET", &format!("/api/share/{id}/events"), "").status, 410);
     assert_eq!(hub.json("DELETE", &format!("/api/share/{id}"), &json!({"secret": secret})).status, 410);
 
     let db = rusqlite::Connection::open(&hub.db).unwrap();
@@ -225,4 +235,73 @@ fn remote_addresses_need_allow_remote_and_get_a_tls_warning() {
     assert!(out.stderr.contains(&format!("cannot listen on {addr}")), "{}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     let _ = PATIENCE;
+}
+
+/// The viewer's live WebSocket: the thread, the events after `after` exactly,
+/// then new ones; and when the share is deleted, a last item and a close
+/// frame that say so. Its history pages, and the page and assets it needs.
+#[test]
+fn live_resumes_after_a_seq_and_says_why_it_ends() {
+    let home = Home::new();
+    let hub = Hub::start(&home, &[]);
+    let (id, _, secret) = hub.create(THREAD);
+    let thread = json!({"type":"thread","title":"live","shared":true});
+    let r = sync(&hub, &id, &secret, vec![thread.clone(), event(1, "a"), event(2, "b"), event(3, "c"), event(4, "d")]);
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // After 2: the thread, then 3 and 4, then what is synced next, once.
+    let mut live = hub.live(&id, 2);
+    assert_eq!(live.next(), Some(thread.clone()));
+    assert_eq!(seqs(&[live.next().unwrap(), live.next().unwrap()]), [3, 4]);
+    assert_eq!(sync(&hub, &id, &secret, vec![event(4, "d"), event(5, "e")]).status, 200);
+    let next = live.next().unwrap();
+    assert_eq!((next["seq"].clone(), next["event"]["input"].clone()), (json!(5), json!("e")));
+    // After the last one: only the thread; after 0 (or none): everything.
+    let mut caught_up = hub.live(&id, 5);
+    assert_eq!(caught_up.next(), Some(thread.clone()));
+    assert_eq!(sync(&hub, &id, &secret, vec![event(6, "f")]).status, 200);
+    assert_eq!(seqs(&[caught_up.next().unwrap()]), [6]);
+    assert_eq!(seqs(&hub.live(&id, 0).until(|i| i["seq"] == 6)), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(seqs(&hub.socket(&format!("/api/share/{id}/live")).until(|i| i["seq"] == 6)), [1, 2, 3, 4, 5, 6]);
+
+    assert_eq!(hub.socket_status("/api/share/aaaaaaaaaaaa/live?after=0"), 404);
+    assert_eq!(hub.socket_status("/api/share/../live"), 404);
+    assert_eq!(hub.socket_status(&format!("/api/share/{id}/live?after=-1")), 400);
+
+    // History pages: from, limit, next and the last seq.
+    let page = hub.request("GET", &format!("/api/share/{id}/events?from=2&limit=2"), "");
+    assert_eq!(page.status, 200, "{page:?}");
+    let v = page.json();
+    let got: Vec<u64> = v["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!((got, v["next"].clone(), v["lastSeq"].clone()), (vec![2, 3], json!(4), json!(6)));
+    let v = hub.request("GET", &format!("/api/share/{id}/events?from=5"), "").json();
+    assert_eq!(v["events"].as_array().unwrap().len(), 2);
+    assert!(v.get("next").is_none(), "{v}");
+    assert_eq!(hub.request("GET", &format!("/api/share/{id}/events?limit=0"), "").status, 400);
+    assert_eq!(hub.request("GET", &format!("/api/share/{id}/events?from=x"), "").status, 400);
+    assert_eq!(hub.request("GET", "/api/share/aaaaaaaaaaaa/events", "").status, 404);
+
+    // The page is the viewer (its script, no inline script or style), with
+    // the history rendered for readers without JavaScript.
+    let page = hub.request("GET", &format!("/s/{id}"), "");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(r#"<script src="/assets/viewer.js" defer></script>"#), "{}", page.body);
+    assert!(page.body.contains(r#"data-mode="hub""#) && page.body.contains(r#"data-hub-seq="6""#), "{}", page.body);
+    assert!(page.body.contains(r#"<div class="msg user">f</div>"#), "{}", page.body);
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    let js = hub.request("GET", "/assets/viewer.js", "");
+    assert_eq!((js.status, js.header("content-type")), (200, Some("text/javascript; charset=utf-8")));
+    assert_eq!(hub.request("GET", "/assets/index.html", "").status, 404);
+
+    // Deleted: the open socket is told, and closed with the reason.
+    let r = hub.json("DELETE", &format!("/api/share/{id}"), &json!({"secret": secret}));
+    assert_eq!(r.status, 200, "{r:?}");
+    let (items, close) = live.rest();
+    assert_eq!(seqs(&items), [6], "what came before the delete, once");
+    assert_eq!(items.last(), Some(&json!({"type":"deleted"})));
+    let (code, reason) = close.expect("a close frame");
+    assert_eq!(code, 4000);
+    assert!(reason.contains("deleted"), "{reason}");
+    assert_eq!(hub.socket_status(&format!("/api/share/{id}/live?after=0")), 404);
 }

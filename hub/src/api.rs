@@ -1,18 +1,17 @@
 //! The hub's HTTP surface (DESIGN §7): the JSON API an app-server syncs
-//! through, the poll WebSocket and the read-only page. Access is decided
-//! here, once per request: the secret for writes, the unguessable id for
-//! reads. Nothing here logs a secret or a request body.
+//! through, and the routes (what readers get — the viewer, its history and
+//! live WebSocket — is in `reader`). Access is decided here, once per
+//! request: the secret for writes, the unguessable id for reads. Nothing
+//! here logs a secret or a request body.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -22,14 +21,9 @@ use tandem_protocol::time::{format_millis, now_millis};
 
 use crate::live::Live;
 use crate::page;
+use crate::reader;
 use crate::secret;
 use crate::store::{HubStore, NewShare, Share, StoredEvent, SyncBatch, SyncOutcome, is_expired};
-
-/// Events a poller reads from the store per round trip.
-const POLL_PAGE: usize = 500;
-
-/// Events the read-only page shows at most (the viewer pages through the rest).
-const PAGE_EVENTS: usize = 20_000;
 
 /// The longest thread id or title a share accepts.
 const MAX_FIELD: usize = 1000;
@@ -85,11 +79,19 @@ pub fn router<S: HubStore>(hub: Arc<Hub<S>>) -> Router {
         .route("/api/share", post(create::<S>))
         .route("/api/share/{id}", axum::routing::delete(remove::<S>))
         .route("/api/share/{id}/sync", post(sync::<S>))
-        .route("/api/share/{id}/poll", get(poll::<S>))
-        .route("/s/{id}", get(view::<S>))
+        .route("/api/share/{id}/poll", get(reader::poll::<S>))
+        .route("/api/share/{id}/live", get(reader::live::<S>))
+        .route("/api/share/{id}/events", get(reader::history::<S>))
+        .route("/s/{id}", get(reader::view::<S>))
+        .route("/assets/{name}", get(asset))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(hub)
+}
+
+/// `GET /assets/{name}`: the viewer's stylesheet and script.
+async fn asset(Path(name): Path<String>) -> Response {
+    tandem_viewer::asset(&name).unwrap_or_else(|| not_found().into_response())
 }
 
 async fn security_headers(mut res: Response) -> Response {
@@ -101,7 +103,7 @@ async fn security_headers(mut res: Response) -> Response {
 }
 
 /// An error answer: a status and `{"error": why}`.
-struct Refusal(StatusCode, String);
+pub(crate) struct Refusal(pub StatusCode, pub String);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
@@ -109,7 +111,7 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> Refusal {
+pub(crate) fn internal(e: impl std::fmt::Display) -> Refusal {
     tracing::error!(error = %e, "hub storage failed");
     Refusal(StatusCode::INTERNAL_SERVER_ERROR, "the hub could not use its storage; see its log".into())
 }
@@ -128,7 +130,7 @@ fn gone() -> Refusal {
 
 /// The share `id`, live: 404 if unknown, 410 if expired (purging it then, so
 /// an expired share's data never outlives its first refusal).
-async fn live_share<S: HubStore>(hub: &Hub<S>, id: &str) -> Result<Share, Refusal> {
+pub(crate) async fn live_share<S: HubStore>(hub: &Hub<S>, id: &str) -> Result<Share, Refusal> {
     if !secret::is_id(id) {
         return Err(not_found());
     }
@@ -277,107 +279,4 @@ async fn remove<S: HubStore>(
     tracing::info!(share = %id, "share deleted");
     hub.live.changed(&id);
     Ok(axum::Json(json!({})).into_response())
-}
-
-async fn poll<S: HubStore>(
-    State(hub): State<Arc<Hub<S>>>,
-    Path(id): Path<String>,
-    ws: WebSocketUpgrade,
-) -> Result<Response, Refusal> {
-    live_share(&hub, &id).await?;
-    Ok(ws.on_upgrade(move |socket| follow(hub, id, socket)))
-}
-
-fn thread_item(share: &Share) -> String {
-    json!({ "type": "thread", "title": share.title, "shared": share.shared }).to_string()
-}
-
-/// Sends a share's items to one poller: the thread, every stored event, then
-/// whatever is synced later, until the poller leaves or the share ends.
-async fn follow<S: HubStore>(hub: Arc<Hub<S>>, id: String, mut socket: WebSocket) {
-    // Watch before reading, so a sync between the read and the wait still wakes us.
-    let mut changes = hub.live.watch(&id);
-    let mut next_seq = 1;
-    let mut sent_thread = None;
-    loop {
-        changes.borrow_and_update();
-        let share = match hub.store.get(&id).await {
-            Ok(Some(s)) if !is_expired(&s, now_millis()) => s,
-            Ok(Some(_)) => return close(socket, "expired").await,
-            Ok(None) => return close(socket, "deleted").await,
-            Err(e) => {
-                tracing::error!(error = %e, share = %id, "poller could not read the share");
-                return;
-            }
-        };
-        let thread = thread_item(&share);
-        if sent_thread.as_ref() != Some(&thread) {
-            if socket.send(Message::text(thread.clone())).await.is_err() {
-                return;
-            }
-            sent_thread = Some(thread);
-        }
-        // While its author has sharing off, a share shows nothing more than
-        // that (the events resume once it is on again).
-        let mut more = share.shared;
-        while more {
-            let page = match hub.store.events(&id, next_seq, POLL_PAGE).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(error = %e, share = %id, "poller could not read events");
-                    return;
-                }
-            };
-            more = page.len() == POLL_PAGE;
-            for e in page {
-                let item = format!(r#"{{"type":"event","seq":{},"event":{}}}"#, e.seq, e.json);
-                if socket.send(Message::text(item)).await.is_err() {
-                    return;
-                }
-                next_seq = e.seq + 1;
-            }
-        }
-        tokio::select! {
-            changed = changes.changed() => if changed.is_err() { return },
-            msg = socket.recv() => match msg {
-                // Pollers have nothing to say; a close or an error ends it.
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
-}
-
-async fn close(mut socket: WebSocket, why: &str) {
-    let _ = socket.send(Message::text(json!({ "type": why }).to_string())).await;
-    let _ = socket.send(Message::Close(None)).await;
-    // Give the close frame a moment to leave before the socket drops.
-    let _ = tokio::time::timeout(Duration::from_secs(5), socket.recv()).await;
-}
-
-async fn view<S: HubStore>(State(hub): State<Arc<Hub<S>>>, Path(id): Path<String>) -> Response {
-    let share = match live_share(&hub, &id).await {
-        Ok(s) => s,
-        Err(Refusal(status, why)) => {
-            let title = if status == StatusCode::GONE { "Expired" } else { "Not found" };
-            return (status, Html(page::notice(title, &why))).into_response();
-        }
-    };
-    if !share.shared {
-        let why = "Its author has stopped sharing this thread for now.";
-        return (StatusCode::FORBIDDEN, Html(page::notice("Not shared", why))).into_response();
-    }
-    let mut events = Vec::new();
-    let mut next = 1;
-    while events.len() < PAGE_EVENTS {
-        match hub.store.events(&id, next, POLL_PAGE).await {
-            Ok(page) if page.is_empty() => break,
-            Ok(page) => {
-                next = page.last().map_or(next, |e| e.seq + 1);
-                events.extend(page.into_iter().map(|e| e.json));
-            }
-            Err(e) => return internal(e).into_response(),
-        }
-    }
-    Html(page::render(share.title.as_deref(), &events)).into_response()
 }

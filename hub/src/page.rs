@@ -1,60 +1,84 @@
-//! `GET /s/{id}`: a read-only page of a share, rendered on the server from
-//! its stored events. Plain HTML with no script, every byte from the thread
-//! escaped, and a `Content-Security-Policy` that allows nothing but the
-//! page's own inline style — so even an escaping bug could not run code. The
-//! web viewer (DESIGN §6) replaces this page; it stays as the no-JS fallback.
+//! `GET /s/{id}`: the web viewer (the `tandem-viewer` crate, the same page
+//! and script as the app-server's) in its read-only hub mode, with the last
+//! stretch of the share's history rendered here on the server, so the page
+//! reads without JavaScript; the script then takes over (history pages,
+//! then live over `/api/share/{id}/live`). Every byte from the thread is
+//! escaped, and the policy allows no inline script.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use serde_json::Value;
+use tandem_viewer::{Mode, Page, escape};
 
-/// The policy on every HTML page: no scripts, no loads, no framing.
-pub const CSP: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+use crate::store::StoredEvent;
 
-const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}\
-pre{white-space:pre-wrap;word-wrap:break-word;margin:.3rem 0;padding:.5rem;border-radius:4px}\
-.input{background:#eef4ff}.answer{background:#f6f6f6}.item{background:#fff8e6;font-size:13px}\
-.who,.meta{color:#777;font-size:13px}.turn{margin:1.2rem 0}";
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use tandem_viewer::CSP;
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-/// A whole page: `title` and the events' JSON, in seq order.
-pub fn render(title: Option<&str>, events: &[String]) -> String {
-    let title = title.filter(|t| !t.is_empty()).unwrap_or("Shared thread");
+/// What the page shows of a share.
+pub struct View<'a> {
+    pub id: &'a str,
+    pub title: Option<&'a str>,
+    /// The share's last seq (0: nothing yet).
+    pub last_seq: u64,
+    /// A stretch of its events, in seq order.
+    pub events: &'a [StoredEvent],
+}
+
+/// A share's page.
+pub fn render(v: &View) -> String {
+    let title = v.title.filter(|t| !t.is_empty()).unwrap_or("Shared thread");
+    let (mut body, running) = transcript(v.events);
+    let first = v.events.first().map_or(v.last_seq + 1, |e| e.seq);
+    if first > 1 {
+        // Without JavaScript, older history is a link away; the script loads
+        // it as the reader scrolls up instead.
+        let earlier =
+            format!("<p class=\"earlier\"><a href=\"/s/{}?before={first}\">Earlier messages</a></p>", escape(v.id));
+        body.insert_str(0, &earlier);
+    }
+    if v.events.is_empty() && v.last_seq == 0 {
+        body.push_str("<p class=\"meta\">Nothing has been shared here yet.</p>");
+    }
+    // How far the hub was: the script loads its last page from there.
+    let data = [("share", v.id.to_owned()), ("hub-seq", v.last_seq.to_string())];
+    let state = match &running {
+        Some(who) => format!("running · {who}"),
+        None => "idle".to_owned(),
+    };
+    tandem_viewer::page(&Page {
+        mode: Mode::Hub,
+        title,
+        state: &state,
+        shared: true,
+        data: &data,
+        transcript: &body,
+        noscript: "A read-only copy of a Tandem thread. Without JavaScript it does not update: reload for newer messages.",
+    })
+}
+
+/// The events as the viewer's markup (its classes, plain text where the
+/// script would render markdown); and who runs the turn left open, if any.
+fn transcript(events: &[StoredEvent]) -> (String, Option<String>) {
     let mut body = String::new();
     // An item's text so far, from its deltas, until it completes.
     let mut streaming: HashMap<String, String> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut open_turn = false;
+    let mut running = None;
     let flush = |body: &mut String, streaming: &mut HashMap<String, String>, order: &mut Vec<String>| {
         for id in order.drain(..) {
             if let Some(text) = streaming.remove(&id) {
-                let _ = write!(body, "<pre class=\"answer\">{}</pre>", escape(&text));
+                let _ = write!(body, "<div class=\"msg agent plain\">{}</div>", escape(&text));
             }
         }
     };
-    for json in events {
-        let Ok(e) = serde_json::from_str::<Value>(json) else { continue };
+    for stored in events {
+        let Ok(e) = serde_json::from_str::<Value>(&stored.json) else { continue };
         match str_of(&e, "type") {
             "turn/started" => {
                 flush(&mut body, &mut streaming, &mut order);
@@ -63,12 +87,18 @@ pub fn render(title: Option<&str>, events: &[String]) -> String {
                 }
                 open_turn = true;
                 let who = e.get("client").map(|c| str_of(c, "name")).unwrap_or("");
+                let who = if who.is_empty() { "someone" } else { who };
+                let ts = e.get("originalTs").and_then(Value::as_str).unwrap_or(str_of(&e, "ts"));
+                let imported = e.get("imported").and_then(Value::as_bool).unwrap_or(false);
                 let _ = write!(
                     body,
-                    "<section class=\"turn\"><p class=\"who\">{}</p><pre class=\"input\">{}</pre>",
-                    escape(if who.is_empty() { "someone" } else { who }),
+                    "<section class=\"turn\"><div class=\"meta\">{} · {}{}</div><div class=\"msg user\">{}</div>",
+                    escape(who),
+                    escape(ts),
+                    if imported { " · imported" } else { "" },
                     escape(str_of(&e, "input"))
                 );
+                running = (!imported).then(|| who.to_owned());
             }
             "item/agentMessage/delta" => {
                 let id = str_of(&e, "itemId").to_owned();
@@ -85,29 +115,30 @@ pub fn render(title: Option<&str>, events: &[String]) -> String {
                 flush(&mut body, &mut streaming, &mut order);
                 match str_of(item, "type") {
                     "agentMessage" => {
-                        let _ = write!(body, "<pre class=\"answer\">{}</pre>", escape(str_of(item, "text")));
+                        let _ = write!(body, "<div class=\"msg agent plain\">{}</div>", escape(str_of(item, "text")));
                     }
                     kind => {
-                        let detail = ["command", "path", "name", "text", "message"]
+                        let detail = ["command", "path", "tool", "name", "text", "message"]
                             .iter()
                             .map(|k| str_of(item, k))
                             .find(|s| !s.is_empty())
                             .unwrap_or("");
-                        let _ = write!(body, "<pre class=\"item\">{}: {}</pre>", escape(kind), escape(detail));
+                        let _ = write!(body, "<div class=\"item\">{}: {}</div>", escape(kind), escape(detail));
                     }
                 }
             }
             "turn/completed" => {
                 flush(&mut body, &mut streaming, &mut order);
+                running = None;
                 let status = str_of(&e, "status");
                 if status != "completed" {
                     let error = str_of(&e, "error");
                     let _ = write!(
                         body,
-                        "<p class=\"meta\">turn {}{}{}</p>",
-                        escape(status),
+                        "<div class=\"status {s}\">{s}{}{}</div>",
                         if error.is_empty() { "" } else { ": " },
-                        escape(error)
+                        escape(error),
+                        s = escape(status),
                     );
                 }
             }
@@ -118,57 +149,67 @@ pub fn render(title: Option<&str>, events: &[String]) -> String {
     if open_turn {
         body.push_str("</section>");
     }
-    if events.is_empty() {
-        body.push_str("<p class=\"meta\">Nothing has been shared here yet.</p>");
-    }
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\"><title>{t} · Tandem</title><style>{STYLE}</style></head>\
-         <body><h1>{t}</h1><p class=\"meta\">A read-only copy of a Tandem thread. Reload for newer messages.</p>{body}</body></html>",
-        t = escape(title)
-    )
+    (body, running)
 }
 
-/// A page saying why there is nothing to show.
+/// A page saying why there is nothing to show (the script sees `data-ended`
+/// and stays idle).
 pub fn notice(title: &str, text: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style></head>\
-         <body><h1>{t}</h1><p>{x}</p></body></html>",
-        t = escape(title),
-        x = escape(text)
-    )
+    let body = format!("<p class=\"notice error\">{}</p>", escape(text));
+    tandem_viewer::page(&Page {
+        mode: Mode::Hub,
+        title,
+        state: "",
+        shared: false,
+        data: &[("ended", "true".to_owned())],
+        transcript: &body,
+        noscript: "",
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn stored(events: &[Value]) -> Vec<StoredEvent> {
+        events.iter().enumerate().map(|(i, e)| StoredEvent { seq: i as u64 + 1, json: e.to_string() }).collect()
+    }
+
     #[test]
     fn everything_from_the_thread_is_escaped() {
         let evil = "<script>alert('x')</script>&\"";
-        let events = [
-            serde_json::json!({"type":"turn/started","input":evil,"client":{"name":evil}}).to_string(),
-            serde_json::json!({"type":"item/agentMessage/delta","itemId":"i","delta":evil}).to_string(),
-        ];
-        let html = render(Some(evil), &events);
-        assert!(!html.contains("<script"), "{html}");
+        let events = stored(&[
+            serde_json::json!({"type":"turn/started","input":evil,"client":{"name":evil}}),
+            serde_json::json!({"type":"item/agentMessage/delta","itemId":"i","delta":evil}),
+        ]);
+        let html = render(&View { id: "abc", title: Some(evil), last_seq: 2, events: &events });
+        assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"));
-        assert_eq!(html.matches("&lt;script&gt;").count(), 5, "title twice, input, who, delta");
+        assert_eq!(html.matches("&lt;script&gt;").count(), 6, "title twice, input, who twice, delta");
+        assert!(html.contains("running · &lt;script&gt;"), "{html}");
     }
 
     #[test]
     fn completed_items_replace_their_deltas() {
-        let events = [
-            serde_json::json!({"type":"turn/started","input":"hi","client":{"name":"cli"}}).to_string(),
-            serde_json::json!({"type":"item/agentMessage/delta","itemId":"i","delta":"hel"}).to_string(),
-            serde_json::json!({"type":"item/completed","item":{"id":"i","type":"agentMessage","text":"hello"}})
-                .to_string(),
-            serde_json::json!({"type":"turn/completed","status":"interrupted","error":"stopped"}).to_string(),
-        ];
-        let html = render(None, &events);
-        assert!(html.contains("<pre class=\"answer\">hello</pre>"), "{html}");
+        let events = stored(&[
+            serde_json::json!({"type":"turn/started","input":"hi","client":{"name":"cli"}}),
+            serde_json::json!({"type":"item/agentMessage/delta","itemId":"i","delta":"hel"}),
+            serde_json::json!({"type":"item/completed","item":{"id":"i","type":"agentMessage","text":"hello"}}),
+            serde_json::json!({"type":"turn/completed","status":"interrupted","error":"stopped"}),
+        ]);
+        let html = render(&View { id: "abc", title: None, last_seq: 4, events: &events });
+        assert!(html.contains("<div class=\"msg agent plain\">hello</div>"), "{html}");
         assert!(!html.contains(">hel<"), "{html}");
-        assert!(html.contains("turn interrupted: stopped"));
+        assert!(html.contains("interrupted: stopped"));
+        assert!(!html.contains("Earlier messages"));
+    }
+
+    #[test]
+    fn a_tail_links_to_what_came_before() {
+        let mut events = stored(&[serde_json::json!({"type":"turn/started","input":"late","client":{"name":"x"}})]);
+        events[0].seq = 41;
+        let html = render(&View { id: "abc", title: None, last_seq: 41, events: &events });
+        assert!(html.contains("href=\"/s/abc?before=41\""), "{html}");
+        assert!(html.contains("data-hub-seq=\"41\""));
     }
 }

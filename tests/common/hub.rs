@@ -1,6 +1,6 @@
 //! A real `tandem hub` on a free port (bound to :0, the port read from its
 //! first line), and what curl would do against it: plain HTTP/1.1 requests
-//! and the poll WebSocket.
+//! and the poll and live WebSockets.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -76,10 +76,20 @@ impl Hub {
 
     /// `GET /api/share/{id}/poll`, connected.
     pub fn poll(&self, id: &str) -> Poll {
+        self.socket(&format!("/api/share/{id}/poll"))
+    }
+
+    /// `GET /api/share/{id}/live?after=SEQ`, connected.
+    pub fn live(&self, id: &str, after: u64) -> Poll {
+        self.socket(&format!("/api/share/{id}/live?after={after}"))
+    }
+
+    /// A WebSocket to `path`, connected.
+    pub fn socket(&self, path: &str) -> Poll {
         let stream = TcpStream::connect(&self.addr).unwrap();
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        let (ws, _) = tungstenite::client(format!("ws://{}/api/share/{id}/poll", self.addr), stream)
-            .unwrap_or_else(|e| panic!("poll {id}: {e}"));
+        let (ws, _) =
+            tungstenite::client(format!("ws://{}{path}", self.addr), stream).unwrap_or_else(|e| panic!("{path}: {e}"));
         Poll { ws }
     }
 }
@@ -87,14 +97,19 @@ impl Hub {
 impl Hub {
     /// The HTTP status a poll handshake gets (101 when it is taken).
     pub fn poll_status(&self, id: &str) -> u16 {
+        self.socket_status(&format!("/api/share/{id}/poll"))
+    }
+
+    /// The HTTP status a WebSocket handshake to `path` gets (101 when it is taken).
+    pub fn socket_status(&self, path: &str) -> u16 {
         let stream = TcpStream::connect(&self.addr).unwrap();
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        match tungstenite::client(format!("ws://{}/api/share/{id}/poll", self.addr), stream) {
+        match tungstenite::client(format!("ws://{}{path}", self.addr), stream) {
             Ok(_) => 101,
             Err(tungstenite::handshake::HandshakeError::Failure(tungstenite::Error::Http(res))) => {
                 res.status().as_u16()
             }
-            Err(e) => panic!("poll {id}: {e}"),
+            Err(e) => panic!("{path}: {e}"),
         }
     }
 }
@@ -154,12 +169,27 @@ fn dechunk(mut rest: &str) -> String {
     out
 }
 
-/// A poll WebSocket.
+/// A poll or live WebSocket.
 pub struct Poll {
     ws: tungstenite::WebSocket<TcpStream>,
 }
 
 impl Poll {
+    /// Items until the hub closes the socket, and its close frame (code, reason).
+    pub fn rest(&mut self) -> (Vec<Value>, Option<(u16, String)>) {
+        let mut items = Vec::new();
+        loop {
+            match self.ws.read() {
+                Ok(tungstenite::Message::Text(t)) => items.push(serde_json::from_str(&t).unwrap()),
+                Ok(tungstenite::Message::Close(frame)) => {
+                    return (items, frame.map(|f| (u16::from(f.code), f.reason.to_string())));
+                }
+                Ok(_) => {}
+                Err(_) => return (items, None),
+            }
+        }
+    }
+
     /// The next item; `None` once the hub closed the socket.
     pub fn next(&mut self) -> Option<Value> {
         loop {
