@@ -35,10 +35,9 @@ pub const SUBPROTOCOL: &str = "tandem.v1";
 /// The prefix of the subprotocol that carries a browser's token.
 pub const BEARER_SUBPROTOCOL: &str = "bearer.";
 
-/// What every page may load: only this server's own files, scripts and
-/// WebSocket; no inline script, no framing, no plugins.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// What every page may load: the viewer's policy (only this server's own
+/// files, scripts and WebSocket; no inline script, no framing, no plugins).
+pub use tandem_viewer::CSP;
 
 /// Errors while binding the http listener.
 #[derive(Debug, thiserror::Error)]
