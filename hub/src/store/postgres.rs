@@ -113,7 +113,18 @@ fn sorted(e: tokio_postgres::Error) -> StoreError {
         // No SQLSTATE: the socket failed or closed, or a timeout.
         None => e.as_db_error().is_none(),
     };
-    if unavailable { StoreError::Unavailable(e.to_string()) } else { StoreError::Postgres(e) }
+    if unavailable { StoreError::Unavailable(with_causes(&e)) } else { StoreError::Postgres(e) }
+}
+
+/// An error and what caused it ("error connecting to server: Connection refused").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut said = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        said = format!("{said}: {c}");
+        cause = c.source();
+    }
+    said
 }
 
 /// Opens one connection, its driver running on its own task.
@@ -121,7 +132,7 @@ pub async fn connect(config: &Config) -> Result<Client, StoreError> {
     let (client, connection) = config
         .connect(NoTls)
         .await
-        .map_err(|e| StoreError::Unavailable(format!("cannot connect to {}: {e}", describe(config))))?;
+        .map_err(|e| StoreError::Unavailable(format!("cannot connect to {}: {}", describe(config), with_causes(&e))))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "PostgreSQL connection ended");
