@@ -19,13 +19,14 @@
 //! table) and migrated by the hub at start under a session advisory lock, so
 //! replicas started together apply each migration exactly once.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::config::SslMode;
-use tokio_postgres::{Client, Config, NoTls, Row};
+use tokio_postgres::{Client, Config, NoTls, Row, Statement};
 
 use super::{Check, HubStore, NewShare, Share, StoreError, StoredEvent, SyncBatch, SyncOutcome, check_sync};
 
@@ -149,34 +150,52 @@ pub struct PgStore {
 
 struct Pool {
     config: Config,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Conn>>,
     slots: Arc<Semaphore>,
+}
+
+/// A connection and the hot statements it has prepared: each is parsed once
+/// per connection, which saves a round trip on every later use.
+struct Conn {
+    client: Client,
+    prepared: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    async fn prepare(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).await.map_err(sorted)?;
+        self.prepared.insert(sql, s.clone());
+        Ok(s)
+    }
 }
 
 /// A pooled connection; back to the pool on drop unless it closed.
 struct Pooled {
-    client: Option<Client>,
+    conn: Option<Conn>,
     pool: Arc<Pool>,
     _slot: OwnedSemaphorePermit,
 }
 
 impl std::ops::Deref for Pooled {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.client.as_ref().expect("held until drop")
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn.as_ref().expect("held until drop")
     }
 }
 
 impl std::ops::DerefMut for Pooled {
-    fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("held until drop")
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("held until drop")
     }
 }
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take().filter(|c| !c.is_closed()) {
-            self.pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
+        if let Some(conn) = self.conn.take().filter(|c| !c.client.is_closed()) {
+            self.pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
         }
     }
 }
@@ -187,7 +206,8 @@ impl PgStore {
         let config = parse_url(url).map_err(StoreError::BadUrl)?;
         let mut client = connect(&config).await?;
         migrate(&mut client).await?;
-        let pool = Pool { config, idle: Mutex::new(vec![client]), slots: Arc::new(Semaphore::new(POOL_SIZE)) };
+        let conn = Conn { client, prepared: HashMap::new() };
+        let pool = Pool { config, idle: Mutex::new(vec![conn]), slots: Arc::new(Semaphore::new(POOL_SIZE)) };
         Ok(PgStore { pool: Arc::new(pool) })
     }
 
@@ -200,14 +220,14 @@ impl PgStore {
         let slot = Arc::clone(&self.pool.slots).acquire_owned().await.map_err(|e| StoreError::Task(e.to_string()))?;
         let idle = {
             let mut idle = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-            idle.retain(|c| !c.is_closed());
+            idle.retain(|c| !c.client.is_closed());
             idle.pop()
         };
-        let client = match idle {
+        let conn = match idle {
             Some(c) => c,
-            None => connect(&self.pool.config).await?,
+            None => Conn { client: connect(&self.pool.config).await?, prepared: HashMap::new() },
         };
-        Ok(Pooled { client: Some(client), pool: Arc::clone(&self.pool), _slot: slot })
+        Ok(Pooled { conn: Some(conn), pool: Arc::clone(&self.pool), _slot: slot })
     }
 }
 
@@ -250,8 +270,21 @@ async fn migrate_locked(client: &mut Client) -> Result<(), StoreError> {
     Ok(())
 }
 
-const SHARE_COLUMNS: &str =
-    "id, secret_hash, thread_id, title, shared, created_at, expires_at, next_seq, bytes, expired";
+macro_rules! share_columns {
+    () => {
+        "SELECT id, secret_hash, thread_id, title, shared, created_at, expires_at, next_seq, bytes, expired FROM shares"
+    };
+}
+const GET_SHARE: &str = concat!(share_columns!(), " WHERE id = $1");
+const LOCK_SHARE: &str = concat!(share_columns!(), " WHERE id = $1 FOR UPDATE");
+const INSERT_EVENTS: &str =
+    "INSERT INTO events (share_id, seq, json) SELECT $1, s, j FROM unnest($2::BIGINT[], $3::TEXT[]) AS t(s, j)";
+const UPDATE_SHARE: &str = "UPDATE shares SET next_seq = $2, bytes = $3,
+        title = CASE WHEN $4 THEN $5 ELSE title END,
+        shared = CASE WHEN $4 THEN $6 ELSE shared END
+    WHERE id = $1";
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+const EVENTS: &str = "SELECT seq, json FROM events WHERE share_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3";
 
 fn share_row(r: &Row) -> Share {
     Share {
@@ -272,6 +305,7 @@ impl HubStore for PgStore {
     async fn create(&self, s: NewShare) -> Result<(), StoreError> {
         let c = self.client().await?;
         let n = c
+            .client
             .execute(
                 "INSERT INTO shares (id, secret_hash, thread_id, title, shared, created_at, expires_at, next_seq, bytes)
                  VALUES ($1, $2, $3, $4, TRUE, $5, $6, 1, 0) ON CONFLICT (id) DO NOTHING",
@@ -283,20 +317,19 @@ impl HubStore for PgStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Share>, StoreError> {
-        let c = self.client().await?;
-        let row =
-            c.query_opt(&format!("SELECT {SHARE_COLUMNS} FROM shares WHERE id = $1"), &[&id]).await.map_err(sorted)?;
+        let mut c = self.client().await?;
+        let get = c.prepare(GET_SHARE).await?;
+        let row = c.client.query_opt(&get, &[&id]).await.map_err(sorted)?;
         Ok(row.as_ref().map(share_row))
     }
 
     async fn sync(&self, id: &str, batch: SyncBatch, now: i64, max_bytes: u64) -> Result<SyncOutcome, StoreError> {
         let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(sorted)?;
+        let (lock, insert) = (c.prepare(LOCK_SHARE).await?, c.prepare(INSERT_EVENTS).await?);
+        let (update, notify) = (c.prepare(UPDATE_SHARE).await?, c.prepare(NOTIFY).await?);
+        let tx = c.client.transaction().await.map_err(sorted)?;
         // The row lock orders syncs of one share across every replica.
-        let row = tx
-            .query_opt(&format!("SELECT {SHARE_COLUMNS} FROM shares WHERE id = $1 FOR UPDATE"), &[&id])
-            .await
-            .map_err(sorted)?;
+        let row = tx.query_opt(&lock, &[&id]).await.map_err(sorted)?;
         let share = row.as_ref().map(share_row);
         let (new, next_seq, bytes) = match check_sync(share.as_ref(), &batch, now, max_bytes) {
             Check::Refuse(why) => return Ok(why), // the transaction rolls back on drop
@@ -305,52 +338,36 @@ impl HubStore for PgStore {
         if !new.is_empty() {
             let seqs: Vec<i64> = new.iter().map(|&i| batch.events[i].seq as i64).collect();
             let jsons: Vec<&str> = new.iter().map(|&i| batch.events[i].json.as_str()).collect();
-            tx.execute(
-                "INSERT INTO events (share_id, seq, json) SELECT $1, s, j FROM unnest($2::BIGINT[], $3::TEXT[]) AS t(s, j)",
-                &[&id, &seqs, &jsons],
-            )
-            .await
-            .map_err(sorted)?;
+            tx.execute(&insert, &[&id, &seqs, &jsons]).await.map_err(sorted)?;
         }
         let (set_thread, title, shared) = match batch.thread {
             Some((title, shared)) => (true, title, shared),
             None => (false, None, true),
         };
-        tx.execute(
-            "UPDATE shares SET next_seq = $2, bytes = $3,
-                 title = CASE WHEN $4 THEN $5 ELSE title END,
-                 shared = CASE WHEN $4 THEN $6 ELSE shared END
-             WHERE id = $1",
-            &[&id, &(next_seq as i64), &(bytes as i64), &set_thread, &title, &shared],
-        )
-        .await
-        .map_err(sorted)?;
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &id]).await.map_err(sorted)?;
+        tx.execute(&update, &[&id, &(next_seq as i64), &(bytes as i64), &set_thread, &title, &shared])
+            .await
+            .map_err(sorted)?;
+        tx.execute(&notify, &[&CHANNEL, &id]).await.map_err(sorted)?;
         tx.commit().await.map_err(sorted)?;
         Ok(SyncOutcome::Stored { next_seq, added: new.len() })
     }
 
     async fn events(&self, id: &str, from_seq: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let c = self.client().await?;
+        let mut c = self.client().await?;
         let from = from_seq.min(i64::MAX as u64) as i64;
         let limit = limit.min(i64::MAX as usize) as i64;
-        let rows = c
-            .query(
-                "SELECT seq, json FROM events WHERE share_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
-                &[&id, &from, &limit],
-            )
-            .await
-            .map_err(sorted)?;
+        let events = c.prepare(EVENTS).await?;
+        let rows = c.client.query(&events, &[&id, &from, &limit]).await.map_err(sorted)?;
         Ok(rows.iter().map(|r| StoredEvent { seq: r.get::<_, i64>(0) as u64, json: r.get(1) }).collect())
     }
 
     async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(sorted)?;
+        let tx = c.client.transaction().await.map_err(sorted)?;
         tx.execute("DELETE FROM events WHERE share_id = $1", &[&id]).await.map_err(sorted)?;
         let n = tx.execute("DELETE FROM shares WHERE id = $1", &[&id]).await.map_err(sorted)?;
         if n > 0 {
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &id]).await.map_err(sorted)?;
+            tx.execute(NOTIFY, &[&CHANNEL, &id]).await.map_err(sorted)?;
         }
         tx.commit().await.map_err(sorted)?;
         Ok(n > 0)
@@ -358,7 +375,7 @@ impl HubStore for PgStore {
 
     async fn purge_expired(&self, now: i64) -> Result<usize, StoreError> {
         let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(sorted)?;
+        let tx = c.client.transaction().await.map_err(sorted)?;
         // Marking first takes the rows' locks, so two replicas purging at
         // once purge each share once.
         let purged = tx
