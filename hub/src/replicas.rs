@@ -20,6 +20,9 @@ use crate::store::postgres::{CHANNEL, describe};
 const MIN_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
+/// Idle time before the listening connection's TCP keepalives start.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+
 /// What changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -31,7 +34,10 @@ pub enum Change {
 
 /// Listens on `config`'s database until the task is dropped, telling
 /// `on_change` of every change another replica (or this one) stored.
-pub async fn follow(config: Config, on_change: impl Fn(Change) + Send + Sync + 'static) {
+pub async fn follow(mut config: Config, on_change: impl Fn(Change) + Send + Sync + 'static) {
+    // A connection that only listens sends nothing: TCP keepalives are how it
+    // learns the database host went away without closing it.
+    config.keepalives(true).keepalives_idle(KEEPALIVE_IDLE);
     let on_change = std::sync::Arc::new(on_change);
     let mut retry = MIN_RETRY;
     let mut connected_once = false;
