@@ -1,19 +1,18 @@
-//! The hub, measured (the real `tandem` binary on this machine: loopback,
-//! SQLite, a fresh `TANDEM_HOME`):
+//! The hub, measured: sync throughput from an app-server to a hub (one long
+//! turn of the echo agent on a linked thread, timed from `turn/start` until
+//! a viewer's poll WebSocket has delivered the turn's last event) and viewer
+//! latency (one event synced over HTTP, timed until a viewer's poll has it),
+//! on a single SQLite hub and on two replicas sharing one PostgreSQL (the
+//! sender on replica A, the viewer on replica B, so every figure crosses
+//! replicas through LISTEN/NOTIFY). All servers are the real `tandem` binary
+//! on this machine (loopback, fresh `TANDEM_HOME`s); PostgreSQL is a cluster
+//! the bench starts itself (`tests/common/pg.rs`).
 //!
-//! 1. sync: throughput from an app-server to a hub: one long turn of the echo
-//!    agent on a linked thread, timed from `turn/start` until the hub's poll
-//!    WebSocket has delivered the turn's last event. The figure includes the
-//!    1 s debounce of the last, partial batch.
-//! 2. fanout: 500 viewers on one share's live WebSocket (what the web viewer
-//!    opens at `/s/{id}`); the bench syncs batches of events as an app-server
-//!    would and times each batch from the start of its sync request to each
-//!    viewer's receipt of its last event (one sample per batch and viewer).
-//!
-//! Run: `cargo bench -p tandem --bench hub` (append `-- sync` or `-- fanout`
-//! for one of them). Nothing is asserted: this is a measurement, not a test.
+//! Run: `cargo bench -p tandem --bench hub`. Nothing is asserted: this is a
+//! measurement, not a test. The throughput figure includes the 1 s debounce
+//! of the last, partial batch.
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +22,11 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tandem");
 const WORDS: usize = 50_000;
+/// Single events synced one after another for the latency figure.
+const PINGS: usize = 300;
+
+#[path = "../tests/common/pg.rs"]
+mod pg;
 
 struct Kill(Child);
 
@@ -56,25 +60,11 @@ fn tandem_with(home: &std::path::Path, args: &[&str], input: &str) -> Result<Str
     Ok(String::from_utf8(out.stdout)?.trim().to_owned())
 }
 
-fn main() -> Result<()> {
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f));
-    if wanted("sync") {
-        sync()?;
-    }
-    if wanted("fanout") {
-        fanout()?;
-    }
-    Ok(())
-}
-
-/// `tandem hub` on a free port of loopback, its home a new temp dir: the
-/// process (killed on drop), its address and the dir.
-fn start_hub() -> Result<(Kill, String, tempfile::TempDir)> {
-    let hub_home = tempfile::Builder::new().prefix("tdmbench").tempdir_in("/tmp")?;
+/// A `tandem hub` on a free port with `database`; its address.
+fn hub(home: &std::path::Path, database: &str) -> Result<(Kill, String)> {
     let mut hub = Command::new(BIN)
-        .env("TANDEM_HOME", hub_home.path())
-        .args(["hub", "--listen", "127.0.0.1:0"])
+        .env("TANDEM_HOME", home)
+        .args(["hub", "--listen", "127.0.0.1:0", "--database", database])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
@@ -82,13 +72,50 @@ fn start_hub() -> Result<(Kill, String, tempfile::TempDir)> {
     BufReader::new(hub.stdout.take().context("hub stdout")?).read_line(&mut first)?;
     let hub = Kill(hub);
     let addr = first.split_whitespace().find_map(|w| w.strip_prefix("http://")).context("hub address")?.to_owned();
-    Ok((hub, addr, hub_home))
+    Ok((hub, addr))
 }
 
-fn sync() -> Result<()> {
-    let (_hub, addr, _hub_home) = start_hub()?;
-    let home = tempfile::Builder::new().prefix("tdmbench").tempdir_in("/tmp")?;
+/// One HTTP/1.1 POST with a JSON body; the status and body.
+fn post(addr: &str, path: &str, body: &Value) -> Result<(u16, Value)> {
+    let body = body.to_string();
+    let mut s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let (head, rest) = raw.split_once("\r\n\r\n").context("an HTTP answer")?;
+    let status = head.split_whitespace().nth(1).context("a status")?.parse()?;
+    Ok((status, serde_json::from_str(rest.trim()).unwrap_or(Value::Null)))
+}
 
+type Ws = tungstenite::WebSocket<TcpStream>;
+
+fn poll(addr: &str, id: &str) -> Result<Ws> {
+    let stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    Ok(tungstenite::client(format!("ws://{addr}/api/share/{id}/poll"), stream)?.0)
+}
+
+/// Reads the poll until the event with `seq`.
+fn until_seq(ws: &mut Ws, seq: u64) -> Result<()> {
+    loop {
+        let msg = ws.read()?;
+        let Ok(text) = msg.to_text() else { continue };
+        let item: Value = serde_json::from_str(text)?;
+        if item["seq"].as_u64() == Some(seq) {
+            return Ok(());
+        }
+    }
+}
+
+/// Events per second from a long echo turn on a thread linked to
+/// `sender`, until the viewer's poll on `viewer` has its last event.
+fn sync_throughput(sender: &str, viewer: &str) -> Result<String> {
+    let home = tempfile::Builder::new().prefix("tdmbench").tempdir_in("/tmp")?;
     let server = Command::new(BIN)
         .env("TANDEM_HOME", home.path())
         .args(["app-server", "--listen", "unix"])
@@ -106,7 +133,7 @@ fn sync() -> Result<()> {
     let thread = tandem(home.path(), &["share", "new", "--server", &server])?;
     let url = tandem(
         home.path(),
-        &["share", "link", "--thread", &thread, "--hub", &format!("http://{addr}"), "--server", &server],
+        &["share", "link", "--thread", &thread, "--hub", &format!("http://{sender}"), "--server", &server],
     )?;
     let id = url.rsplit('/').next().context("share id")?.to_owned();
 
@@ -124,156 +151,60 @@ fn sync() -> Result<()> {
             .map(serde_json::from_str)
             .collect::<Result<_, _>>()?;
     let last = events.last().and_then(|e| e["seq"].as_u64()).context("no events")?;
-
-    let stream = TcpStream::connect(&addr)?;
-    let (mut ws, _) = tungstenite::client(format!("ws://{addr}/api/share/{id}/poll"), stream)?;
-    loop {
-        let msg = ws.read()?;
-        let Ok(text) = msg.to_text() else { continue };
-        let item: Value = serde_json::from_str(text)?;
-        if item["seq"].as_u64() == Some(last) {
-            break;
-        }
-    }
+    until_seq(&mut poll(viewer, &id)?, last)?;
     let synced = start.elapsed();
-    println!(
-        "hub sync: {last} events (a {WORDS}-word turn): turn done in {:.2} s, on the hub after {:.2} s = {:.0} events/s end to end",
+    Ok(format!(
+        "{last} events (a {WORDS}-word turn): turn done in {:.2} s, on the viewer after {:.2} s = {:.0} events/s end to end",
         posted.as_secs_f64(),
         synced.as_secs_f64(),
         last as f64 / synced.as_secs_f64()
+    ))
+}
+
+/// From one event's sync on `sender` until a viewer's poll on `viewer` has
+/// it, [`PINGS`] times in a row: median, p99 and max.
+fn viewer_latency(sender: &str, viewer: &str) -> Result<String> {
+    let (status, created) = post(sender, "/api/share", &serde_json::json!({ "threadId": "bench" }))?;
+    anyhow::ensure!(status == 200, "create: {status} {created}");
+    let id = created["id"].as_str().context("id")?.to_owned();
+    let secret = created["secret"].as_str().context("secret")?.to_owned();
+    let mut ws = poll(viewer, &id)?;
+    let mut took = Vec::with_capacity(PINGS);
+    for seq in 1..=PINGS as u64 {
+        let data = serde_json::json!([{ "type": "event", "seq": seq, "event": { "seq": seq, "type": "ping" } }]);
+        let start = Instant::now();
+        let (status, said) =
+            post(sender, &format!("/api/share/{id}/sync"), &serde_json::json!({ "secret": secret, "data": data }))?;
+        anyhow::ensure!(status == 200, "sync: {status} {said}");
+        until_seq(&mut ws, seq)?;
+        took.push(start.elapsed());
+    }
+    took.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    Ok(format!(
+        "{PINGS} single-event syncs: median {:.2} ms, p99 {:.2} ms, max {:.2} ms from POST to the viewer",
+        ms(took[PINGS / 2]),
+        ms(took[PINGS * 99 / 100]),
+        ms(took[PINGS - 1])
+    ))
+}
+
+fn main() -> Result<()> {
+    let sqlite_home = tempfile::Builder::new().prefix("tdmbench").tempdir_in("/tmp")?;
+    let (_sqlite, single) =
+        hub(sqlite_home.path(), &format!("sqlite:{}", sqlite_home.path().join("hub.db").display()))?;
+    println!("SQLite, one hub: latency: {}", viewer_latency(&single, &single)?);
+    println!("SQLite, one hub: sync: {}", sync_throughput(&single, &single)?);
+
+    let cluster = pg::Cluster::start();
+    let url = cluster.new_database();
+    let (home_a, home_b) = (
+        tempfile::Builder::new().prefix("tdmbench").tempdir_in("/tmp")?,
+        tempfile::Builder::new().prefix("tdmbench").tempdir_in("/tmp")?,
     );
+    let (_a, a) = hub(home_a.path(), &url)?;
+    let (_b, b) = hub(home_b.path(), &url)?;
+    println!("PostgreSQL, 2 replicas (sync on A, viewer on B): latency: {}", viewer_latency(&a, &b)?);
+    println!("PostgreSQL, 2 replicas (sync on A, viewer on B): sync: {}", sync_throughput(&a, &b)?);
     Ok(())
-}
-
-/// Viewers on the share's live WebSocket.
-const VIEWERS: usize = 500;
-/// Sync requests measured, and events in each (as the app-server's debounced
-/// batches carry several).
-const BATCHES: usize = 100;
-const BATCH_EVENTS: u64 = 5;
-/// Between two syncs (the app-server sends one a second per thread; this is
-/// far denser, so that the run is short).
-const BATCH_GAP: Duration = Duration::from_millis(200);
-
-fn fanout() -> Result<()> {
-    let (hub, addr, _hub_home) = start_hub()?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async move {
-        let created: Value = serde_json::from_str(
-            &post(&addr, "/api/share", &serde_json::json!({"threadId": "0190c0de-0000-7000-8000-00000000beef"})).await?,
-        )?;
-        let id = created["id"].as_str().context("share id")?.to_owned();
-        let secret = created["secret"].as_str().context("share secret")?.to_owned();
-        let event = |seq: u64| {
-            serde_json::json!({"type": "event", "seq": seq, "event": {
-                "seq": seq, "type": "item/agentMessage/delta", "threadId": "0190c0de-0000-7000-8000-00000000beef",
-                "turnId": "t", "itemId": "i", "delta": format!("word{seq} "),
-            }})
-        };
-        let first = serde_json::json!({"secret": secret, "data": [{"type": "thread", "title": "bench", "shared": true}, event(1)]});
-        post(&addr, &format!("/api/share/{id}/sync"), &first).await?;
-
-        let last = 1 + BATCHES as u64 * BATCH_EVENTS;
-        let (ready_tx, mut ready) = tokio::sync::mpsc::unbounded_channel();
-        let mut viewers = Vec::new();
-        for _ in 0..VIEWERS {
-            let url = format!("ws://{addr}/api/share/{id}/live?after=1");
-            let ready_tx = ready_tx.clone();
-            viewers.push(tokio::spawn(async move { viewer(&url, last, ready_tx).await }));
-        }
-        for _ in 0..VIEWERS {
-            tokio::time::timeout(Duration::from_secs(120), ready.recv()).await?.context("a viewer failed")?;
-        }
-        let cpu_before = proc_cpu(hub.0.id());
-        let mut sent = Vec::new();
-        for b in 0..BATCHES as u64 {
-            let data: Vec<Value> = (0..BATCH_EVENTS).map(|i| event(2 + b * BATCH_EVENTS + i)).collect();
-            let body = serde_json::json!({"secret": secret, "data": data});
-            sent.push(Instant::now());
-            post(&addr, &format!("/api/share/{id}/sync"), &body).await?;
-            tokio::time::sleep(BATCH_GAP).await;
-        }
-        let mut samples = Vec::with_capacity(VIEWERS * BATCHES);
-        for v in viewers {
-            let seen = tokio::time::timeout(Duration::from_secs(120), v).await???;
-            for (b, at) in sent.iter().enumerate() {
-                let last_of_batch = 1 + (b as u64 + 1) * BATCH_EVENTS;
-                let got = seen.get(&last_of_batch).context("a viewer missed an event")?;
-                samples.push(got.saturating_duration_since(*at));
-            }
-        }
-        let cpu = proc_cpu(hub.0.id()).zip(cpu_before).map(|(a, b)| a.saturating_sub(b));
-        samples.sort();
-        let pct = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
-        println!(
-            "hub fan-out: {VIEWERS} live WebSocket viewers, {BATCHES} syncs of {BATCH_EVENTS} events: sync -> viewer p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples; hub cpu {})",
-            pct(0.50).as_secs_f64() * 1e3,
-            pct(0.99).as_secs_f64() * 1e3,
-            samples.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
-            samples.len(),
-            cpu.map_or("?".into(), |c| format!("{:.2} s", c.as_secs_f64())),
-        );
-        Ok(())
-    })
-}
-
-/// One viewer: connects, says so once it has the thread item, then notes
-/// when each event arrives until `last`.
-async fn viewer(
-    url: &str,
-    last: u64,
-    ready: tokio::sync::mpsc::UnboundedSender<()>,
-) -> Result<std::collections::HashMap<u64, Instant>> {
-    use futures_util::StreamExt as _;
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
-    let mut seen = std::collections::HashMap::new();
-    let mut told = false;
-    while let Some(msg) = ws.next().await {
-        let msg = msg?;
-        let Ok(text) = msg.to_text() else { continue };
-        let now = Instant::now();
-        let item: Value = serde_json::from_str(text)?;
-        if !told {
-            told = true;
-            let _ = ready.send(());
-        }
-        if let Some(seq) = item["seq"].as_u64() {
-            seen.insert(seq, now);
-            if seq == last {
-                return Ok(seen);
-            }
-        }
-    }
-    Err(anyhow!("the hub closed a viewer's socket early"))
-}
-
-/// `POST path` with a JSON body over a fresh connection; the answer's body
-/// (an error unless 200).
-async fn post(addr: &str, path: &str, body: &Value) -> Result<String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let body = body.to_string();
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, rest) = text.split_once("\r\n\r\n").context("no HTTP answer")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(anyhow!("{path}: {head} {rest}"));
-    }
-    Ok(rest.to_owned())
-}
-
-/// CPU time (user + system) of a process so far.
-fn proc_cpu(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Some(Duration::from_millis(ticks * 1000 / hz))
 }

@@ -221,9 +221,9 @@ fn remote_addresses_need_allow_remote_and_get_a_tls_warning() {
     let err = hub.server.stderr();
     assert!(err.contains("WARNING") && err.contains("TLS"), "{err}");
 
-    let out = home.run(&["hub", "--database", "postgres://x/y"]);
+    let out = home.run(&["hub", "--database", "mysql://x/y"]);
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("sqlite:PATH"), "{}", out.stderr);
+    assert!(out.stderr.contains("sqlite:PATH, postgres://"), "{}", out.stderr);
     let out = home.run(&["hub", "--public-url", "hub.example", "--database", "memory"]);
     assert_eq!(out.code, 2, "{out:?}");
 

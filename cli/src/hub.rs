@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use clap::Args;
-use tandem_hub::{Database, HubOptions, Limits};
+use tandem_hub::{Database, HubError, HubOptions, Limits};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
@@ -22,7 +22,8 @@ pub struct HubArgs {
     /// [default: http:// and the address listened on].
     #[arg(long, value_name = "URL", env = "TANDEM_HUB_PUBLIC_URL")]
     public_url: Option<String>,
-    /// Where shares are kept: sqlite:PATH or memory [default: sqlite:$TANDEM_HOME/hub.db].
+    /// Where shares are kept: sqlite:PATH, postgres://USER@HOST:PORT/DB (several
+    /// replicas may share one; no TLS yet) or memory [default: sqlite:$TANDEM_HOME/hub.db].
     #[arg(long, value_name = "URL", env = "TANDEM_HUB_DATABASE")]
     database: Option<String>,
     /// Listen on an address other hosts can reach. Serve it behind a reverse
@@ -90,6 +91,11 @@ pub async fn run(args: HubArgs) -> anyhow::Result<u8> {
             body_bytes: tandem_protocol::MAX_FRAME_BYTES,
         },
     };
-    tandem_hub::run(opts, |addr, url| say!("tandem hub listening on http://{addr} (shares at {url}/s/…)")).await?;
-    Ok(0)
+    let said = |addr, url: &str| say!("tandem hub listening on http://{addr} (shares at {url}/s/…)");
+    match tandem_hub::run(opts, said).await {
+        Ok(()) => Ok(0),
+        // A database out of reach at start: exit 5, like any unreachable server.
+        Err(HubError::Store(e)) if e.is_unavailable() => Err(Fail::new(crate::exit::UNREACHABLE, e.to_string()).into()),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -111,7 +111,15 @@ impl IntoResponse for Refusal {
     }
 }
 
-pub(crate) fn internal(e: impl std::fmt::Display) -> Refusal {
+pub(crate) fn internal(e: impl std::fmt::Display + 'static) -> Refusal {
+    // A database that is down or restarting (PostgreSQL) is a wait, not a
+    // fault: 503, which senders retry.
+    if let Some(e) = (&e as &dyn std::any::Any).downcast_ref::<crate::store::StoreError>()
+        && e.is_unavailable()
+    {
+        tracing::warn!(error = %e, "hub storage unavailable");
+        return Refusal(StatusCode::SERVICE_UNAVAILABLE, "the hub's database is unavailable; try again shortly".into());
+    }
     tracing::error!(error = %e, "hub storage failed");
     Refusal(StatusCode::INTERNAL_SERVER_ERROR, "the hub could not use its storage; see its log".into())
 }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod live;
 pub mod page;
 pub mod reader;
+pub mod replicas;
 pub mod secret;
 pub mod server;
 pub mod store;

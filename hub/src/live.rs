@@ -1,8 +1,9 @@
 //! Who is watching which share: one `watch` channel per share with pollers,
 //! bumped after every stored sync or a delete. It carries no data — a poller
 //! woken reads what is new from the store — so a missed bump loses nothing
-//! and a slow poller costs only itself. (With several replicas on one
-//! database, issue 13 feeds these bumps from LISTEN/NOTIFY.)
+//! and a slow poller costs only itself. With several replicas on one
+//! PostgreSQL database, [`crate::replicas`] also feeds these bumps from
+//! LISTEN/NOTIFY, and bumps every share after its listener (re)connects.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -33,5 +34,32 @@ impl Live {
                 tx.send_replace(());
             }
         }
+    }
+
+    /// Wakes every poller (their next read catches up on whatever was missed).
+    pub fn changed_all(&self) {
+        let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
+        shares.retain(|_, tx| tx.receiver_count() > 0);
+        for tx in shares.values() {
+            tx.send_replace(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_all_wakes_every_watched_share() {
+        let live = Live::default();
+        let mut a = live.watch("a");
+        let b = live.watch("b");
+        assert!(!a.has_changed().unwrap());
+        live.changed("a");
+        assert!(a.has_changed().unwrap() && !b.has_changed().unwrap());
+        a.borrow_and_update();
+        live.changed_all();
+        assert!(a.has_changed().unwrap() && b.has_changed().unwrap());
     }
 }

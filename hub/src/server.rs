@@ -1,6 +1,6 @@
 //! Running a hub: pick the store, bind the address (loopback unless told
-//! otherwise), serve the routes, tidy expired shares in the background, and
-//! stop on SIGTERM/SIGINT.
+//! otherwise), serve the routes, tidy expired shares in the background, on
+//! PostgreSQL follow the other replicas' changes, and stop on SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::api::{self, Hub, Limits};
-use crate::store::{HubStore, MemoryStore, SqliteStore, StoreError};
+use crate::replicas::{self, Change};
+use crate::store::{HubStore, MemoryStore, PgStore, SqliteStore, StoreError};
 
 /// How often expired shares are purged (they answer 410 at once regardless:
 /// the first request that finds one purges it).
@@ -19,11 +20,13 @@ const TIDY_EVERY: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
     Sqlite(PathBuf),
+    /// A `postgres://` URL (checked by [`Database::parse`]).
+    Postgres(String),
     Memory,
 }
 
 impl Database {
-    /// Parses `sqlite:PATH` or `memory`; `None` for an empty string.
+    /// Parses `sqlite:PATH`, `postgres://…` or `memory`.
     pub fn parse(url: &str) -> Result<Database, String> {
         if url == "memory" {
             return Ok(Database::Memory);
@@ -35,9 +38,13 @@ impl Database {
             return Ok(Database::Sqlite(PathBuf::from(path)));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err("PostgreSQL is not supported by this build yet; use sqlite:PATH".into());
+            crate::store::postgres::parse_url(url)?;
+            return Ok(Database::Postgres(url.to_owned()));
         }
-        Err(format!("unknown database {url:?}; accepted: sqlite:PATH, memory"))
+        Err(format!(
+            "unknown database {:?}; accepted: sqlite:PATH, postgres://USER@HOST:PORT/DB, memory",
+            url.split('@').next_back().unwrap_or(url)
+        ))
     }
 }
 
@@ -65,12 +72,24 @@ pub enum HubError {
 /// the public URL once it accepts connections.
 pub async fn run(opts: HubOptions, ready: impl FnOnce(SocketAddr, &str)) -> Result<(), HubError> {
     match opts.database.clone() {
-        Database::Sqlite(path) => serve(SqliteStore::open(&path)?, opts, ready).await,
-        Database::Memory => serve(MemoryStore::new(), opts, ready).await,
+        Database::Sqlite(path) => serve(SqliteStore::open(&path)?, None, opts, ready).await,
+        Database::Postgres(url) => {
+            let store = PgStore::connect(&url).await?;
+            let feed = store.config().clone();
+            serve(store, Some(feed), opts, ready).await
+        }
+        Database::Memory => serve(MemoryStore::new(), None, opts, ready).await,
     }
 }
 
-async fn serve<S: HubStore>(store: S, opts: HubOptions, ready: impl FnOnce(SocketAddr, &str)) -> Result<(), HubError> {
+/// Serves `store`; with `feed`, pollers also hear of changes other replicas
+/// store in that PostgreSQL database.
+async fn serve<S: HubStore>(
+    store: S,
+    feed: Option<tokio_postgres::Config>,
+    opts: HubOptions,
+    ready: impl FnOnce(SocketAddr, &str),
+) -> Result<(), HubError> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
@@ -91,6 +110,13 @@ async fn serve<S: HubStore>(store: S, opts: HubOptions, ready: impl FnOnce(Socke
             }
         })
     };
+    let feed = feed.map(|config| {
+        let hub = hub.clone();
+        tokio::spawn(replicas::follow(config, move |change| match change {
+            Change::Share(id) => hub.live.changed(&id),
+            Change::All => hub.live.changed_all(),
+        }))
+    });
     let app = api::router(hub.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(%addr, public_url = %hub.public_url, "hub listening");
     ready(addr, &hub.public_url);
@@ -100,5 +126,8 @@ async fn serve<S: HubStore>(store: S, opts: HubOptions, ready: impl FnOnce(Socke
         _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); Ok(()) }
     };
     tidy.abort();
+    if let Some(feed) = feed {
+        feed.abort();
+    }
     result
 }

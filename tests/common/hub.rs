@@ -16,6 +16,7 @@ pub struct Hub {
     pub server: Server,
     /// `127.0.0.1:PORT`
     pub addr: String,
+    /// The SQLite file (empty on other databases).
     pub db: PathBuf,
 }
 
@@ -33,9 +34,17 @@ impl Hub {
     /// [`Hub::start_at`] with extra environment variables (`RUST_LOG`).
     pub fn start_env(home: &Home, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Hub {
         let db = home.path().join("hub.db");
+        let mut hub = Hub::start_on(home, listen, &format!("sqlite:{}", db.display()), extra, env);
+        hub.db = db;
+        hub
+    }
+
+    /// `tandem hub --listen ADDR --database URL` (a PostgreSQL URL: one replica).
+    pub fn start_on(home: &Home, listen: &str, database: &str, extra: &[&str], env: &[(&str, &str)]) -> Hub {
+        let db = PathBuf::new();
         let mut cmd = home.tandem();
         cmd.envs(env.iter().copied());
-        cmd.args(["hub", "--listen", listen, "--database", &format!("sqlite:{}", db.display())])
+        cmd.args(["hub", "--listen", listen, "--database", database])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod pg;
 pub mod web;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tandem");

@@ -1,7 +1,7 @@
 //! The contract every [`HubStore`] keeps, as one suite of cases run against
 //! each backend (`store_contract!(make)` in the backend's tests). A backend
-//! that passes it can hold the hub's shares; PostgreSQL (issue 13) will run
-//! the same cases.
+//! that passes it can hold the hub's shares; SQLite, memory and a real
+//! PostgreSQL (started by the test, `tests/common/pg.rs`) all run it.
 
 use super::{HubStore, NewShare, StoreError, StoredEvent, SyncBatch, SyncOutcome};
 

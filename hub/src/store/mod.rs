@@ -1,21 +1,22 @@
 //! The hub's storage, behind one trait ([`HubStore`]) with the backends beside
-//! it (atuin's shape): SQLite, the embedded default, and memory (tests, and a
-//! hub that keeps nothing). Every backend passes the same contract suite
-//! ([`contract`]), so a new one (PostgreSQL, issue 13) is done when that suite
-//! runs green against it.
+//! it (atuin's shape): SQLite, the embedded default, PostgreSQL (several hub
+//! replicas on one database) and memory (tests, and a hub that keeps
+//! nothing). Every backend passes the same contract suite ([`contract`]).
 //!
 //! The store decides what must be atomic — a sync's gap check and its writes,
-//! a share's size budget — so that several hub replicas on one database could
+//! a share's size budget — so that several hub replicas on one database
 //! never interleave two syncs into a gap or a duplicate. Secrets reach it only
 //! hashed; it never sees one.
 
 pub mod contract;
 mod memory;
+pub mod postgres;
 mod sqlite;
 
 use std::future::Future;
 
 pub use memory::MemoryStore;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Errors of a backend.
@@ -29,6 +30,22 @@ pub enum StoreError {
     Exists(String),
     #[error("the database task failed: {0}")]
     Task(String),
+    #[error("database: {0}")]
+    Postgres(tokio_postgres::Error),
+    /// Down, restarting or out of connections: worth retrying (the API answers 503).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("--database: {0}")]
+    BadUrl(String),
+    #[error("the database's hub schema is version {found}, newer than this hub's ({known}); run the newer tandem hub")]
+    SchemaTooNew { found: i32, known: i32 },
+}
+
+impl StoreError {
+    /// Whether the database is out of reach for now (a retry may succeed).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 /// A new share, as the server made it.
