@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use governor::clock::{Clock, DefaultClock};
@@ -20,6 +20,7 @@ use serde_json::json;
 use tandem_protocol::hub::{CreateShare, CreatedShare, DeleteShare, SyncItem, SyncRequest, parse_duration};
 use tandem_protocol::time::{format_millis, now_millis};
 
+use crate::client_ip::TrustedProxies;
 use crate::live::Live;
 use crate::page;
 use crate::secret;
@@ -43,6 +44,9 @@ pub struct Limits {
     pub share_bytes: u64,
     /// Bytes of one request body.
     pub body_bytes: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client that the
+    /// creation limit counts (otherwise the TCP peer is the client).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// What every handler shares.
@@ -155,9 +159,12 @@ fn check_secret(given: &str, share: &Share) -> Result<(), Refusal> {
 async fn create<S: HubStore>(
     State(hub): State<Arc<Hub<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    if let Err(not_until) = hub.creates.check_key(&peer.ip()) {
+    let forwarded = headers.get_all("x-forwarded-for").into_iter().filter_map(|v| v.to_str().ok());
+    let client = hub.limits.trusted_proxies.client(peer.ip(), forwarded);
+    if let Err(not_until) = hub.creates.check_key(&client) {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let mut res = Refusal(
