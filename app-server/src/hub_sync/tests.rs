@@ -565,6 +565,9 @@ async fn clock_deltas_of_a_batch_are_coalesced_and_every_seq_goes_once() {
     steps.send(None).unwrap();
     seen = s.logged(&t.id, |e| e["type"] == "turn/completed").await;
     let log = s.log(&t.id).await;
+    // The window opened when the queue woke (which may come after the log
+    // shows the commit): only then does the clock move.
+    s.phase(&sync, &t.id, Phase::Gathering).await;
     advance(DEBOUNCE).await;
     s.hub.requests(3).await;
     let hub = s.hub.lock();
@@ -682,6 +685,7 @@ async fn clock_a_key_streamed_across_two_batches_is_never_sent() {
     steps.send(Some("ODNN7EXAMPLE now".into())).unwrap();
     steps.send(None).unwrap();
     let last = s.logged(&t.id, |e| e["type"] == "turn/completed").await;
+    s.phase(&sync, &t.id, Phase::Gathering).await;
     advance(DEBOUNCE).await;
     s.hub.requests(3).await;
     let hub = s.hub.lock();
