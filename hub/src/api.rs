@@ -162,7 +162,8 @@ async fn create<S: HubStore>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    let forwarded = headers.get_all("x-forwarded-for").into_iter().filter_map(|v| v.to_str().ok());
+    // A line that is not text counts as junk (it ends the walk), not as absent.
+    let forwarded = headers.get_all("x-forwarded-for").into_iter().map(|v| v.to_str().unwrap_or(""));
     let client = hub.limits.trusted_proxies.client(peer.ip(), forwarded);
     if let Err(not_until) = hub.creates.check_key(&client) {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
