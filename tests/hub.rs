@@ -132,6 +132,61 @@ fn creations_past_the_rate_limit_are_told_when_to_retry() {
     assert!((1..=60).contains(&after), "{after}");
 }
 
+/// `POST /api/share` with `X-Forwarded-For: xff` (none if empty): the status.
+fn create_from(hub: &Hub, xff: &str) -> u16 {
+    let body = json!({ "threadId": THREAD }).to_string();
+    let headers: &[(&str, &str)] = if xff.is_empty() { &[] } else { &[("X-Forwarded-For", xff)] };
+    common::hub::http_with(&hub.addr, "POST", "/api/share", headers, &body).status
+}
+
+#[test]
+fn a_forwarded_address_counts_only_from_a_trusted_proxy() {
+    // No proxy trusted: the header is the client's word, and changes nothing.
+    let home = Home::new();
+    let hub = Hub::start(&home, &["--create-limit", "2"]);
+    assert_eq!(create_from(&hub, "203.0.113.1"), 200);
+    assert_eq!(create_from(&hub, "203.0.113.2"), 200);
+    assert_eq!(create_from(&hub, "203.0.113.3"), 429, "a spoofed X-Forwarded-For does not dodge the limit");
+    assert_eq!(create_from(&hub, ""), 429);
+    drop(hub);
+
+    // 127.0.0.1 is a trusted proxy: each forwarded client has its own budget.
+    let home = Home::new();
+    let hub = Hub::start(&home, &["--create-limit", "1", "--trusted-proxy", "127.0.0.1"]);
+    assert_eq!(create_from(&hub, "203.0.113.7"), 200);
+    assert_eq!(create_from(&hub, "203.0.113.7"), 429);
+    assert_eq!(create_from(&hub, "198.51.100.9"), 200, "another client, another budget");
+    // What a client puts left of the proxy's entry does not make it someone else.
+    assert_eq!(create_from(&hub, "192.0.2.50, 203.0.113.7"), 429);
+    // Without the header the proxy itself is the client.
+    assert_eq!(create_from(&hub, ""), 200);
+    assert_eq!(create_from(&hub, ""), 429);
+    drop(hub);
+
+    // The same from the environment, as networks, with a chain of proxies.
+    let home = Home::new();
+    let env = [("TANDEM_HUB_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.0/8")];
+    let hub = Hub::start_env(&home, "127.0.0.1:0", &["--create-limit", "1"], &env);
+    assert_eq!(create_from(&hub, "203.0.113.7, 10.1.2.3"), 200);
+    assert_eq!(create_from(&hub, "203.0.113.7"), 429, "the same client through one proxy less");
+    assert_eq!(create_from(&hub, "198.51.100.9, 10.1.2.3"), 200);
+}
+
+#[test]
+fn a_bad_trusted_proxy_is_refused_by_name() {
+    let home = Home::new();
+    for bad in ["10.0.0.0/33", "proxy.local", "300.1.1.1"] {
+        let out = home.run(&["hub", "--database", "memory", "--trusted-proxy", "127.0.0.1", "--trusted-proxy", bad]);
+        assert_eq!(out.code, 2, "{bad}: {out:?}");
+        assert!(
+            out.stderr.contains("--trusted-proxy") && out.stderr.contains(bad.split('/').next_back().unwrap()),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+}
+
 #[test]
 fn delete_leaves_nothing_in_the_database() {
     let home = Home::new();

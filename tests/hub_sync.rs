@@ -161,6 +161,77 @@ fn hub_and_app_server_restarts_lose_nothing_and_repeat_nothing() {
 }
 
 #[test]
+fn a_key_streamed_across_two_batches_never_reaches_the_hub() {
+    let hub_home = Home::new();
+    let mut hub = Hub::start(&hub_home, &[]);
+    let addr = hub.addr.clone();
+    let home = Home::new();
+    let (go1, go2) = (home.path().join("go1"), home.path().join("go2"));
+    // An agent that streams a real-looking key in two writes, each when told
+    // (the script puts it together, so that the command line, which is in
+    // `turn/started`, does not hold the key's halves).
+    let script = format!(
+        "cat >/dev/null; printf 'before the key. '; until [ -e {} ]; do sleep 0.05; done; \
+         printf 'deploy with AKIA%s' IOSF; until [ -e {} ]; do sleep 0.05; done; printf '%sEXAMPLE now' ODNN7",
+        go1.display(),
+        go2.display()
+    );
+    let _server = home.serve(&["--agent", "exec", "--", "sh", "-c", &script]);
+    let thread = home.new_thread();
+    let id = share_id(&share(&home, &["link", "--thread", &thread, "--hub", &hub.url()]).ok().stdout);
+    hub_events(&hub, &id, last_seq(&home, &thread));
+    wait_for("the link to be synced", || links(&home).contains("synced"));
+
+    // With the hub down, the first part and the half key are both in the log
+    // before any batch reads them: the next batch must cut between them.
+    hub.server.kill9();
+    share(&home, &["post", "--thread", &thread, "--prompt", "go", "--no-wait"]).ok();
+    let deltas = || -> Vec<String> {
+        home.events(&thread)
+            .iter()
+            .filter(|e| e["type"] == "item/agentMessage/delta")
+            .map(|e| e["delta"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    wait_for("the first part", || !deltas().is_empty());
+    assert_eq!(deltas(), ["before the key. "]);
+    std::fs::write(&go1, "").unwrap();
+    wait_for("the half key", || deltas().len() == 2);
+    assert_eq!(deltas(), ["before the key. ", "deploy with AKIAIOSF"]);
+    let half = last_seq(&home, &thread);
+
+    let hub = Hub::start_at(&hub_home, &addr, &[]);
+    let mut poll = hub.poll(&id);
+    let mut items = poll.until(|i| i["seq"].as_u64() == Some(half - 1));
+    let first = serde_json::to_string(&items).unwrap();
+    assert!(first.contains("before the key. ") && !first.contains("AKIAIOSF"), "{first}");
+
+    // The rest of the key comes in a later batch, and the message ends.
+    std::fs::write(&go2, "").unwrap();
+    wait_for("the turn to end", || home.events(&thread).last().unwrap()["type"] == "turn/completed");
+    let n = last_seq(&home, &thread);
+    items.extend(poll.until(|i| i["seq"].as_u64() == Some(n)));
+    let events: Vec<&Value> = items.iter().filter(|i| i["type"] == "event").map(|i| &i["event"]).collect();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "no gap, no duplicate");
+    let text: String =
+        events.iter().filter(|e| e["type"] == "item/agentMessage/delta").filter_map(|e| e["delta"].as_str()).collect();
+    assert_eq!(text, "before the key. deploy with [redacted:aws] now");
+    let completed = events.iter().find(|e| e["type"] == "item/completed").expect("the message");
+    assert_eq!(completed["item"]["text"], "before the key. deploy with [redacted:aws] now");
+
+    // Not one half of it in the hub's database, nor in its WAL.
+    let db = rusqlite::Connection::open(&hub.db).unwrap();
+    db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    let mut bytes = std::fs::read(&hub.db).unwrap();
+    bytes.extend(std::fs::read(hub.db.with_extension("db-wal")).unwrap_or_default());
+    for half in ["AKIAIOSF", "ODNN7EXAMPLE"] {
+        assert!(!bytes.windows(half.len()).any(|w| w == half.as_bytes()), "{half} is in the hub's database");
+    }
+    assert!(bytes.windows(14).any(|w| w == b"[redacted:aws]"), "the check looks at the right file");
+}
+
+#[test]
 fn unlink_delete_removes_the_share_and_bad_input_is_refused() {
     let hub_home = Home::new();
     let hub = Hub::start(&hub_home, &[]);

@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
+use regex_automata::{Anchored, Input, MatchKind, hybrid};
 
 /// One kind of secret: what it looks like, and what it becomes.
 struct Rule {
@@ -70,6 +71,102 @@ pub fn secrets(text: &str) -> Cow<'_, str> {
         }
     }
     out
+}
+
+/// Bytes of the end of a text searched for a secret that may go on: longer
+/// than any key or token of the rules (a private key, which can be longer,
+/// matches to the end of the text once its `BEGIN` line is there).
+const OPEN_WINDOW: usize = 4096;
+
+/// The rules as one automaton that tells, byte by byte, whether a secret
+/// could still be matching: every pattern at once (`MatchKind::All`, so no
+/// match is pruned by another), word boundaries in ASCII (a lazy DFA cannot
+/// do Unicode ones; an ASCII boundary allows more starts, which only holds
+/// back more).
+static OPEN: LazyLock<Option<hybrid::dfa::DFA>> = LazyLock::new(|| {
+    // A private key's body would keep the automaton alive past its END line
+    // (`.*?` is not lazy in a DFA): here only its BEGIN line counts, and the
+    // rule itself, which matches to the end of the text until the END line
+    // comes, holds the rest.
+    let patterns: Vec<String> = RULES
+        .iter()
+        .map(|r| match r.kind {
+            "private-key" => r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----".to_owned(),
+            _ => r.re.as_str().replace(r"\b", r"(?-u:\b)"),
+        })
+        .collect();
+    let built = hybrid::dfa::DFA::builder()
+        .configure(hybrid::dfa::DFA::config().match_kind(MatchKind::All))
+        .build_many(&patterns);
+    match built {
+        Ok(dfa) => Some(dfa),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the open-secret automaton; streamed text is held back whole");
+            None
+        }
+    }
+});
+
+/// How much of `text`, a message still being streamed, can leave now without
+/// cutting a secret in two: the largest of `cuts` (ascending byte offsets of
+/// `text`, on char boundaries, the first 0) such that no secret that starts
+/// before it can reach past it, whatever text comes next. A part sent alone
+/// is redacted alone; a key half in one part and half in the next would be
+/// missed by both.
+///
+/// A start is settled once the automaton dies on it (no rule can match from
+/// there any more); one still alive at the end of `text` may be the start of
+/// a secret, and so may a match that runs to the end (a JWT still streaming, a
+/// private key without its `END` line). Starts further back than
+/// [`OPEN_WINDOW`] are taken as settled.
+pub fn settled_len(text: &str, cuts: &[usize]) -> usize {
+    let snap = |at: usize| cuts.iter().rev().find(|&&c| c <= at).copied().unwrap_or(0);
+    let mut cut = snap(text.len());
+    for rule in RULES.iter() {
+        if let Some(m) = rule.re.find_iter(text).find(|m| m.end() == text.len()) {
+            cut = cut.min(snap(m.start()));
+        }
+    }
+    let Some(dfa) = OPEN.as_ref() else { return 0 };
+    let mut cache = dfa.create_cache();
+    let bytes = text.as_bytes();
+    let from = text.len().saturating_sub(OPEN_WINDOW);
+    // From the end back, so that a start that reaches past a cut moves the
+    // cut before it, and every start left before the cut is checked against
+    // the final cut.
+    for start in (from..text.len()).rev() {
+        if start >= cut || !text.is_char_boundary(start) {
+            continue;
+        }
+        let input = Input::new(bytes).range(start..).anchored(Anchored::Yes);
+        let Ok(mut state) = dfa.start_state_forward(&mut cache, &input) else {
+            cut = snap(start);
+            continue;
+        };
+        // Where the automaton died (any match from `start` ends before it);
+        // `None`: still alive at the end of the text.
+        let mut died = None;
+        if !state.is_dead() {
+            for (i, &b) in bytes[start..].iter().enumerate() {
+                match dfa.next_state(&mut cache, state, b) {
+                    Ok(next) if next.is_dead() => {
+                        died = Some(start + i + 1);
+                        break;
+                    }
+                    Ok(next) if !next.is_quit() => state = next,
+                    _ => break,
+                }
+            }
+        } else {
+            died = Some(start + 2);
+        }
+        // The automaton tells a match one byte late: one that died on the
+        // byte at `at - 1` matched at most up to `at - 2`.
+        if died.is_none_or(|at| at.saturating_sub(2) > cut) {
+            cut = snap(start);
+        }
+    }
+    cut
 }
 
 /// Redacts [`secrets`] in every string of a JSON value (keys stay: they are
@@ -243,6 +340,43 @@ mod tests {
             let once = secrets(input).into_owned();
             assert_eq!(secrets(&once), once);
         }
+    }
+
+    /// What leaves of `text` if it may be cut anywhere.
+    fn settled(text: &str) -> &str {
+        let cuts: Vec<usize> = (0..=text.len()).filter(|&i| text.is_char_boundary(i)).collect();
+        &text[..settled_len(text, &cuts)]
+    }
+
+    #[test]
+    fn a_text_that_may_be_the_start_of_a_secret_is_held_back() {
+        assert_eq!(settled("deploy with AKIAIOSF"), "deploy with ");
+        assert_eq!(settled("deploy with AKIAIOSFODNN7EXAMPLE"), "deploy with ", "a key may go on");
+        assert_eq!(settled("deploy with AKIAIOSFODNN7EXAMPLE now"), "deploy with AKIAIOSFODNN7EXAMPLE ");
+        assert_eq!(settled("the db_password = "), "the ", "a pair waiting for its value");
+        assert_eq!(settled(r#"{"db_password": "c0rrect hor"#), r#"{""#);
+        assert_eq!(settled("curl https://bob:s3"), "curl ");
+        assert_eq!(settled("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIi"), "Bearer ");
+        let pem = "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\n";
+        assert_eq!(settled(&format!("{pem}{}", "x ".repeat(3000))), "key:\n", "a private key waits for its END");
+        assert_eq!(
+            settled(&format!("{pem}-----END RSA PRIVATE KEY-----\nok ")),
+            format!("{pem}-----END RSA PRIVATE KEY-----\nok ")
+        );
+        assert_eq!(settled("-----BEG"), "");
+        // Plain prose goes up to its last word, which may still grow.
+        assert_eq!(settled("Hello there, see you "), "Hello there, see you ");
+        assert_eq!(settled("héllo wörld pass"), "héllo wörld ");
+        assert_eq!(settled(""), "");
+    }
+
+    #[test]
+    fn a_text_is_cut_only_where_allowed_and_never_through_a_secret() {
+        let text = "ab use AKIAIOSFODNN7EXAMPLE now!";
+        // A cut inside the key would send half of it unredacted: the cut goes before it.
+        assert_eq!(settled_len(text, &[0, 3, 10, 27, text.len()]), text.len());
+        assert_eq!(settled_len(text, &[0, 3, 10, 26]), 3);
+        assert_eq!(settled_len("short", &[0]), 0);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use clap::Args;
-use tandem_hub::{Database, HubError, HubOptions, Limits};
+use tandem_hub::{Cidr, Database, HubError, HubOptions, Limits, TrustedProxies};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
@@ -36,6 +36,13 @@ pub struct HubArgs {
     /// KiB of events one share may hold; a sync past it gets 413.
     #[arg(long, value_name = "KIB", default_value_t = 64 * 1024)]
     max_share_kib: u64,
+    /// A reverse proxy in front of the hub (an address or a network, e.g.
+    /// 127.0.0.1 or 10.0.0.0/8; repeatable): for requests from it, the client
+    /// counted by --create-limit is the right-most X-Forwarded-For address
+    /// that is not itself a trusted proxy. From any other peer the header is
+    /// ignored.
+    #[arg(long = "trusted-proxy", value_name = "IP|CIDR", env = "TANDEM_HUB_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<String>,
 }
 
 pub async fn run(args: HubArgs) -> anyhow::Result<u8> {
@@ -81,6 +88,14 @@ pub async fn run(args: HubArgs) -> anyhow::Result<u8> {
         tandem_app_server::paths::open_private(path, tandem_app_server::paths::Access::ReadWrite)
             .map_err(|e| Fail::new(crate::exit::FAILURE, format!("cannot use {}: {e}", path.display())))?;
     }
+    let mut proxies = Vec::new();
+    for text in args.trusted_proxies.iter().filter(|t| !t.trim().is_empty()) {
+        proxies.push(text.parse::<Cidr>().map_err(|e| Fail::usage(format!("--trusted-proxy: {e}")))?);
+    }
+    let trusted_proxies = TrustedProxies::new(proxies);
+    if !trusted_proxies.is_empty() {
+        tracing::info!(proxies = %trusted_proxies, "X-Forwarded-For believed from these peers");
+    }
     let opts = HubOptions {
         listen: args.listen,
         public_url: args.public_url,
@@ -89,6 +104,7 @@ pub async fn run(args: HubArgs) -> anyhow::Result<u8> {
             creates_per_minute: args.create_limit.max(1),
             share_bytes: args.max_share_kib.saturating_mul(1024),
             body_bytes: tandem_protocol::MAX_FRAME_BYTES,
+            trusted_proxies,
         },
     };
     let said = |addr, url: &str| say!("tandem hub listening on http://{addr} (shares at {url}/s/…)");

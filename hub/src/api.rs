@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use governor::clock::{Clock, DefaultClock};
@@ -19,6 +19,7 @@ use serde_json::json;
 use tandem_protocol::hub::{CreateShare, CreatedShare, DeleteShare, SyncItem, SyncRequest, parse_duration};
 use tandem_protocol::time::{format_millis, now_millis};
 
+use crate::client_ip::TrustedProxies;
 use crate::live::Live;
 use crate::page;
 use crate::reader;
@@ -37,6 +38,9 @@ pub struct Limits {
     pub share_bytes: u64,
     /// Bytes of one request body.
     pub body_bytes: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client that the
+    /// creation limit counts (otherwise the TCP peer is the client).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// What every handler shares.
@@ -165,9 +169,13 @@ fn check_secret(given: &str, share: &Share) -> Result<(), Refusal> {
 async fn create<S: HubStore>(
     State(hub): State<Arc<Hub<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    if let Err(not_until) = hub.creates.check_key(&peer.ip()) {
+    // A line that is not text counts as junk (it ends the walk), not as absent.
+    let forwarded = headers.get_all("x-forwarded-for").into_iter().map(|v| v.to_str().unwrap_or(""));
+    let client = hub.limits.trusted_proxies.client(peer.ip(), forwarded);
+    if let Err(not_until) = hub.creates.check_key(&client) {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let mut res = Refusal(

@@ -3,6 +3,7 @@
 //! machines while the author's laptop is off.
 
 pub mod api;
+pub mod client_ip;
 pub mod live;
 pub mod page;
 pub mod reader;
@@ -12,4 +13,5 @@ pub mod server;
 pub mod store;
 
 pub use api::Limits;
+pub use client_ip::{BadCidr, Cidr, TrustedProxies};
 pub use server::{Database, HubError, HubOptions, run};

@@ -143,10 +143,16 @@ impl Reply {
 
 /// One HTTP/1.1 request with `Connection: close`, read to the end.
 pub fn http(addr: &str, method: &str, path: &str, body: &str) -> Reply {
+    http_with(addr, method, path, &[], body)
+}
+
+/// [`http`] with extra header lines (`("X-Forwarded-For", "…")`).
+pub fn http_with(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).unwrap();

@@ -18,6 +18,7 @@ use tandem_protocol::hub::{
     CreateShare, HubLink, HubLinkParams, HubLinkResult, HubLinksParams, HubLinksResult, HubUnlinkParams,
     HubUnlinkResult, parse_duration,
 };
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use links::{LinkRecord, LinkStore};
@@ -33,6 +34,31 @@ struct Link {
     /// The last failure, while retrying.
     error: Option<String>,
     task: Option<JoinHandle<()>>,
+    /// What its queue is doing (tests wait on it to move a paused clock).
+    phase: watch::Sender<Phase>,
+}
+
+impl Link {
+    fn new(record: LinkRecord) -> Link {
+        Link { record, error: None, task: None, phase: watch::Sender::new(Phase::Starting) }
+    }
+}
+
+/// What a link's sync queue is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Starting,
+    /// Nothing to send: waiting for the thread's next commit.
+    Idle,
+    /// Letting events gather for [`DEBOUNCE`] before a batch.
+    Gathering,
+    /// A batch is on its way to the hub (or its `ackedSeq` being saved).
+    Sending,
+    /// The last `failures` syncs in a row failed; the next in `wait`.
+    Retrying {
+        failures: u32,
+        wait: std::time::Duration,
+    },
 }
 
 struct Inner {
@@ -96,7 +122,7 @@ impl HubSync {
         let count = records.len();
         for (thread, record) in records {
             let running = record.stopped.is_none();
-            sync.lock().insert(thread.clone(), Link { record, error: None, task: None });
+            sync.lock().insert(thread.clone(), Link::new(record));
             if running {
                 sync.spawn(&thread);
             }
@@ -142,6 +168,17 @@ impl HubSync {
     /// The record of a linked thread.
     pub(crate) fn record(&self, thread: &str) -> Option<LinkRecord> {
         self.lock().get(thread).map(|l| l.record.clone())
+    }
+
+    pub(crate) fn set_phase(&self, thread: &str, phase: Phase) {
+        if let Some(link) = self.lock().get(thread) {
+            link.phase.send_replace(phase);
+        }
+    }
+
+    /// What the queue of `thread`'s link is doing, as it changes.
+    pub fn phase(&self, thread: &str) -> Option<watch::Receiver<Phase>> {
+        self.lock().get(thread).map(|l| l.phase.subscribe())
     }
 
     pub(crate) fn set_status(&self, thread: &str, error: Option<String>) {
@@ -255,7 +292,7 @@ impl HubSync {
             expires_at: created.expires_at,
             stopped: None,
         };
-        if let Some(old) = self.lock().insert(thread.clone(), Link { record, error: None, task: None })
+        if let Some(old) = self.lock().insert(thread.clone(), Link::new(record))
             && let Some(task) = old.task
         {
             task.abort();

@@ -9,7 +9,13 @@
 //!
 //! Events come from the engine's store, woken by the thread's live feed
 //! (`wait_committed_past`): the queue never holds a follower's ring.
+//!
+//! An agent message still streaming is redacted in parts, one per batch, so
+//! a batch ends where no secret can straddle the cut: the deltas whose text
+//! could be the start of one wait for the next batch ([`sendable`]). Only
+//! time moves through `tokio::time`, so tests run the queue on a paused clock.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -17,8 +23,8 @@ use tandem_protocol::Position;
 use tandem_protocol::hub::SyncItem;
 use tandem_protocol::methods::ThreadEventsParams;
 
-use super::HubSync;
 use super::uplink::Refusal;
+use super::{HubSync, Phase};
 
 /// How long events gather before a batch leaves.
 pub const DEBOUNCE: Duration = Duration::from_secs(1);
@@ -42,10 +48,14 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
     };
     let mut meta_sent: Option<(Option<String>, bool)> = None;
     let mut backoff = MIN_BACKOFF;
+    let mut failures = 0;
     // Whether to let events gather before the next batch: after a wake-up or
     // a sync (so a streaming turn goes a second at a time, not per commit),
     // but not at start, after a failure, or while catching up in full batches.
     let mut settle = false;
+    // The last seq read by a sync that held deltas back: nothing is due
+    // until something after it is committed.
+    let mut held_upto = 0;
     loop {
         let Some(link) = sync.record(&thread_id) else { return };
         if link.stopped.is_some() {
@@ -60,21 +70,25 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
         let meta = (title, shared);
         // A thread that is not shared right now tells the hub so, and sends
         // no events until it is shared again.
-        let events_due = shared && committed > link.acked_seq;
+        let events_due = shared && committed > link.acked_seq.max(held_upto);
         if meta_sent.as_ref() == Some(&meta) && !events_due {
             sync.set_status(&thread_id, None);
+            sync.set_phase(&thread_id, Phase::Idle);
             handle.wait_committed_past(committed).await;
             settle = true;
             continue;
         }
         if settle {
             settle = false;
+            sync.set_phase(&thread_id, Phase::Gathering);
             tokio::time::sleep(DEBOUNCE).await;
             continue; // look again: more may have come
         }
         let mut items = vec![SyncItem::Thread { title: meta.0.clone(), shared }];
         let mut last = link.acked_seq;
         let mut full = false;
+        // Set when deltas were held back: the last seq read.
+        let mut held = None;
         if events_due {
             let params = ThreadEventsParams {
                 thread_id: thread_id.clone(),
@@ -85,6 +99,8 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
                 Ok(p) => p,
                 Err(e) => {
                     sync.set_status(&thread_id, Some(format!("cannot read the thread: {}", e.message)));
+                    failures += 1;
+                    sync.set_phase(&thread_id, Phase::Retrying { failures, wait: backoff });
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
@@ -98,14 +114,27 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
                 let Ok(event) = serde_json::from_str::<Value>(raw.get()) else { break };
                 let Some(seq) = event.get("seq").and_then(Value::as_u64) else { break };
                 events.push((seq, event));
-                last = seq;
                 if bytes > BATCH_BYTES {
                     full = true;
                     break;
                 }
             }
+            if link.redact {
+                let keep = sendable(&events);
+                if keep == 0 && full {
+                    // One message's open secret filling a whole batch (a
+                    // private key streamed in more than a page of deltas):
+                    // holding it back would hold the queue forever. It goes
+                    // as it is, redacted per batch.
+                    tracing::warn!(thread = %thread_id, "a batch of nothing but a secret still streaming; sending it in parts");
+                } else if keep < events.len() {
+                    held = events.last().map(|e| e.0);
+                    events.truncate(keep);
+                }
+            }
+            last = events.last().map_or(link.acked_seq, |e| e.0);
             // Coalesce before redacting, so a key streamed across deltas is
-            // seen whole (within a batch).
+            // seen whole (and across batches, thanks to `sendable`).
             coalesce_deltas(&mut events);
             for (seq, mut event) in events {
                 if link.redact {
@@ -114,9 +143,18 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
                 items.push(SyncItem::Event { seq, event });
             }
         }
+        if items.len() == 1 && meta_sent.as_ref() == Some(&meta) {
+            // All that is new is held back: nothing to send until more comes.
+            held_upto = held.unwrap_or(0);
+            settle = true;
+            continue;
+        }
+        sync.set_phase(&thread_id, Phase::Sending);
         match sync.uplink().sync(&link, items).await {
             Ok(()) => {
+                held_upto = held.unwrap_or(0);
                 backoff = MIN_BACKOFF;
+                failures = 0;
                 settle = !full;
                 meta_sent = Some(meta);
                 if last > link.acked_seq {
@@ -135,6 +173,7 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
                     return;
                 }
                 tracing::info!(thread = %thread_id, expected, "the hub asks to resend from an earlier seq");
+                held_upto = 0;
                 sync.ack(&thread_id, resume).await;
             }
             Err(refusal) => match refusal.stops() {
@@ -144,8 +183,11 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
                     return;
                 }
                 None => {
+                    held_upto = 0;
                     tracing::info!(thread = %thread_id, %refusal, retry_in = ?backoff, "hub sync failed; retrying");
                     sync.set_status(&thread_id, Some(refusal.to_string()));
+                    failures += 1;
+                    sync.set_phase(&thread_id, Phase::Retrying { failures, wait: backoff });
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
@@ -156,32 +198,79 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
 
 const DELTA: &str = "item/agentMessage/delta";
 
-/// Moves the text of each run of consecutive deltas of one item into the
-/// run's first delta, leaving the others empty. Every seq stays (the hub's
-/// log has no holes and the wire does not change), concatenating the deltas
-/// gives the same text, and the redaction that follows sees the run's text
-/// whole instead of a key cut in pieces.
+/// Moves the text of every delta of an item into the item's first delta of
+/// the batch, leaving the others empty (even with other events between
+/// them). Every seq stays (the hub's log has no holes and the wire does not
+/// change), concatenating an item's deltas gives the same text, and the
+/// redaction that follows sees the batch's text of each message whole
+/// instead of a key cut in pieces.
 pub(super) fn coalesce_deltas(events: &mut [(u64, Value)]) {
-    let mut i = 0;
-    while i < events.len() {
-        let Some(item) = delta_item(&events[i].1) else {
-            i += 1;
+    let mut first: HashMap<String, usize> = HashMap::new();
+    for i in 0..events.len() {
+        let Some(item) = delta_item(&events[i].1) else { continue };
+        let Some(&at) = first.get(&item) else {
+            first.insert(item, i);
             continue;
         };
-        let mut end = i + 1;
-        while end < events.len() && delta_item(&events[end].1) == Some(item.clone()) {
-            end += 1;
+        let moved = match events[i].1.get_mut("delta") {
+            Some(Value::String(d)) => std::mem::take(d),
+            _ => continue,
+        };
+        if let Some(Value::String(text)) = events[at].1.get_mut("delta") {
+            text.push_str(&moved);
         }
-        if end - i > 1 {
-            let mut text = String::new();
-            for (_, e) in &mut events[i..end] {
-                if let Some(Value::String(d)) = e.get_mut("delta") {
-                    text.push_str(&std::mem::take(d));
-                }
-            }
-            events[i].1["delta"] = Value::String(text);
+    }
+}
+
+/// How many of `events` (read after `ackedSeq`, in seq order) can go now:
+/// all but the deltas of a message still streaming from where its text in
+/// this batch could be the start of a secret ([`crate::redact::settled_len`],
+/// cutting only between deltas), and every event after the first of those.
+///
+/// Why this keeps "no gap, no duplicate": what is held back is simply not
+/// sent, so `ackedSeq` stops before it, and the next batch reads it again
+/// from the log with what came since and redacts that text whole. What went
+/// before ended where no secret can straddle the cut, so no key is ever sent
+/// half in one batch and half in the next. A message is finished (nothing
+/// held) once its `item/completed` or its turn's `turn/completed` is in the
+/// batch.
+pub(super) fn sendable(events: &[(u64, Value)]) -> usize {
+    let mut keep = events.len();
+    let mut seen: Vec<String> = Vec::new();
+    for (i, (_, event)) in events.iter().enumerate() {
+        let Some(item) = delta_item(event) else { continue };
+        if seen.contains(&item) {
+            continue;
         }
-        i = end;
+        let turn = event.get("turnId").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let deltas: Vec<usize> =
+            (i..events.len()).filter(|&j| delta_item(&events[j].1).as_deref() == Some(item.as_str())).collect();
+        seen.push(item);
+        let after = deltas.last().map_or(i, |&j| j + 1);
+        if events[after..].iter().any(|(_, e)| finishes(e, &seen[seen.len() - 1], &turn)) {
+            continue;
+        }
+        let mut text = String::new();
+        let mut cuts = vec![0];
+        for &j in &deltas {
+            text.push_str(events[j].1.get("delta").and_then(Value::as_str).unwrap_or_default());
+            cuts.push(text.len());
+        }
+        let settled = crate::redact::settled_len(&text, &cuts);
+        let going = cuts[1..].iter().take_while(|&&end| end <= settled).count();
+        if let Some(&first_held) = deltas.get(going) {
+            keep = keep.min(first_held);
+        }
+    }
+    keep
+}
+
+/// Whether `event` ends the message `item` of turn `turn`.
+fn finishes(event: &Value, item: &str, turn: &str) -> bool {
+    match event.get("type").and_then(Value::as_str) {
+        Some("item/completed") => event.pointer("/item/id").and_then(Value::as_str) == Some(item),
+        Some("turn/completed") => event.get("turnId").and_then(Value::as_str) == Some(turn),
+        _ => false,
     }
 }
 
@@ -217,7 +306,37 @@ mod tests {
         let seqs: Vec<u64> = events.iter().map(|e| e.0).collect();
         assert_eq!(seqs, [1, 2, 3, 4, 5, 6, 7]);
         let texts: Vec<&str> = events.iter().filter_map(|e| e.1["delta"].as_str()).collect();
-        assert_eq!(texts, ["Hello you", "", "", "other", "late"]);
+        assert_eq!(texts, ["Hello youlate", "", "", "other", ""], "an item's deltas, even apart, go into its first");
+    }
+
+    fn ends(seq: u64, kind: &str, item: &str) -> (u64, Value) {
+        (seq, json!({"seq": seq, "type": kind, "turnId": "u", "item": {"id": item}}))
+    }
+
+    #[test]
+    fn deltas_that_may_start_a_secret_wait_unless_the_message_is_finished() {
+        let mut events = vec![
+            (1, json!({"seq": 1, "type": "turn/started", "turnId": "u"})),
+            delta(2, "a", "deploy "),
+            delta(3, "a", "with "),
+            delta(4, "a", "AKIAIOSF"),
+        ];
+        for e in &mut events[1..] {
+            e.1["turnId"] = json!("u");
+        }
+        assert_eq!(sendable(&events), 3, "the last delta may be half a key");
+        // Anything after a held delta waits too: seqs go in order.
+        events.push(delta(5, "b", "other "));
+        events[4].1["turnId"] = json!("u");
+        assert_eq!(sendable(&events), 3);
+        let mut done = events.clone();
+        done.push(ends(6, "item/completed", "a"));
+        assert_eq!(sendable(&done), 6, "b is still open, but its text ends with a word");
+        let mut turn_done = events.clone();
+        turn_done.push(ends(6, "turn/completed", "-"));
+        assert_eq!(sendable(&turn_done), 6);
+        let plain = vec![delta(1, "a", "all "), delta(2, "a", "words ")];
+        assert_eq!(sendable(&plain), 2);
     }
 
     #[test]
