@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tandem_protocol::message::push_event_notification;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::store::{LogEntry, Store};
 use crate::thread::ThreadHandle;
-use crate::transport::{Closed, Outbound};
+use crate::transport::{Closed, Outbound, SUBSCRIPTION_AHEAD};
 
 /// Bytes of recent events a followed thread keeps in memory: several commit
 /// groups of deltas, so a burst does not push followers back to the store. A
@@ -177,13 +177,14 @@ pub async fn follow(
 ) {
     let mut next = from;
     let mut batch = Vec::with_capacity(TAKE_BATCH);
+    let ahead = Arc::new(Semaphore::new(SUBSCRIPTION_AHEAD));
     loop {
         let published = follower.feed.published.notified();
         tokio::pin!(published);
         // Register for the wake-up before looking, so none is missed between.
         published.as_mut().enable();
         match follower.take(next, &mut batch) {
-            Take::Got => match send_events(&out, sub, batch.drain(..)).await {
+            Take::Got => match send_events(&out, &ahead, sub, batch.drain(..)).await {
                 Ok(Some(last)) => next = last + 1,
                 Ok(None) => {}
                 Err(Closed) => return,
@@ -204,7 +205,7 @@ pub async fn follow(
                     break;
                 }
                 let full = page.len() == CATCH_UP_PAGE;
-                match send_events(&out, sub, page.iter()).await {
+                match send_events(&out, &ahead, sub, page.iter()).await {
                     Ok(Some(last)) => next = last + 1,
                     Ok(None) => {}
                     Err(Closed) => return,
@@ -226,6 +227,7 @@ const SEND_CHUNK: usize = 64 * 1024;
 /// pieces of about [`SEND_CHUNK`] bytes; returns the last seq queued.
 async fn send_events<E: std::ops::Deref<Target = LogEntry>>(
     out: &Outbound,
+    ahead: &Arc<Semaphore>,
     sub: u64,
     entries: impl Iterator<Item = E>,
 ) -> Result<Option<u64>, Closed> {
@@ -235,11 +237,11 @@ async fn send_events<E: std::ops::Deref<Target = LogEntry>>(
         push_event_notification(&mut chunk, sub, &entry.json);
         last = Some(entry.seq);
         if chunk.len() >= SEND_CHUNK {
-            out.send(std::mem::take(&mut chunk)).await?;
+            out.send_within(std::mem::take(&mut chunk), ahead).await?;
         }
     }
     if !chunk.is_empty() {
-        out.send(chunk).await?;
+        out.send_within(chunk, ahead).await?;
     }
     Ok(last)
 }

@@ -109,6 +109,10 @@ impl Shared {
 /// What a queued line costs besides its bytes (so tiny lines are bounded too).
 const LINE_OVERHEAD: usize = 64;
 
+/// Bytes of one subscription's events queued ahead of the connection's writer
+/// ([`Outbound::send_within`]).
+pub const SUBSCRIPTION_AHEAD: usize = 256 * 1024;
+
 /// A connection's outbound queue, bounded by bytes: [`Outbound::send`] waits
 /// while the client has [`Limits::outbound_bytes`] unread.
 #[derive(Clone)]
@@ -123,6 +127,8 @@ pub struct Outbound {
 pub struct OutLine {
     line: String,
     _permit: OwnedSemaphorePermit,
+    /// Its share of its subscription's own allowance ([`Outbound::send_within`]).
+    _ahead: Option<OwnedSemaphorePermit>,
 }
 
 impl OutLine {
@@ -156,9 +162,24 @@ impl Outbound {
     /// first waiting for room in the budget (a piece larger than the whole
     /// budget waits for all of it).
     pub async fn send(&self, line: String) -> Result<(), Closed> {
+        self.queue(line, None).await
+    }
+
+    /// [`Outbound::send`], first waiting until fewer than `allowance`'s
+    /// permits of bytes sent this way are unwritten: a subscription keeps only
+    /// that much queued ahead of the writer (the rest waits in the feed's ring
+    /// or the log), so many subscriptions of a fast thread do not each fill
+    /// the connection's whole budget.
+    pub async fn send_within(&self, piece: String, allowance: &Arc<Semaphore>) -> Result<(), Closed> {
+        let want = (piece.len() + LINE_OVERHEAD).min(SUBSCRIPTION_AHEAD) as u32;
+        let ahead = Arc::clone(allowance).acquire_many_owned(want).await.map_err(|_| Closed)?;
+        self.queue(piece, Some(ahead)).await
+    }
+
+    async fn queue(&self, line: String, ahead: Option<OwnedSemaphorePermit>) -> Result<(), Closed> {
         let cost = (line.len() + LINE_OVERHEAD).min(self.max) as u32;
         let permit = Arc::clone(&self.budget).acquire_many_owned(cost).await.map_err(|_| Closed)?;
-        self.tx.send(OutLine { line, _permit: permit }).map_err(|_| Closed)
+        self.tx.send(OutLine { line, _permit: permit, _ahead: ahead }).map_err(|_| Closed)
     }
 }
 
