@@ -12,68 +12,23 @@
 //! measurement, not a test. The throughput figure includes the 1 s debounce
 //! of the last, partial batch.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tandem");
 const WORDS: usize = 50_000;
 /// Single events synced one after another for the latency figure.
 const PINGS: usize = 300;
 
+mod common;
 #[path = "../tests/common/pg.rs"]
 mod pg;
 
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        // SAFETY: kill with a pid of a child we own.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
-}
-
-fn tandem(home: &std::path::Path, args: &[&str]) -> Result<String> {
-    tandem_with(home, args, "")
-}
-
-/// `tandem ARGS` with `input` on stdin.
-fn tandem_with(home: &std::path::Path, args: &[&str], input: &str) -> Result<String> {
-    use std::io::Write as _;
-    let mut child = Command::new(BIN)
-        .env("TANDEM_HOME", home)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        return Err(anyhow!("tandem {args:?}: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
-}
-
-/// A `tandem hub` on a free port with `database`; its address.
-fn hub(home: &std::path::Path, database: &str) -> Result<(Kill, String)> {
-    let mut hub = Command::new(BIN)
-        .env("TANDEM_HOME", home)
-        .args(["hub", "--listen", "127.0.0.1:0", "--database", database])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut first = String::new();
-    BufReader::new(hub.stdout.take().context("hub stdout")?).read_line(&mut first)?;
-    let hub = Kill(hub);
-    let addr = first.split_whitespace().find_map(|w| w.strip_prefix("http://")).context("hub address")?.to_owned();
-    Ok((hub, addr))
-}
+use common::{BIN, Kill, tandem, tandem_with};
 
 /// One HTTP/1.1 POST with a JSON body; the status and body.
 fn post(addr: &str, path: &str, body: &Value) -> Result<(u16, Value)> {
@@ -191,8 +146,10 @@ fn viewer_latency(sender: &str, viewer: &str) -> Result<String> {
 
 fn main() -> Result<()> {
     let sqlite_home = tempfile::Builder::new().prefix("tdmbench").tempdir_in("/tmp")?;
-    let (_sqlite, single) =
-        hub(sqlite_home.path(), &format!("sqlite:{}", sqlite_home.path().join("hub.db").display()))?;
+    let (_sqlite, single) = common::hub(
+        sqlite_home.path(),
+        &["--database", &format!("sqlite:{}", sqlite_home.path().join("hub.db").display())],
+    )?;
     println!("SQLite, one hub: latency: {}", viewer_latency(&single, &single)?);
     println!("SQLite, one hub: sync: {}", sync_throughput(&single, &single)?);
 
@@ -202,8 +159,8 @@ fn main() -> Result<()> {
         tempfile::Builder::new().prefix("tdmbench").tempdir_in("/tmp")?,
         tempfile::Builder::new().prefix("tdmbench").tempdir_in("/tmp")?,
     );
-    let (_a, a) = hub(home_a.path(), &url)?;
-    let (_b, b) = hub(home_b.path(), &url)?;
+    let (_a, a) = common::hub(home_a.path(), &["--database", &url])?;
+    let (_b, b) = common::hub(home_b.path(), &["--database", &url])?;
     println!("PostgreSQL, 2 replicas (sync on A, viewer on B): latency: {}", viewer_latency(&a, &b)?);
     println!("PostgreSQL, 2 replicas (sync on A, viewer on B): sync: {}", sync_throughput(&a, &b)?);
     Ok(())

@@ -8,24 +8,14 @@
 //! Run: `cargo bench -p tandem --bench hub_fanout`. Nothing is asserted: this
 //! is a measurement, not a test.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tandem");
+mod common;
 
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        // SAFETY: kill with a pid of a child we own.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
-}
+use common::Kill;
 
 fn main() -> Result<()> {
     fanout()
@@ -35,16 +25,7 @@ fn main() -> Result<()> {
 /// process (killed on drop), its address and the dir.
 fn start_hub() -> Result<(Kill, String, tempfile::TempDir)> {
     let hub_home = tempfile::Builder::new().prefix("tdmbench").tempdir_in("/tmp")?;
-    let mut hub = Command::new(BIN)
-        .env("TANDEM_HOME", hub_home.path())
-        .args(["hub", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut first = String::new();
-    BufReader::new(hub.stdout.take().context("hub stdout")?).read_line(&mut first)?;
-    let hub = Kill(hub);
-    let addr = first.split_whitespace().find_map(|w| w.strip_prefix("http://")).context("hub address")?.to_owned();
+    let (hub, addr) = common::hub(hub_home.path(), &[])?;
     Ok((hub, addr, hub_home))
 }
 

@@ -15,48 +15,21 @@
 //! Run: `cargo bench -p tandem --bench hub_lag` (a release build). Nothing is
 //! asserted: this is a measurement, not a test.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
 use serde_json::Value;
 use tandem_protocol::time::{now_millis, parse_rfc3339};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tandem");
+mod common;
+
+use common::{BIN, Kill, tandem_with};
+
 const WORDS: usize = 50_000;
 const LAG_WORDS: usize = 2_000;
 const LAG_DELAY_MS: &str = "5";
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        // SAFETY: kill with a pid of a child we own.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
-}
-
-/// `tandem ARGS` with `input` on stdin; its stdout.
-fn tandem_with(home: &Path, args: &[&str], input: &str) -> Result<String> {
-    use std::io::Write as _;
-    let mut child = Command::new(BIN)
-        .env("TANDEM_HOME", home)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        return Err(anyhow!("tandem {args:?}: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
-}
 
 /// An app-server on a fresh home, and how to reach it.
 struct AppServer {
@@ -144,16 +117,7 @@ fn words(n: usize) -> String {
 
 fn main() -> Result<()> {
     let hub_home = tempfile::Builder::new().prefix("tdmbench").tempdir_in("/tmp")?;
-    let mut hub = Command::new(BIN)
-        .env("TANDEM_HOME", hub_home.path())
-        .args(["hub", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut first = String::new();
-    BufReader::new(hub.stdout.take().context("hub stdout")?).read_line(&mut first)?;
-    let _hub = Kill(hub);
-    let addr = first.split_whitespace().find_map(|w| w.strip_prefix("http://")).context("hub address")?.to_owned();
+    let (_hub, addr) = common::hub(hub_home.path(), &[])?;
 
     // catch-up
     let app = AppServer::start(&[])?;

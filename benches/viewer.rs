@@ -15,30 +15,23 @@
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tandem");
+mod common;
+
+use common::{BIN, Kill, tandem_with as tandem};
+
 const IMPORTED_TURNS: usize = 33_000;
 const ECHO_WORDS: usize = 1_000;
 const DELTA_WORDS: usize = 100_000;
 /// 1 + 3 × 33,333 = 100,000 events.
 const ALL_IMPORTED: usize = 33_333;
 const RUNS: usize = 7;
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        // SAFETY: kill with a pid of a child we own.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
-}
 
 /// One JSON-RPC call on a fresh NDJSON connection to the unix socket.
 fn call(sock: &std::path::Path, method: &str, params: Value) -> Result<Value> {
@@ -57,23 +50,6 @@ fn call(sock: &std::path::Path, method: &str, params: Value) -> Result<Value> {
             return v.get("result").cloned().ok_or_else(|| anyhow!("{method}: {v}"));
         }
     }
-}
-
-/// `tandem ARGS` with `input` on stdin.
-fn tandem(home: &std::path::Path, args: &[&str], input: &str) -> Result<String> {
-    let mut child = Command::new(BIN)
-        .env("TANDEM_HOME", home)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        return Err(anyhow!("tandem {args:?}: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
 }
 
 fn main() -> Result<()> {
