@@ -689,6 +689,13 @@ fn a_session_shared_without_a_hub_gets_a_link_to_the_local_viewer() {
     let read = viewer.call("thread/read", json!({"threadId": thread}));
     assert!(read["thread"]["title"].as_str().unwrap().contains(&CLAUDE_ID[..8]), "{read}");
     assert_forbidden_post(&mut viewer, thread);
+    // Sharing it again makes no second link; revoking ends the one there is.
+    let again = w.cli(repo.path(), &["share", "session", CLAUDE_ID]).ok();
+    assert!(again.stdout.contains("already shared") && !again.stdout.contains("#k="), "{again:?}");
+    assert!(again.stdout.contains(&format!("tandem share link --thread {thread}")), "{again:?}");
+    w.home.run(&["share", "revoke", "--thread", thread, "--server", &w.home.endpoint()]).ok();
+    let revoked = common::web::http_get(web.host(), "/api/access", &[("Authorization", &format!("Bearer {token}"))]);
+    assert_eq!(revoked.status, 403, "{revoked:?}");
     w.cli(repo.path(), &["share", "unshare", CLAUDE_ID]).ok();
 }
 

@@ -134,29 +134,36 @@ pub async fn share(id: Option<String>, hook: bool, hub: Option<String>, conn: &C
         );
         return Ok(0);
     }
-    // No hub: the link is the app-server's own web viewer, when it has one.
-    let params = LinkCreateParams { thread_id: thread_id.clone(), scope: Some(LinkScope::Read), expires_in: None };
-    let link = match client.call::<LinkCreate>(&params).await {
-        Ok(r) => Some(r.url),
-        Err(e) if e.is_transport() => return Err(Fail::from(e).into()),
-        Err(ClientError::Rpc(rpc)) if rpc.reason() == Some("noHttpListener") => None,
-        Err(e) => return Err(Fail::from(e).into()),
+    // No hub: the link is the app-server's own web viewer, when it has one
+    // (a new one only when newly shared: links do not pile up on re-runs).
+    let link = if already {
+        None
+    } else {
+        let params = LinkCreateParams { thread_id: thread_id.clone(), scope: Some(LinkScope::Read), expires_in: None };
+        match client.call::<LinkCreate>(&params).await {
+            Ok(r) => Some(r.url),
+            Err(e) if e.is_transport() => return Err(Fail::from(e).into()),
+            Err(ClientError::Rpc(rpc)) if rpc.reason() == Some("noHttpListener") => None,
+            Err(e) => {
+                eprintln!("warning: no link made: {e}");
+                None
+            }
+        }
     };
-    let state = if already { "already shared" } else { "shared" };
+    let (kind, id) = (session.kind.display(), &session.id);
     match &link {
         Some(url) => {
-            say!("✓ Session {state}: {url}");
+            say!("✓ Session shared: {url}");
+            say!("  ({kind} {id} → thread {thread_id}; a read-only link)");
             say!(
-                "  ({} {} → thread {thread_id}, read-only link; `tandem share unshare {}` stops it)",
-                session.kind.display(),
-                session.id,
-                session.id
+                "  `tandem share revoke --thread {thread_id}` ends the link; `tandem share unshare {id}` stops following"
             );
         }
         None => {
-            say!("✓ Session {state}: {} {} → thread {thread_id}", session.kind.display(), session.id);
+            let state = if already { "already shared" } else { "shared" };
+            say!("✓ Session {state}: {kind} {id} → thread {thread_id}");
             say!(
-                "  for a link, give the app-server a web listener (`tandem app-server restart --listen http://127.0.0.1:7878`) and run `tandem share link --thread {thread_id}`, or share with a hub (--hub URL)"
+                "  for a link: `tandem share link --thread {thread_id}` (the app-server needs a web listener: `tandem app-server restart --listen http://127.0.0.1:7878`), or share with a hub (--hub URL)"
             );
         }
     }

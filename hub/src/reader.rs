@@ -63,7 +63,11 @@ pub(crate) async fn view<S: HubStore>(
     let share = match live_share(&hub, &id).await {
         Ok(s) => s,
         Err(Refusal(status, why)) => {
-            let title = if status == StatusCode::GONE { "Expired" } else { "Not found" };
+            let title = match status {
+                StatusCode::GONE => "Expired",
+                s if s.is_server_error() => "Unavailable",
+                _ => "Not found",
+            };
             return tandem_viewer::html(status, page::notice(title, &why));
         }
     };

@@ -70,14 +70,42 @@ impl PublicUrl {
         let Some((scheme, rest)) = lower.split_once("://").filter(|(s, _)| *s == "http" || *s == "https") else {
             return Err(format!("{text:?} is not an http(s):// URL; {accepted}"));
         };
-        let host = rest.strip_suffix('/').unwrap_or(rest);
-        let valid = |c: char| c.is_ascii_alphanumeric() || "-.:[]".contains(c);
-        if host.is_empty() || !host.chars().all(valid) {
-            return Err(format!(
-                "{text:?} must be only a scheme and a host (no user, path, query or fragment); {accepted}"
-            ));
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        let bad =
+            || format!("{text:?} must be only a scheme and a host (no user, path, query or fragment); {accepted}");
+        // NAME, NAME:PORT, [V6] or [V6]:PORT.
+        let (name, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (addr, after) = v6.split_once(']').ok_or_else(bad)?;
+                if addr.parse::<std::net::Ipv6Addr>().is_err() {
+                    return Err(bad());
+                }
+                (
+                    &authority[..addr.len() + 2],
+                    after.strip_prefix(':').map(Some).unwrap_or((!after.is_empty()).then_some("")),
+                )
+            }
+            None => match authority.split_once(':') {
+                Some((name, port)) => (name, Some(port)),
+                None => (authority, None),
+            },
+        };
+        let name_ok = name.starts_with('[')
+            || (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-.".contains(c)));
+        if !name_ok {
+            return Err(bad());
         }
-        Ok(PublicUrl { origin: format!("{scheme}://{host}"), host: host.to_owned() })
+        let port = match port {
+            None => None,
+            Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?),
+        };
+        // Browsers leave the scheme's default port out of `Origin` and `Host`.
+        let default = if scheme == "https" { 443 } else { 80 };
+        let host = match port {
+            Some(p) if p != default => format!("{name}:{p}"),
+            _ => name.to_owned(),
+        };
+        Ok(PublicUrl { origin: format!("{scheme}://{host}"), host })
     }
 
     /// `https://name[:port]`.
@@ -218,7 +246,7 @@ fn refuse(status: StatusCode, error: &RpcError) -> Response {
     res
 }
 
-/// An address that guessed too many tokens: 429 with `Retry-After`.
+/// An address that presented too many wrong tokens: 429 with `Retry-After`.
 fn too_many_guesses(ip: IpAddr, wait: std::time::Duration) -> Response {
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
     tracing::warn!(%ip, retry_after = secs, "refusing an address that presented too many invalid tokens");
@@ -231,14 +259,15 @@ fn too_many_guesses(ip: IpAddr, wait: std::time::Duration) -> Response {
     res
 }
 
-/// The token of a request, checked, with the peer's wrong guesses counted.
+/// The token of a request, checked; a token that matches nothing is a strike
+/// against the peer's address, and past a burst it is answered 429. A valid
+/// token always gets in (see `per_ip`).
 fn admit(web: &Web, peer: IpAddr, headers: &HeaderMap) -> Result<Grant, Box<Response>> {
-    if let Err(wait) = web.per_ip.may_try(peer) {
-        return Err(Box::new(too_many_guesses(peer, wait)));
-    }
     web.gate.admit(bearer(headers).as_deref(), &web.shared.engine).map_err(|r| {
-        if let Refusal::Invalid(_) = r {
-            web.per_ip.strike(peer);
+        if let Refusal::Invalid(_) = r
+            && let Err(wait) = web.per_ip.strike(peer)
+        {
+            return Box::new(too_many_guesses(peer, wait));
         }
         Box::new(refusal_response(&r))
     })
@@ -323,7 +352,11 @@ async fn rpc(State(web): State<Web>, ConnectInfo(peer): ConnectInfo<SocketAddr>,
         Ok(g) => g,
         Err(res) => return *res,
     };
-    let Some(slot) = web.per_ip.socket(peer.ip()) else {
+    // Behind a reverse proxy on this machine (`--public-url`) every client has
+    // the proxy's address: only the total limit applies then.
+    let behind_proxy = web.public.is_some() && peer.ip().is_loopback();
+    let slot = if behind_proxy { None } else { web.per_ip.socket(peer.ip()) };
+    if slot.is_none() && !behind_proxy {
         let max = web.per_ip.max_sockets();
         tracing::warn!(peer = %peer.ip(), limit = max, "refusing a WebSocket: its address has the most open");
         let mut error = RpcError::too_many_connections(max);
@@ -331,7 +364,7 @@ async fn rpc(State(web): State<Web>, ConnectInfo(peer): ConnectInfo<SocketAddr>,
             "too many connections from this address: at most {max} WebSockets at once per address; close some, or restart the server with a higher --max-connections-per-ip"
         );
         return refuse(StatusCode::SERVICE_UNAVAILABLE, &error);
-    };
+    }
     let Ok(permit) = Arc::clone(&web.connections).try_acquire_owned() else {
         let max = web.shared.limits.max_connections;
         tracing::warn!(limit = max, "refusing a WebSocket: at the connection limit");
@@ -344,11 +377,11 @@ async fn rpc(State(web): State<Web>, ConnectInfo(peer): ConnectInfo<SocketAddr>,
     };
     let shared = web.shared.clone();
     // A message is held whole until its last frame: a read-only link asks
-    // only for small things, so it may hold little; the owner and write links
-    // may send a prompt as large as the protocol allows. Up to twice that is
-    // read, so that a message a little over it gets `frameTooLarge` and the
-    // connection stays, as a long line does on the socket; far larger ones
-    // close the connection.
+    // only for small things, so it may hold little (a larger message closes
+    // its connection); the owner and write links may send a prompt as large as
+    // the protocol allows, and up to twice that is read, so that a message a
+    // little over it gets `frameTooLarge` and the connection stays, as a long
+    // line does on the socket; far larger ones close the connection.
     let read_limit = if grant.writes() { socket::READ_LIMIT } else { socket::READ_ONLY_LIMIT };
     upgrade.protocols([SUBPROTOCOL]).max_message_size(read_limit).max_frame_size(read_limit).on_upgrade(
         move |ws| async move {
@@ -357,4 +390,40 @@ async fn rpc(State(web): State<Web>, ConnectInfo(peer): ConnectInfo<SocketAddr>,
             drop(permit);
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PublicUrl;
+
+    #[test]
+    fn public_urls_are_an_origin_without_the_default_port() {
+        let ok = |text: &str, origin: &str, host: &str| {
+            let url = PublicUrl::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!((url.origin.as_str(), url.host.as_str()), (origin, host), "{text}");
+        };
+        ok("https://Tandem.Example.com/", "https://tandem.example.com", "tandem.example.com");
+        ok("https://x.example:443", "https://x.example", "x.example");
+        ok("http://x.example:80", "http://x.example", "x.example");
+        ok("https://x.example:8443", "https://x.example:8443", "x.example:8443");
+        ok("http://[::1]:7878", "http://[::1]:7878", "[::1]:7878");
+        ok("https://[2001:db8::1]", "https://[2001:db8::1]", "[2001:db8::1]");
+        for bad in [
+            "ftp://x",
+            "x.example",
+            "https://",
+            "http://:",
+            "http://a:b:c",
+            "https://x:0",
+            "https://x:99999",
+            "https://[::1",
+            "https://[nope]",
+            "https://[::1]x",
+            "https://u@x",
+            "https://x/p",
+            "https://x?q",
+        ] {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad} was accepted");
+        }
+    }
 }

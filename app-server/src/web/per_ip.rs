@@ -1,11 +1,16 @@
 //! What one peer address may cost the web listener: WebSockets open at once
-//! (`Limits::max_connections_per_ip`), and token guesses. A wrong token is a
+//! (`Limits::max_connections_per_ip`), and wrong tokens. A wrong token is a
 //! strike; strikes leak away at [`STRIKES_PER_SECOND`], and an address holding
-//! [`STRIKE_BURST`] of them is answered 429 before its token is even looked at
-//! (so a right guess would not get through either) until enough have leaked.
+//! [`STRIKE_BURST`] of them has its wrong tokens answered 429 until enough
+//! have leaked. A valid token always gets in: tokens are 256 random bits, so
+//! the throttle is there to bound the work and the log lines a guesser costs,
+//! not to make guessing feasible-but-slow — and so that clients behind one
+//! proxy address (or stale tabs with a revoked link) never lock the owner out.
 //!
-//! The address is the TCP peer's: behind a reverse proxy every client shares
-//! the proxy's, so the connection cap should then be raised to the total.
+//! The address is the TCP peer's, an IPv6 one by its /64 (what one host is
+//! usually given). Behind a reverse proxy on this machine (`--public-url`)
+//! every client has the proxy's address: the web door then does not cap
+//! sockets per address (see `web::rpc`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -44,6 +49,25 @@ impl Peer {
 pub struct PerIp {
     peers: Arc<Mutex<HashMap<IpAddr, Peer>>>,
     max_sockets: usize,
+    /// The map's size past which the next strike sweeps idle addresses out
+    /// (doubled after each sweep, so sweeping stays amortised O(1)).
+    sweep_at: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Addresses tracked at the most: past it, new addresses' strikes are not
+/// recorded (their wrong tokens are still refused, 403).
+const MAX_PEERS: usize = 1 << 16;
+const FIRST_SWEEP: usize = 4096;
+
+/// What an address is counted as: itself, or its /64 for IPv6.
+fn key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(v6.to_bits() & !((1u128 << 64) - 1))),
+        },
+        v4 => v4,
+    }
 }
 
 /// One WebSocket counted against its address until dropped.
@@ -67,47 +91,50 @@ impl Drop for SocketSlot {
 
 impl PerIp {
     pub fn new(max_sockets: usize) -> PerIp {
-        PerIp { peers: Arc::default(), max_sockets: max_sockets.max(1) }
+        PerIp {
+            peers: Arc::default(),
+            max_sockets: max_sockets.max(1),
+            sweep_at: Arc::new(std::sync::atomic::AtomicUsize::new(FIRST_SWEEP)),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, Peer>> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `Err(wait)` while `ip` holds a full burst of strikes: how long until
-    /// it may try a token again.
-    pub fn may_try(&self, ip: IpAddr) -> Result<(), Duration> {
+    /// `ip` presented a token that is not valid here: one more strike, or
+    /// `Err(wait)` when it already holds a full burst (how long until it may
+    /// be told 403 again; the strike is not added).
+    pub fn strike(&self, ip: IpAddr) -> Result<(), Duration> {
+        use std::sync::atomic::Ordering;
+        let ip = key(ip);
+        let now = Instant::now();
         let mut peers = self.lock();
-        let Some(peer) = peers.get_mut(&ip) else { return Ok(()) };
-        peer.leak(Instant::now());
-        if peer.strikes + 1.0 > STRIKE_BURST {
-            let wait = (peer.strikes + 1.0 - STRIKE_BURST) / STRIKES_PER_SECOND;
-            return Err(Duration::from_secs_f64(wait.max(0.0)));
-        }
-        if peer.idle() {
-            peers.remove(&ip);
-        }
-        Ok(())
-    }
-
-    /// `ip` presented a token that is not valid here.
-    pub fn strike(&self, ip: IpAddr) {
-        let mut peers = self.lock();
-        let peer = peers.entry(ip).or_default();
-        peer.leak(Instant::now());
-        peer.strikes += 1.0;
-        // Forget addresses that went quiet, so the map cannot grow without end.
-        if peers.len() > 4096 {
-            let now = Instant::now();
+        // Forget addresses that went quiet, so the map cannot grow without
+        // end; sweep again only once it has doubled.
+        if peers.len() >= self.sweep_at.load(Ordering::Relaxed) {
             peers.retain(|_, p| {
                 p.leak(now);
                 !p.idle()
             });
+            self.sweep_at.store((peers.len() * 2).max(FIRST_SWEEP), Ordering::Relaxed);
         }
+        if peers.len() >= MAX_PEERS && !peers.contains_key(&ip) {
+            return Ok(());
+        }
+        let peer = peers.entry(ip).or_default();
+        peer.leak(now);
+        if peer.strikes + 1.0 > STRIKE_BURST {
+            let wait = (peer.strikes + 1.0 - STRIKE_BURST) / STRIKES_PER_SECOND;
+            return Err(Duration::from_secs_f64(wait.max(0.0)));
+        }
+        peer.strikes += 1.0;
+        Ok(())
     }
 
     /// A WebSocket slot for `ip`, or `None` when it has the most open.
     pub fn socket(&self, ip: IpAddr) -> Option<SocketSlot> {
+        let ip = key(ip);
         let mut peers = self.lock();
         let peer = peers.entry(ip).or_default();
         if peer.sockets >= self.max_sockets {
@@ -133,12 +160,31 @@ mod tests {
     fn a_burst_of_wrong_tokens_stops_that_address_only() {
         let per_ip = PerIp::new(4);
         for _ in 0..STRIKE_BURST as usize {
-            assert!(per_ip.may_try(IP).is_ok());
-            per_ip.strike(IP);
+            assert!(per_ip.strike(IP).is_ok());
         }
-        let wait = per_ip.may_try(IP).unwrap_err();
+        let wait = per_ip.strike(IP).unwrap_err();
         assert!(wait <= Duration::from_secs(2), "{wait:?}");
-        assert!(per_ip.may_try(OTHER).is_ok());
+        assert!(per_ip.strike(OTHER).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_host_is_counted_by_its_64() {
+        let per_ip = PerIp::new(1);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _slot = per_ip.socket(a).unwrap();
+        assert!(per_ip.socket(b).is_none());
+        assert!(per_ip.socket(other).is_some());
+    }
+
+    #[test]
+    fn the_map_of_addresses_stays_bounded() {
+        let per_ip = PerIp::new(1);
+        for i in 0..(MAX_PEERS as u32 + 10_000) {
+            let _ = per_ip.strike(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
+        }
+        assert!(per_ip.lock().len() <= MAX_PEERS);
     }
 
     #[test]
