@@ -115,15 +115,18 @@ impl IntoResponse for Refusal {
     }
 }
 
-pub(crate) fn internal(e: impl std::fmt::Display + 'static) -> Refusal {
-    // A database that is down or restarting (PostgreSQL) is a wait, not a
-    // fault: 503, which senders retry.
-    if let Some(e) = (&e as &dyn std::any::Any).downcast_ref::<crate::store::StoreError>()
-        && e.is_unavailable()
-    {
+/// A store's failure: 503 while the database is down or restarting
+/// (PostgreSQL) — a wait, not a fault, which senders retry — else 500.
+pub(crate) fn storage(e: crate::store::StoreError) -> Refusal {
+    if e.is_unavailable() {
         tracing::warn!(error = %e, "hub storage unavailable");
         return Refusal(StatusCode::SERVICE_UNAVAILABLE, "the hub's database is unavailable; try again shortly".into());
     }
+    internal(e)
+}
+
+/// Any other failure of the hub itself: 500, the cause in the log only.
+pub(crate) fn internal(e: impl std::fmt::Display) -> Refusal {
     tracing::error!(error = %e, "hub storage failed");
     Refusal(StatusCode::INTERNAL_SERVER_ERROR, "the hub could not use its storage; see its log".into())
 }
@@ -147,10 +150,10 @@ pub(crate) async fn live_share<S: HubStore>(hub: &Hub<S>, id: &str) -> Result<Sh
         return Err(not_found());
     }
     let now = now_millis();
-    let share = hub.store.get(id).await.map_err(internal)?.ok_or_else(not_found)?;
+    let share = hub.store.get(id).await.map_err(storage)?.ok_or_else(not_found)?;
     if is_expired(&share, now) {
         if !share.expired {
-            hub.store.purge_expired(now).await.map_err(internal)?;
+            hub.store.purge_expired(now).await.map_err(storage)?;
             hub.live.changed(id);
         }
         return Err(gone());
@@ -219,7 +222,7 @@ async fn create<S: HubStore>(
                 return Ok(axum::Json(created).into_response());
             }
             Err(crate::store::StoreError::Exists(_)) => continue,
-            Err(e) => return Err(internal(e)),
+            Err(e) => return Err(storage(e)),
         }
     }
     Err(internal("three random share ids were all taken"))
@@ -257,7 +260,7 @@ async fn sync<S: HubStore>(
             }
         }
     }
-    let outcome = hub.store.sync(&id, batch, now_millis(), hub.limits.share_bytes).await.map_err(internal)?;
+    let outcome = hub.store.sync(&id, batch, now_millis(), hub.limits.share_bytes).await.map_err(storage)?;
     match outcome {
         SyncOutcome::Stored { added, next_seq } => {
             tracing::debug!(share = %id, added, next_seq, "synced");
@@ -289,7 +292,7 @@ async fn remove<S: HubStore>(
     let req: DeleteShare =
         serde_json::from_slice(&body).map_err(|e| bad_request(format!("expected {{\"secret\":…}}: {e}")))?;
     check_secret(&req.secret, &share)?;
-    if !hub.store.delete(&id).await.map_err(internal)? {
+    if !hub.store.delete(&id).await.map_err(storage)? {
         return Err(not_found());
     }
     tracing::info!(share = %id, "share deleted");

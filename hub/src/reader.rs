@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tandem_protocol::time::now_millis;
 
-use crate::api::{Hub, Refusal, internal, live_share};
+use crate::api::{Hub, Refusal, live_share, storage};
 use crate::page;
 use crate::store::{HubStore, Share, StoreError, is_expired};
 
@@ -81,7 +81,7 @@ pub(crate) async fn view<S: HubStore>(
     let events = if before > from {
         match hub.store.events(&id, from, (before - from) as usize).await {
             Ok(e) => e,
-            Err(e) => return internal(e).into_response(),
+            Err(e) => return storage(e).into_response(),
         }
     } else {
         Vec::new()
@@ -118,7 +118,7 @@ pub(crate) async fn history<S: HubStore>(
         None => HISTORY_PAGE,
     };
     let from = q.from.unwrap_or(1).max(1);
-    let mut page = hub.store.events(&id, from, limit + 1).await.map_err(internal)?;
+    let mut page = hub.store.events(&id, from, limit + 1).await.map_err(storage)?;
     let mut bytes = 0;
     let fits = page
         .iter()
