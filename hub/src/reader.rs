@@ -44,6 +44,12 @@ const HISTORY_BYTES: usize = 4 << 20;
 /// seq), rather than holding its task and connection forever.
 const SEND_PATIENCE: Duration = Duration::from_secs(60);
 
+/// A live reader with nothing to be sent is pinged this often, and dropped
+/// when the next quiet spell finds that ping unanswered: a reader
+/// whose network went away (a closed laptop, a dropped NAT entry) would
+/// otherwise be waited on for ever on a share that no longer changes.
+const PING_EVERY: Duration = Duration::from_secs(30);
+
 /// The close code a reader gets when the share ends (deleted or expired); the
 /// close reason and a last `{"type": "deleted" | "expired"}` item say which.
 pub const CLOSE_ENDED: u16 = 4000;
@@ -258,6 +264,8 @@ async fn follow<S: HubStore>(hub: Arc<Hub<S>>, id: String, mut next_seq: u64, mu
     let mut changes = hub.live.watch(&id);
     let slot = slot_of(&hub, &id);
     let mut sent_thread: Option<Utf8Bytes> = None;
+    let mut heard = Instant::now();
+    let mut pinged: Option<Instant> = None;
     loop {
         changes.borrow_and_update();
         let woke = Instant::now();
@@ -322,8 +330,21 @@ async fn follow<S: HubStore>(hub: Arc<Hub<S>>, id: String, mut next_seq: u64, mu
             msg = socket.recv() => match msg {
                 // Readers have nothing to say; a close or an error ends it.
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => {}
+                // Pongs included: the reader is there.
+                Some(Ok(_)) => heard = Instant::now(),
             },
+            _ = tokio::time::sleep(PING_EVERY) => {
+                // The last ping, at least this long ago, got no answer.
+                if pinged.is_some_and(|at| heard < at) {
+                    tracing::debug!(share = %id, "dropping a live reader that answers nothing");
+                    return;
+                }
+                let ping = tokio::time::timeout(SEND_PATIENCE, socket.send(Message::Ping(Default::default())));
+                if !matches!(ping.await, Ok(Ok(()))) {
+                    return;
+                }
+                pinged = Some(Instant::now());
+            }
         }
     }
 }

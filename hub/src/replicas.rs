@@ -35,8 +35,9 @@ pub enum Change {
 /// Listens on `config`'s database until the task is dropped, telling
 /// `on_change` of every change another replica (or this one) stored.
 pub async fn follow(mut config: Config, on_change: impl Fn(Change) + Send + Sync + 'static) {
-    // A connection that only listens sends nothing: TCP keepalives are how it
-    // learns the database host went away without closing it.
+    // A connection that only listens sends nothing: TCP keepalives (set by
+    // `parse_url`, probing after 30 s idle) are how it learns the database
+    // host went away without closing it.
     config.keepalives(true).keepalives_idle(KEEPALIVE_IDLE);
     let on_change = std::sync::Arc::new(on_change);
     let mut retry = MIN_RETRY;

@@ -56,6 +56,10 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
     // The last seq read by a sync that held deltas back: nothing is due
     // until something after it is committed.
     let mut held_upto = 0;
+    // Messages whose open secret had to go out in parts (see below): their
+    // further deltas go blank until the message ends, whose `item/completed`
+    // carries the whole text, redacted whole.
+    let mut open_secrets: Vec<String> = Vec::new();
     loop {
         let Some(link) = sync.record(&thread_id) else { return };
         if link.stopped.is_some() {
@@ -125,12 +129,22 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
                     // One message's open secret filling a whole batch (a
                     // private key streamed in more than a page of deltas):
                     // holding it back would hold the queue forever. It goes
-                    // as it is, redacted per batch.
-                    tracing::warn!(thread = %thread_id, "a batch of nothing but a secret still streaming; sending it in parts");
+                    // with its messages blank until they end (below).
+                    tracing::warn!(thread = %thread_id, "a batch of nothing but a secret still streaming; its message goes blank until it ends (its item/completed carries the whole text, redacted)");
+                    for (_, e) in &events {
+                        if let Some(item) = delta_item(e)
+                            && !open_secrets.contains(&item)
+                        {
+                            open_secrets.push(item);
+                        }
+                    }
                 } else if keep < events.len() {
                     held = events.last().map(|e| e.0);
                     events.truncate(keep);
                 }
+            }
+            if !open_secrets.is_empty() {
+                blank_open_secrets(&mut events, &mut open_secrets);
             }
             last = events.last().map_or(link.acked_seq, |e| e.0);
             // Coalesce before redacting, so a key streamed across deltas is
@@ -265,6 +279,29 @@ pub(super) fn sendable(events: &[(u64, Value)]) -> usize {
     keep
 }
 
+/// Blanks the deltas of `open` messages (a secret of theirs went out in
+/// parts: what follows could be its middle, which no rule would recognise),
+/// and forgets a message once it ends in `events` (its `item/completed`, or
+/// any `turn/completed`, which ends every message of the turn).
+fn blank_open_secrets(events: &mut [(u64, Value)], open: &mut Vec<String>) {
+    for (_, event) in events.iter_mut() {
+        if let Some(item) = delta_item(event)
+            && open.contains(&item)
+        {
+            event["delta"] = Value::String(String::new());
+            continue;
+        }
+        match event.get("type").and_then(Value::as_str) {
+            Some("item/completed") => {
+                let id = event.pointer("/item/id").and_then(Value::as_str).unwrap_or_default();
+                open.retain(|i| i != id);
+            }
+            Some("turn/completed") => open.clear(),
+            _ => {}
+        }
+    }
+}
+
 /// Whether `event` ends the message `item` of turn `turn`.
 fn finishes(event: &Value, item: &str, turn: &str) -> bool {
     match event.get("type").and_then(Value::as_str) {
@@ -289,6 +326,26 @@ mod tests {
 
     fn delta(seq: u64, item: &str, text: &str) -> (u64, Value) {
         (seq, json!({"seq": seq, "type": DELTA, "itemId": item, "delta": text}))
+    }
+
+    #[test]
+    fn a_secret_sent_in_parts_leaves_the_rest_of_its_message_blank_until_it_ends() {
+        let mut open = vec!["a".to_owned()];
+        let mut events = vec![
+            delta(10, "a", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"),
+            delta(11, "b", "other text"),
+            delta(12, "a", "-----END PRIVATE KEY-----"),
+            (13, json!({"seq": 13, "type": "item/completed", "item": {"id": "a", "text": "whole"}})),
+            delta(14, "a", "after"),
+        ];
+        blank_open_secrets(&mut events, &mut open);
+        let texts: Vec<&str> = events.iter().filter_map(|(_, e)| e.get("delta").and_then(Value::as_str)).collect();
+        assert_eq!(texts, ["", "other text", "", "after"]);
+        assert!(open.is_empty());
+        let mut open = vec!["a".to_owned(), "c".to_owned()];
+        let mut events = vec![(20, json!({"seq": 20, "type": "turn/completed", "turnId": "t"}))];
+        blank_open_secrets(&mut events, &mut open);
+        assert!(open.is_empty());
     }
 
     #[test]

@@ -87,6 +87,16 @@ pub fn parse_url(url: &str) -> Result<Config, String> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
+    // A database host that vanishes without closing its connections (a
+    // crashed VM, a failover to another address) is noticed in about a
+    // minute, not after the kernel's default two hours: the connection then
+    // fails and requests get 503 rather than hang.
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .keepalives_interval(Duration::from_secs(10))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(60));
     Ok(config)
 }
 
@@ -364,6 +374,10 @@ impl HubStore for PgStore {
     async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let mut c = self.client().await?;
         let tx = c.client.transaction().await.map_err(sorted)?;
+        // The share's row lock first, as a sync takes it: a sync in flight on
+        // another replica then commits before this reads the events, so none
+        // of its events can outlive the share.
+        tx.execute("SELECT 1 FROM shares WHERE id = $1 FOR UPDATE", &[&id]).await.map_err(sorted)?;
         tx.execute("DELETE FROM events WHERE share_id = $1", &[&id]).await.map_err(sorted)?;
         let n = tx.execute("DELETE FROM shares WHERE id = $1", &[&id]).await.map_err(sorted)?;
         if n > 0 {
