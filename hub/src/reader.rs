@@ -238,7 +238,7 @@ async fn snapshot<S: HubStore>(
     next_seq: u64,
 ) -> Result<Arc<Snapshot>, StoreError> {
     let mut last = slot.lock().await;
-    if let Some(s) = last.as_ref().filter(|s| s.began >= woke && s.from <= next_seq) {
+    if let Some(s) = last.as_ref().filter(|s| s.began > woke && s.from <= next_seq) {
         return Ok(Arc::clone(s));
     }
     let began = Instant::now();
