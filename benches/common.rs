@@ -7,6 +7,7 @@
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
 
@@ -61,4 +62,24 @@ pub fn hub(home: &Path, extra: &[&str]) -> Result<(Kill, String)> {
     let hub = Kill(hub);
     let addr = first.split_whitespace().find_map(|w| w.strip_prefix("http://")).context("hub address")?.to_owned();
     Ok((hub, addr))
+}
+
+/// `tandem app-server --listen unix EXTRA` in `home`, once its socket takes
+/// connections: the process and its `unix:SOCKET` endpoint.
+pub fn app_server(home: &Path, extra: &[&str]) -> Result<(Kill, String)> {
+    let child = Command::new(BIN)
+        .env("TANDEM_HOME", home)
+        .args(["app-server", "--listen", "unix"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let child = Kill(child);
+    let sock = home.join("app-server.sock");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "the app-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((child, format!("unix:{}", sock.display())))
 }

@@ -14,7 +14,6 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -28,7 +27,7 @@ mod common;
 #[path = "../tests/common/pg.rs"]
 mod pg;
 
-use common::{BIN, Kill, tandem, tandem_with};
+use common::{tandem, tandem_with};
 
 /// One HTTP/1.1 POST with a JSON body; the status and body.
 fn post(addr: &str, path: &str, body: &Value) -> Result<(u16, Value)> {
@@ -71,20 +70,7 @@ fn until_seq(ws: &mut Ws, seq: u64) -> Result<()> {
 /// `sender`, until the viewer's poll on `viewer` has its last event.
 fn sync_throughput(sender: &str, viewer: &str) -> Result<String> {
     let home = tempfile::Builder::new().prefix("tdmbench").tempdir_in("/tmp")?;
-    let server = Command::new(BIN)
-        .env("TANDEM_HOME", home.path())
-        .args(["app-server", "--listen", "unix"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let _server = Kill(server);
-    let sock = home.path().join("app-server.sock");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-        anyhow::ensure!(Instant::now() < deadline, "the app-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let server = format!("unix:{}", sock.display());
+    let (_server, server) = common::app_server(home.path(), &[])?;
     let thread = tandem(home.path(), &["share", "new", "--server", &server])?;
     let url = tandem(
         home.path(),

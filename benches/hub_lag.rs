@@ -16,8 +16,7 @@
 //! asserted: this is a measurement, not a test.
 
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result, anyhow};
 use serde_json::Value;
@@ -25,7 +24,7 @@ use tandem_protocol::time::{now_millis, parse_rfc3339};
 
 mod common;
 
-use common::{BIN, Kill, tandem_with};
+use common::{Kill, tandem_with};
 
 const WORDS: usize = 50_000;
 const LAG_WORDS: usize = 2_000;
@@ -41,21 +40,7 @@ struct AppServer {
 impl AppServer {
     fn start(extra: &[&str]) -> Result<AppServer> {
         let home = tempfile::Builder::new().prefix("tdmbench").tempdir_in("/tmp")?;
-        let child = Command::new(BIN)
-            .env("TANDEM_HOME", home.path())
-            .args(["app-server", "--listen", "unix"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let child = Kill(child);
-        let sock = home.path().join("app-server.sock");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-            anyhow::ensure!(Instant::now() < deadline, "the app-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let server = format!("unix:{}", sock.display());
+        let (child, server) = common::app_server(home.path(), extra)?;
         Ok(AppServer { home, server, _child: child })
     }
 
