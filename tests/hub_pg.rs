@@ -161,27 +161,14 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
     });
 }
 
-/// `tandem share ARGS --server SOCKET`.
-fn share(home: &Home, args: &[&str]) -> common::Out {
-    let sock = home.socket();
-    let mut all = vec!["share"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--server", sock.to_str().unwrap()]);
-    home.run(&all)
-}
-
-fn last_seq(home: &Home, thread: &str) -> u64 {
-    home.events(thread).last().unwrap()["seq"].as_u64().unwrap()
-}
-
 fn link(home: &Home, thread: &str, hub: &str) -> String {
-    let url = share(home, &["link", "--thread", thread, "--hub", hub]).ok().stdout;
+    let url = home.share(&["link", "--thread", thread, "--hub", hub]).ok().stdout;
     url.trim().rsplit('/').next().unwrap().to_owned()
 }
 
 /// The link's fields from `share links --json`.
 fn link_state(home: &Home) -> Value {
-    share(home, &["links", "--json"]).ok().json_lines().pop().expect("one link")
+    home.share(&["links", "--json"]).ok().json_lines().pop().expect("one link")
 }
 
 /// Each said text appears in exactly one event.
@@ -204,8 +191,8 @@ fn a_replica_killed_mid_sync_loses_nothing_and_repeats_nothing() {
     let _server = home.serve(&["--echo-delay-ms", "10"]);
     let thread = home.new_thread();
     let id = link(&home, &thread, &balancer.url());
-    share(&home, &["post", "--thread", &thread, "--prompt", "before"]).ok();
-    let first = last_seq(&home, &thread);
+    home.share(&["post", "--thread", &thread, "--prompt", "before"]).ok();
+    let first = home.last_seq(&thread);
     let mut viewer = b.poll(&id);
     events_until(&mut viewer, first);
 
@@ -228,7 +215,7 @@ fn a_replica_killed_mid_sync_loses_nothing_and_repeats_nothing() {
     a.server.kill9();
     balancer.point_at(&b.addr);
     posting.join().unwrap();
-    let last = last_seq(&home, &thread);
+    let last = home.last_seq(&thread);
     // The premise, not the claim: on a very slow machine the turn may have
     // been all on the hub before A died; what follows holds either way.
     if during.last().and_then(|i| i["seq"].as_u64()) == Some(last) {
@@ -258,8 +245,8 @@ fn a_database_restart_answers_503_meanwhile_and_loses_nothing() {
     let _server = home.serve(&[]);
     let thread = home.new_thread();
     let id = link(&home, &thread, &a.url());
-    share(&home, &["post", "--thread", &thread, "--prompt", "before the restart"]).ok();
-    let first = last_seq(&home, &thread);
+    home.share(&["post", "--thread", &thread, "--prompt", "before the restart"]).ok();
+    let first = home.last_seq(&thread);
     // A viewer on B stays connected through the outage.
     let mut viewer = b.poll(&id);
     events_until(&mut viewer, first);
@@ -271,14 +258,14 @@ fn a_database_restart_answers_503_meanwhile_and_loses_nothing() {
     assert!(r.json()["error"].as_str().unwrap().contains("database is unavailable"), "{r:?}");
     assert_eq!(b.request("GET", &format!("/s/{id}"), "").status, 503);
     assert_eq!(b.poll_status(&id), 503);
-    share(&home, &["post", "--thread", &thread, "--prompt", "during the restart"]).ok();
+    home.share(&["post", "--thread", &thread, "--prompt", "during the restart"]).ok();
     wait_for("the sender to meet the 503", || {
         link_state(&home)["error"].as_str().is_some_and(|e| e.contains("database is unavailable"))
     });
 
     pg.start_again();
-    share(&home, &["post", "--thread", &thread, "--prompt", "after the restart"]).ok();
-    let last = last_seq(&home, &thread);
+    home.share(&["post", "--thread", &thread, "--prompt", "after the restart"]).ok();
+    let last = home.last_seq(&thread);
     let rest = events_until(&mut viewer, last);
     assert_eq!(seqs(&rest), (first + 1..=last).collect::<Vec<_>>(), "the viewer on B missed nothing");
     assert_eq!(stored(&pg, &url, &id), format!("{last}|{last}|1|{last}"));

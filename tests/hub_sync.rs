@@ -8,19 +8,6 @@ use common::hub::Hub;
 use common::{Home, wait_for};
 use serde_json::Value;
 
-/// `tandem share ARGS --server SOCKET`.
-fn share(home: &Home, args: &[&str]) -> common::Out {
-    let sock = home.socket();
-    let mut all = vec!["share"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--server", sock.to_str().unwrap()]);
-    home.run(&all)
-}
-
-fn last_seq(home: &Home, thread: &str) -> u64 {
-    home.events(thread).last().unwrap()["seq"].as_u64().unwrap()
-}
-
 /// Every event the hub has for share `id`, through its poll WebSocket, once it has `upto`.
 fn hub_events(hub: &Hub, id: &str, upto: u64) -> Vec<Value> {
     let mut poll = hub.poll(id);
@@ -36,7 +23,7 @@ fn share_id(url: &str) -> String {
 }
 
 fn links(home: &Home) -> String {
-    share(home, &["links"]).ok().stdout
+    home.share(&["links"]).ok().stdout
 }
 
 #[test]
@@ -47,17 +34,17 @@ fn a_linked_thread_reaches_the_hub_redacted_and_only_it() {
     let _server = home.serve(&[]);
     let linked = home.new_thread();
     let other = home.new_thread();
-    let out = share(&home, &["link", "--thread", &linked[..30], "--hub", &hub.url()]).ok();
+    let out = home.share(&["link", "--thread", &linked[..30], "--hub", &hub.url()]).ok();
     let url = out.stdout.trim().to_owned();
     assert!(url.starts_with(&format!("{}/s/", hub.url())), "{url}");
     let id = share_id(&url);
-    let again = share(&home, &["link", "--thread", &linked, "--hub", &hub.url()]).ok();
+    let again = home.share(&["link", "--thread", &linked, "--hub", &hub.url()]).ok();
     assert_eq!(again.stdout.trim(), url, "linking again keeps the link");
 
     let key = "AKIAIOSFODNN7EXAMPLE";
-    share(&home, &["post", "--thread", &linked, "--prompt", &format!("deploy with {key} please")]).ok();
-    share(&home, &["post", "--thread", &other, "--prompt", "UNLINKED-TEXT"]).ok();
-    let n = last_seq(&home, &linked);
+    home.share(&["post", "--thread", &linked, "--prompt", &format!("deploy with {key} please")]).ok();
+    home.share(&["post", "--thread", &other, "--prompt", "UNLINKED-TEXT"]).ok();
+    let n = home.last_seq(&linked);
     let events = hub_events(&hub, &id, n);
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "every event once, in order");
@@ -81,9 +68,9 @@ fn a_linked_thread_reaches_the_hub_redacted_and_only_it() {
 
     // --no-redact: sent as it is.
     let raw = home.new_thread();
-    let url = share(&home, &["link", "--thread", &raw, "--hub", &hub.url(), "--no-redact"]).ok().stdout;
-    share(&home, &["post", "--thread", &raw, "--prompt", key]).ok();
-    let events = hub_events(&hub, &share_id(&url), last_seq(&home, &raw));
+    let url = home.share(&["link", "--thread", &raw, "--hub", &hub.url(), "--no-redact"]).ok().stdout;
+    home.share(&["post", "--thread", &raw, "--prompt", key]).ok();
+    let events = hub_events(&hub, &share_id(&url), home.last_seq(&raw));
     assert!(serde_json::to_string(&events).unwrap().contains(key));
 }
 
@@ -94,9 +81,9 @@ fn a_streaming_turn_goes_in_a_few_batches_not_one_request_per_event() {
     let home = Home::new();
     let _server = home.serve(&["--echo-delay-ms", "10"]);
     let thread = home.new_thread();
-    let id = share_id(&share(&home, &["link", "--thread", &thread, "--hub", &hub.url()]).ok().stdout);
-    share(&home, &["post", "--thread", &thread, "--prompt", &common::words(60)]).ok();
-    let n = last_seq(&home, &thread);
+    let id = share_id(&home.share(&["link", "--thread", &thread, "--hub", &hub.url()]).ok().stdout);
+    home.share(&["post", "--thread", &thread, "--prompt", &common::words(60)]).ok();
+    let n = home.last_seq(&thread);
     assert!(n > 60, "a delta per word: {n}");
     let events = hub_events(&hub, &id, n);
     assert_eq!(events.len() as u64, n);
@@ -122,17 +109,17 @@ fn hub_and_app_server_restarts_lose_nothing_and_repeat_nothing() {
     let home = Home::new();
     let mut server = home.serve(&[]);
     let thread = home.new_thread();
-    let url = share(&home, &["link", "--thread", &thread, "--hub", &hub.url()]).ok().stdout;
+    let url = home.share(&["link", "--thread", &thread, "--hub", &hub.url()]).ok().stdout;
     let id = share_id(&url);
-    share(&home, &["post", "--thread", &thread, "--prompt", "before the outage"]).ok();
-    let first = last_seq(&home, &thread);
+    home.share(&["post", "--thread", &thread, "--prompt", "before the outage"]).ok();
+    let first = home.last_seq(&thread);
     hub_events(&hub, &id, first);
     wait_for("the link to be synced", || links(&home).contains("synced"));
 
     // The hub goes down; what is posted meanwhile waits.
     hub.server.kill9();
-    share(&home, &["post", "--thread", &thread, "--prompt", "during the outage"]).ok();
-    let second = last_seq(&home, &thread);
+    home.share(&["post", "--thread", &thread, "--prompt", "during the outage"]).ok();
+    let second = home.last_seq(&thread);
     let pending = format!("pending {} events", second - first);
     wait_for("share links to show the pending events", || links(&home).contains(&pending));
     let saved: Value =
@@ -143,8 +130,8 @@ fn hub_and_app_server_restarts_lose_nothing_and_repeat_nothing() {
     server.terminate();
     drop(server);
     let server = home.serve(&[]);
-    share(&home, &["post", "--thread", &thread, "--prompt", "after the restart"]).ok();
-    let third = last_seq(&home, &thread);
+    home.share(&["post", "--thread", &thread, "--prompt", "after the restart"]).ok();
+    let third = home.last_seq(&thread);
     assert!(third > second);
 
     // The hub comes back on its address with its database.
@@ -178,14 +165,14 @@ fn a_key_streamed_across_two_batches_never_reaches_the_hub() {
     );
     let _server = home.serve(&["--agent", "exec", "--", "sh", "-c", &script]);
     let thread = home.new_thread();
-    let id = share_id(&share(&home, &["link", "--thread", &thread, "--hub", &hub.url()]).ok().stdout);
-    hub_events(&hub, &id, last_seq(&home, &thread));
+    let id = share_id(&home.share(&["link", "--thread", &thread, "--hub", &hub.url()]).ok().stdout);
+    hub_events(&hub, &id, home.last_seq(&thread));
     wait_for("the link to be synced", || links(&home).contains("synced"));
 
     // With the hub down, the first part and the half key are both in the log
     // before any batch reads them: the next batch must cut between them.
     hub.server.kill9();
-    share(&home, &["post", "--thread", &thread, "--prompt", "go", "--no-wait"]).ok();
+    home.share(&["post", "--thread", &thread, "--prompt", "go", "--no-wait"]).ok();
     let deltas = || -> Vec<String> {
         home.events(&thread)
             .iter()
@@ -198,7 +185,7 @@ fn a_key_streamed_across_two_batches_never_reaches_the_hub() {
     std::fs::write(&go1, "").unwrap();
     wait_for("the half key", || deltas().len() == 2);
     assert_eq!(deltas(), ["before the key. ", "deploy with AKIAIOSF"]);
-    let half = last_seq(&home, &thread);
+    let half = home.last_seq(&thread);
 
     let hub = Hub::start_at(&hub_home, &addr, &[]);
     let mut poll = hub.poll(&id);
@@ -209,7 +196,7 @@ fn a_key_streamed_across_two_batches_never_reaches_the_hub() {
     // The rest of the key comes in a later batch, and the message ends.
     std::fs::write(&go2, "").unwrap();
     wait_for("the turn to end", || home.events(&thread).last().unwrap()["type"] == "turn/completed");
-    let n = last_seq(&home, &thread);
+    let n = home.last_seq(&thread);
     items.extend(poll.until(|i| i["seq"].as_u64() == Some(n)));
     let events: Vec<&Value> = items.iter().filter(|i| i["type"] == "event").map(|i| &i["event"]).collect();
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
@@ -239,35 +226,35 @@ fn unlink_delete_removes_the_share_and_bad_input_is_refused() {
     let _server = home.serve(&[]);
     let thread = home.new_thread();
 
-    let out = share(&home, &["link", "--thread", &thread, "--hub", "ftp://x"]);
+    let out = home.share(&["link", "--thread", &thread, "--hub", "ftp://x"]);
     assert_eq!(out.code, 2, "{out:?}");
-    let out = share(&home, &["link", "--thread", &thread, "--hub", &hub.url(), "--expire", "soon"]);
+    let out = home.share(&["link", "--thread", &thread, "--hub", &hub.url(), "--expire", "soon"]);
     assert_eq!(out.code, 2, "{out:?}");
     // Without --hub it is a link to this app-server's viewer, which needs an
     // http listener.
-    let out = share(&home, &["link", "--thread", &thread]);
+    let out = home.share(&["link", "--thread", &thread]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("http listener"), "{}", out.stderr);
-    let out = share(&home, &["link", "--thread", &thread, "--hub", &hub.url(), "--write"]);
+    let out = home.share(&["link", "--thread", &thread, "--hub", &hub.url(), "--write"]);
     assert_eq!(out.code, 2, "--write is for local links: {out:?}");
-    let out = share(&home, &["link", "--thread", &thread, "--hub"]);
+    let out = home.share(&["link", "--thread", &thread, "--hub"]);
     assert_eq!(out.code, 2, "no [hub] url in config.toml: {out:?}");
     assert!(out.stderr.contains("[hub]"), "{}", out.stderr);
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    let out = share(&home, &["link", "--thread", &thread, "--hub", &dead_url]);
+    let out = home.share(&["link", "--thread", &thread, "--hub", &dead_url]);
     assert_eq!(out.code, 5, "{out:?}");
-    let out = share(&home, &["unlink", "--thread", &thread]);
+    let out = home.share(&["unlink", "--thread", &thread]);
     assert_eq!(out.code, 1, "not linked: {out:?}");
 
     // `--hub` alone: `[hub] url` in config.toml.
     std::fs::write(home.path().join("config.toml"), format!("[hub]\nurl = \"{}\"\n", hub.url())).unwrap();
-    let url = share(&home, &["link", "--thread", &thread, "--expire", "7d", "--hub"]).ok().stdout;
+    let url = home.share(&["link", "--thread", &thread, "--expire", "7d", "--hub"]).ok().stdout;
     let id = share_id(&url);
-    share(&home, &["post", "--thread", &thread, "--prompt", "to be deleted"]).ok();
-    hub_events(&hub, &id, last_seq(&home, &thread));
-    let json = share(&home, &["links", "--json"]).ok().json_lines();
+    home.share(&["post", "--thread", &thread, "--prompt", "to be deleted"]).ok();
+    hub_events(&hub, &id, home.last_seq(&thread));
+    let json = home.share(&["links", "--json"]).ok().json_lines();
     assert_eq!(json.len(), 1);
     assert_eq!(json[0]["id"], id.as_str());
     assert!(json[0]["expiresAt"].is_string(), "{}", json[0]);
@@ -278,7 +265,7 @@ fn unlink_delete_removes_the_share_and_bad_input_is_refused() {
     let mode = std::fs::metadata(home.path().join("hub-links.json")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 
-    let out = share(&home, &["unlink", "--thread", &thread, "--delete"]).ok();
+    let out = home.share(&["unlink", "--thread", &thread, "--delete"]).ok();
     assert!(out.stdout.contains("deleted from the hub"), "{out:?}");
     assert_eq!(hub.request("GET", &format!("/s/{id}"), "").status, 404);
     assert!(links(&home).trim().is_empty());

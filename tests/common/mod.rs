@@ -141,6 +141,20 @@ impl Home {
         out.stdout.trim().to_owned()
     }
 
+    /// `tandem share ARGS --server SOCKET`.
+    pub fn share(&self, args: &[&str]) -> Out {
+        let sock = self.socket();
+        let mut all = vec!["share"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--server", sock.to_str().unwrap()]);
+        self.run(&all)
+    }
+
+    /// The seq of the thread's last event.
+    pub fn last_seq(&self, thread: &str) -> u64 {
+        self.events(thread).last().unwrap()["seq"].as_u64().unwrap()
+    }
+
     /// `share get --json` of the whole thread.
     pub fn events(&self, thread: &str) -> Vec<Value> {
         self.run(&["share", "get", "--thread", thread, "--json", "--server", self.socket().to_str().unwrap()])
