@@ -439,13 +439,20 @@ async fn linked_and_idle(s: &Setup, sync: &HubSync, thread: &str) {
     s.phase(sync, thread, Phase::Idle).await;
 }
 
+/// The clock held still, the sync started, and a new thread linked with its
+/// first sync done: where most clock tests begin.
+async fn linked_on_held_clock(s: &Setup) -> (ClockHold, HubSync, Thread) {
+    let hold = hold_clock();
+    let sync = s.sync();
+    let t = s.thread().await;
+    linked_and_idle(s, &sync, &t.id).await;
+    (hold, sync, t)
+}
+
 #[tokio::test(start_paused = true)]
 async fn clock_events_in_the_window_go_as_one_batch_and_none_before() {
     let s = setup().await;
-    let _hold = hold_clock();
-    let sync = s.sync();
-    let t = s.thread().await;
-    linked_and_idle(&s, &sync, &t.id).await;
+    let (_hold, sync, t) = linked_on_held_clock(&s).await;
     let t0 = Instant::now();
     assert_eq!(s.hub.lock().requests[0].at, t0, "the first sync goes at once");
 
@@ -485,10 +492,7 @@ async fn clock_events_in_the_window_go_as_one_batch_and_none_before() {
 #[tokio::test(start_paused = true)]
 async fn clock_the_last_write_of_a_window_wins() {
     let s = setup().await;
-    let _hold = hold_clock();
-    let sync = s.sync();
-    let t = s.thread().await;
-    linked_and_idle(&s, &sync, &t.id).await;
+    let (_hold, sync, t) = linked_on_held_clock(&s).await;
     let first = s.event(&t.id, "draft").await;
     s.phase(&sync, &t.id, Phase::Gathering).await;
     s.share(&t.id, false).await;
@@ -547,10 +551,7 @@ async fn clock_only_linked_threads_sync() {
 #[tokio::test(start_paused = true)]
 async fn clock_deltas_of_a_batch_are_coalesced_and_every_seq_goes_once() {
     let (s, steps) = stepped().await;
-    let _hold = hold_clock();
-    let sync = s.sync();
-    let t = s.thread().await;
-    linked_and_idle(&s, &sync, &t.id).await;
+    let (_hold, sync, t) = linked_on_held_clock(&s).await;
     let mut seen = s.turn(&t.id).await;
     s.phase(&sync, &t.id, Phase::Gathering).await;
     for piece in ["Hel", "lo ", "wor", "ld, ", "all "] {
@@ -623,10 +624,7 @@ async fn clock_retries_back_off_doubling_to_a_cap() {
 #[tokio::test(start_paused = true)]
 async fn clock_a_restart_resumes_after_the_saved_acked_seq() {
     let s = setup().await;
-    let _hold = hold_clock();
-    let sync = s.sync();
-    let t = s.thread().await;
-    linked_and_idle(&s, &sync, &t.id).await;
+    let (_hold, sync, t) = linked_on_held_clock(&s).await;
     let acked = s.event(&t.id, "before").await;
     s.phase(&sync, &t.id, Phase::Gathering).await;
     advance(DEBOUNCE).await;
@@ -656,10 +654,7 @@ async fn clock_a_restart_resumes_after_the_saved_acked_seq() {
 #[tokio::test(start_paused = true)]
 async fn clock_a_key_streamed_across_two_batches_is_never_sent() {
     let (s, steps) = stepped().await;
-    let _hold = hold_clock();
-    let sync = s.sync();
-    let t = s.thread().await;
-    linked_and_idle(&s, &sync, &t.id).await;
+    let (_hold, sync, t) = linked_on_held_clock(&s).await;
     let started = s.turn(&t.id).await;
     s.phase(&sync, &t.id, Phase::Gathering).await;
     steps.send(Some("before the key. ".into())).unwrap();
