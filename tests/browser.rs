@@ -115,19 +115,22 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 const XSS: &str = "<script>window.pwned=1</script><img src=x onerror=\"window.pwned=2\"> & \"quotes\"";
 const MARKDOWN: &str = "Here is **bold** and `inline <b>code</b>`:\n\n```rust\nfn main() { println!(\"<img src=x onerror=alert(1)>\"); }\n```\n\n- one\n- <i>two</i>";
 
+/// A thread titled `<b>demo</b>` whose one imported turn asks with the XSS
+/// payloads and answers in markdown; its id.
+fn demo_thread(home: &Home) -> String {
+    let thread = home
+        .raw()
+        .call("thread/start", json!({"title": "<b>demo</b>", "turns": [{"input": XSS, "response": MARKDOWN}]}));
+    thread["thread"]["id"].as_str().unwrap().to_owned()
+}
+
 /// A read link opens on the history (markdown rendered, every payload shown
 /// as text), then follows a turn posted elsewhere live.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_shows_history_then_live_and_never_runs_thread_html() {
     let home = std::sync::Arc::new(Home::new());
     let _web = WebServer::start(&home, &[]);
-    let mut raw = home.raw();
-    let thread = raw.call(
-        "thread/start",
-        json!({"title": "<b>demo</b>", "turns": [{"input": XSS, "response": MARKDOWN}]}),
-    )["thread"]
-        .clone();
-    let id = thread["id"].as_str().unwrap().to_owned();
+    let id = demo_thread(&home);
     let (url, _, _) = make_link(&home, &id, &[]);
 
     let body = "document.body.innerText";
@@ -357,18 +360,11 @@ async fn hub_viewer_follows_live_survives_a_restart_and_says_when_unshared() {
     let home = std::sync::Arc::new(Home::new());
     let _server = home.serve(&[]);
     let endpoint = home.endpoint();
-    let mut raw = home.raw();
-    let thread = raw.call(
-        "thread/start",
-        json!({"title": "<b>demo</b>", "turns": [{"input": XSS, "response": MARKDOWN}]}),
-    )["thread"]
-        .clone();
-    let id = thread["id"].as_str().unwrap().to_owned();
+    let id = demo_thread(&home);
     let url = home.run(&["share", "link", "--thread", &id, "--hub", &hub.url(), "--server", &endpoint]).ok().stdout;
     let url = url.trim().to_owned();
     let share = url.rsplit('/').next().unwrap().to_owned();
-    let last = |home: &Home| home.events(&id).last().unwrap()["seq"].as_u64().unwrap();
-    let first = last(&home);
+    let first = home.last_seq(&id);
     // On the hub (synced after the 1 s debounce) before the page opens.
     hub.live(&share, 0).until(|i| i["seq"].as_u64() == Some(first));
 
@@ -413,7 +409,7 @@ async fn hub_viewer_follows_live_survives_a_restart_and_says_when_unshared() {
         hm.run(&["share", "post", "--thread", &t, "--prompt", "live words via the hub", "--server", &e]).ok()
     })
     .await;
-    let second = last(&home);
+    let second = home.last_seq(&id);
     until(&c, "the live turn", &shown_all(second), body).await;
     let answers = "[...document.querySelectorAll('.msg.agent')].map(e => e.textContent)";
     until(&c, "the live answer", &format!("{answers}[1] === 'live words via the hub'"), answers).await;
@@ -432,7 +428,7 @@ async fn hub_viewer_follows_live_survives_a_restart_and_says_when_unshared() {
         hm.run(&["share", "post", "--thread", &t, "--prompt", "after the hub restart", "--server", &e]).ok()
     })
     .await;
-    let third = last(&home);
+    let third = home.last_seq(&id);
     until(&c, "the page to catch up", &shown_all(third), body).await;
     assert_eq!(js(&c, "return document.body.dataset.applied").await, json!(third.to_string()));
     let inputs = js(&c, "return [...document.querySelectorAll('.msg.user')].map(e => e.textContent)").await;
