@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::agent::Agent;
 use crate::store::{Durability, RowChange, Store, StoreError};
+use crate::tail::Tail;
 use crate::thread::{AppendOptions, Durable, RunningTurn, ThreadHandle, ThreadState};
 
 /// What `thread/list` returns per page when asked for no limit.
@@ -37,12 +38,11 @@ struct Inner {
     threads: RwLock<BTreeMap<String, Arc<ThreadHandle>>>,
     agent: Arc<dyn Agent>,
     stopping: AtomicBool,
-    /// Threads that mirror an agent's session file (id → agent name): only the
-    /// session follower adds turns to them.
-    mirrored: RwLock<HashMap<String, String>>,
-    /// Bumped whenever a thread's `shared` flag changes, so that link grants
-    /// look again (see `access`).
-    sharing: watch::Sender<u64>,
+    /// Threads fed from outside (id → the source's name, e.g. a mirrored
+    /// agent session): only [`Engine::append_external`] adds to them.
+    external: RwLock<HashMap<String, String>>,
+    /// Bumped whenever a thread's title or `shared` flag changes.
+    changes: watch::Sender<u64>,
 }
 
 pub(crate) fn store_error(e: StoreError) -> RpcError {
@@ -99,8 +99,8 @@ impl Engine {
             threads: RwLock::new(threads),
             agent,
             stopping: AtomicBool::new(false),
-            mirrored: RwLock::new(HashMap::new()),
-            sharing: watch::Sender::new(0),
+            external: RwLock::new(HashMap::new()),
+            changes: watch::Sender::new(0),
         })))
     }
 
@@ -109,21 +109,19 @@ impl Engine {
         self.0.agent.info()
     }
 
-    pub(crate) fn agent(&self) -> Arc<dyn Agent> {
-        Arc::clone(&self.0.agent)
+    /// Changes whenever a thread's title or `shared` flag changes (so that
+    /// whoever grants access by it looks again).
+    pub fn thread_changes(&self) -> watch::Receiver<u64> {
+        self.0.changes.subscribe()
     }
 
-    /// Changes whenever a thread's `shared` flag changes.
-    pub fn sharing_changes(&self) -> watch::Receiver<u64> {
-        self.0.sharing.subscribe()
-    }
-
+    #[cfg(test)]
     pub(crate) fn store(&self) -> &Arc<Store> {
         &self.0.store
     }
 
     /// Looks a thread up by id (checked to be a UUID first).
-    pub fn thread(&self, id: &str) -> Result<Arc<ThreadHandle>, RpcError> {
+    fn thread(&self, id: &str) -> Result<Arc<ThreadHandle>, RpcError> {
         let id = normalize_uuid("threadId", id).map_err(RpcError::invalid_params)?;
         let threads = self.0.threads.read().unwrap_or_else(|p| p.into_inner());
         threads.get(&id).cloned().ok_or_else(|| RpcError::thread_not_found(&id))
@@ -135,7 +133,7 @@ impl Engine {
             Some(id) => normalize_uuid("threadId", id).map_err(RpcError::invalid_params)?,
             None => new_id(),
         };
-        self.refuse_mirrored(&id)?;
+        self.refuse_external(&id)?;
         let imports = check_imports(&p.turns)?;
         let shared = p.shared.unwrap_or(true);
         let (handle, done, thread) = {
@@ -177,7 +175,7 @@ impl Engine {
     /// `thread/append`: imports turns into an idle thread.
     pub async fn thread_append(&self, p: ThreadAppendParams, client: &ClientInfo) -> Result<Thread, RpcError> {
         let handle = self.thread(&p.thread_id)?;
-        self.refuse_mirrored(&handle.id)?;
+        self.refuse_external(&handle.id)?;
         let imports = check_imports(&p.turns)?;
         if imports.is_empty() {
             return Err(RpcError::invalid_params("invalid params for thread/append: turns must not be empty"));
@@ -298,17 +296,17 @@ impl Engine {
             state.shared = shared;
             (done, handle.snapshot(&state), before)
         };
-        if before.1 != thread.shared {
+        if before != (thread.title.clone(), thread.shared) {
             // Links of this thread stop (or may start again) now, not once the
             // update is durable: access is never wider than what was asked.
-            self.0.sharing.send_modify(|n| *n += 1);
+            self.0.changes.send_modify(|n| *n += 1);
         }
         if let Err(e) = wait_durable(done).await {
             // Not written, so not changed (unless a later update won).
             let mut state = handle.lock();
             if (state.title.as_ref(), state.shared) == (thread.title.as_ref(), thread.shared) {
                 (state.title, state.shared) = before;
-                self.0.sharing.send_modify(|n| *n += 1);
+                self.0.changes.send_modify(|n| *n += 1);
             }
             return Err(e);
         }
@@ -316,12 +314,7 @@ impl Engine {
     }
 
     /// Where `from` points in a thread's log: a seq, `default` when absent.
-    pub async fn resolve_from(
-        &self,
-        handle: &ThreadHandle,
-        from: Option<Position>,
-        default: u64,
-    ) -> Result<u64, RpcError> {
+    async fn resolve_from(&self, handle: &ThreadHandle, from: Option<Position>, default: u64) -> Result<u64, RpcError> {
         match from {
             None => Ok(default),
             Some(Position::Seq(n)) => Ok(n),
@@ -377,7 +370,7 @@ impl Engine {
     /// once that is durable, and runs the agent in the background.
     pub async fn turn_start(&self, p: TurnStartParams, conn_client: &ClientInfo) -> Result<Turn, RpcError> {
         let handle = self.thread(&p.thread_id)?;
-        self.refuse_mirrored(&handle.id)?;
+        self.refuse_external(&handle.id)?;
         if p.input.trim().is_empty() {
             return Err(RpcError::invalid_params("invalid params for turn/start: input must not be empty"));
         }
@@ -407,12 +400,7 @@ impl Engine {
                 )
                 .map_err(store_error)?;
             let started_at = state.updated_at.clone();
-            state.active = Some(RunningTurn {
-                id: turn_id.clone(),
-                client: client.clone(),
-                started_at: started_at.clone(),
-                cancel: cancel_tx,
-            });
+            state.active = Some(RunningTurn { id: turn_id.clone(), client: client.clone(), cancel: cancel_tx });
             (done, started_at)
         };
         if let Err(e) = wait_durable(done).await {
@@ -423,7 +411,14 @@ impl Engine {
             }
             return Err(e);
         }
-        crate::turn::spawn(self.clone(), Arc::clone(&handle), turn_id.clone(), p.input, cancel_rx);
+        crate::turn::spawn(
+            Arc::clone(&self.0.store),
+            Arc::clone(&self.0.agent),
+            Arc::clone(&handle),
+            turn_id.clone(),
+            p.input,
+            cancel_rx,
+        );
         tracing::info!(thread = %handle.id, turn = %turn_id, client = %client, "turn started");
         Ok(Turn { id: turn_id, thread_id: handle.id.to_string(), status: TurnStatus::Running, client, started_at })
     }
@@ -456,14 +451,16 @@ impl Engine {
         }
     }
 
-    /// Marks a thread (existing or not yet) as the mirror of `agent`'s session.
-    pub fn mark_mirrored(&self, thread_id: &str, agent: &str) {
-        self.0.mirrored.write().unwrap_or_else(|p| p.into_inner()).insert(thread_id.to_owned(), agent.to_owned());
+    /// Marks a thread (existing or not yet) as fed from outside, by `source`
+    /// (a mirrored agent session): clients' turns and imports are refused
+    /// there, and only [`Engine::append_external`] adds to it.
+    pub fn set_external(&self, thread_id: &str, source: &str) {
+        self.0.external.write().unwrap_or_else(|p| p.into_inner()).insert(thread_id.to_owned(), source.to_owned());
     }
 
-    fn refuse_mirrored(&self, thread_id: &str) -> Result<(), RpcError> {
-        match self.0.mirrored.read().unwrap_or_else(|p| p.into_inner()).get(thread_id) {
-            Some(agent) => Err(RpcError::mirrored(thread_id, agent)),
+    fn refuse_external(&self, thread_id: &str) -> Result<(), RpcError> {
+        match self.0.external.read().unwrap_or_else(|p| p.into_inner()).get(thread_id) {
+            Some(source) => Err(RpcError::mirrored(thread_id, source)),
             None => Ok(()),
         }
     }
@@ -474,10 +471,40 @@ impl Engine {
         threads.get(thread_id).map(|h| h.lock().last_seq)
     }
 
-    /// Appends a mirrored session's events to its thread (created with `title`
-    /// when missing), marked imported with their original times, and waits
-    /// until they are durable. Returns the thread's last seq.
-    pub async fn mirror_append(
+    /// Whether a thread exists and is shared (what links of it need).
+    pub fn is_shared(&self, thread_id: &str) -> bool {
+        self.thread(thread_id).is_ok_and(|h| h.lock().shared)
+    }
+
+    /// The highest seq of a thread that is committed (readers of the log see it).
+    pub fn committed_seq(&self, thread_id: &str) -> Result<u64, RpcError> {
+        Ok(self.thread(thread_id)?.committed_seq())
+    }
+
+    /// Waits until an event of a thread after `seq` is committed. Costs no
+    /// ring: a reader that reads the log anyway only needs the wake-up.
+    pub async fn wait_committed_past(&self, thread_id: &str, seq: u64) -> Result<(), RpcError> {
+        let handle = self.thread(thread_id)?;
+        handle.wait_committed_past(seq).await;
+        Ok(())
+    }
+
+    /// Follows a thread from `from` (default: what is committed after now),
+    /// first from the log and then live, with no hole and no repeat.
+    pub async fn follow(&self, thread_id: &str, from: Option<Position>) -> Result<Tail, RpcError> {
+        let handle = self.thread(thread_id)?;
+        // Follow before deciding where to start, so that the feed keeps what
+        // is committed from here on (anything older is in the log).
+        let follower = handle.follow();
+        let live_from = handle.lock().last_seq + 1;
+        let from = self.resolve_from(&handle, from, live_from).await?;
+        Ok(Tail::new(Arc::clone(&self.0.store), Arc::clone(&handle.id), follower, from))
+    }
+
+    /// Appends events from outside (a mirrored session) to a thread (created
+    /// with `title` when missing), marked imported with their original times,
+    /// and waits until they are durable. Returns the thread's last seq.
+    pub async fn append_external(
         &self,
         thread_id: &str,
         title: &str,

@@ -10,11 +10,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::agent::Agent;
+use crate::context::{Context, Limits};
 use crate::engine::Engine;
 use crate::lock::{DataLock, LockError};
 use crate::paths::Home;
 use crate::store::{Durability, StoreError};
-use crate::transport::{self, Limits, Shared, unix::BindError};
+use crate::transport::{self, unix::BindError};
 
 /// A transport to listen on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +92,9 @@ pub struct ServeOptions {
     pub allow_remote: bool,
     /// Where users reach the http listener, if not at its own address.
     pub public_url: Option<crate::web::PublicUrl>,
+    /// The flags the server was started with, as the owner's `initialize`
+    /// shows them (no credentials: see `redact::urls`).
+    pub launch_args: Vec<String>,
 }
 
 /// Why a server could not start (or stopped with an error).
@@ -110,18 +114,6 @@ pub enum ServeError {
     Access(#[from] crate::access::LinksError),
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
-}
-
-static LAUNCH_ARGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-
-/// Records the flags this server was started with (once, at start-up).
-pub fn set_launch_args(args: Vec<String>) {
-    let _ = LAUNCH_ARGS.set(args);
-}
-
-/// The flags this server was started with (empty in a LOCAL session).
-pub fn launch_args() -> &'static [String] {
-    LAUNCH_ARGS.get().map_or(&[], Vec::as_slice)
 }
 
 /// Runs the server until it is told to stop.
@@ -192,19 +184,22 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         }
     }
     let http_url = http_listeners.first().map(|l| l.link_base.clone());
-    let shared = Shared::new(engine.clone(), limits).with_access(gate.clone(), names, http_url).with_hub(hub);
+    let ctx = Context::new(engine.clone(), limits)
+        .with_access(gate.clone(), names, http_url)
+        .with_hub(hub)
+        .with_launch_args(opts.launch_args.clone());
     let mut sockets = Vec::new();
     for (path, listener) in unix_listeners {
         sockets.push(path);
-        tokio::spawn(transport::unix::accept_loop(listener, shared.clone(), stop_rx.clone()));
+        tokio::spawn(transport::unix::accept_loop(listener, ctx.clone(), stop_rx.clone()));
     }
     let network = !http_listeners.is_empty();
     for listener in http_listeners {
-        tokio::spawn(crate::web::serve(listener, shared.clone(), gate.clone(), stop_rx.clone()));
+        tokio::spawn(crate::web::serve(listener, ctx.clone(), gate.clone(), stop_rx.clone()));
     }
     let stdio = serve_stdio.then(|| {
         tracing::info!("serving stdio");
-        tokio::spawn(transport::stdio::serve(shared.clone()))
+        tokio::spawn(transport::stdio::serve(ctx.clone()))
     });
     let stdio_only = sockets.is_empty() && !network;
     let stdio_done = async {

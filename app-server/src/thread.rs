@@ -9,14 +9,13 @@ use tandem_protocol::time::{format_millis, now_millis, parse_rfc3339};
 use tandem_protocol::{ActiveTurn, ClientInfo, Event, EventBody, Thread, ThreadStatus};
 use tokio::sync::{oneshot, watch};
 
+use crate::feed::{Follower, LiveFeed};
 use crate::store::{PendingEvent, RowChange, Store, StoreError};
-use crate::subscribe::{Follower, LiveFeed};
 
 /// The running turn of a thread.
 pub struct RunningTurn {
     pub id: String,
     pub client: ClientInfo,
-    pub started_at: String,
     /// Set to `Some(reason)` to interrupt the turn.
     pub cancel: watch::Sender<Option<String>>,
 }

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use tandem_protocol::{Event, EventBody, Item, TurnStatus};
 use tokio::sync::watch;
 
-use crate::agent::{Cancel, DeltaSink, Outcome, PastTurn, TurnInput};
-use crate::engine::Engine;
+use crate::agent::{Agent, Cancel, DeltaSink, Outcome, PastTurn, TurnInput};
 use crate::redact;
 use crate::store::{RowChange, Store, StoreError};
 use crate::thread::{AppendOptions, ThreadHandle};
@@ -77,23 +76,24 @@ impl DeltaSink for MessageSink {
 
 /// Starts the turn's task.
 pub(crate) fn spawn(
-    engine: Engine,
+    store: Arc<Store>,
+    agent: Arc<dyn Agent>,
     thread: Arc<ThreadHandle>,
     turn_id: String,
     input: String,
     cancel: watch::Receiver<Option<String>>,
 ) {
-    tokio::spawn(run(engine, thread, turn_id, input, cancel));
+    tokio::spawn(run(store, agent, thread, turn_id, input, cancel));
 }
 
 async fn run(
-    engine: Engine,
+    store: Arc<Store>,
+    agent: Arc<dyn Agent>,
     thread: Arc<ThreadHandle>,
     turn_id: String,
     input: String,
     cancel: watch::Receiver<Option<String>>,
 ) {
-    let store = Arc::clone(engine.store());
     let item_id = uuid::Uuid::now_v7().to_string();
     append(
         &thread,
@@ -102,7 +102,6 @@ async fn run(
         RowChange::None,
     );
 
-    let agent = engine.agent();
     let history = if agent.wants_history() { history(&store, &thread.id, &turn_id).await } else { Vec::new() };
     let turn_input = TurnInput { thread_id: thread.id.to_string(), turn_id: turn_id.clone(), input, history };
     let mut sink = MessageSink {

@@ -9,9 +9,9 @@ use anyhow::Result;
 use tandem_app_server::agent::Agent;
 use tandem_app_server::client::{AUTOSTART_TIMEOUT, Client, ClientError, Endpoint, connect_or_start, start_background};
 use tandem_app_server::config::{AgentSettings, Overrides};
+use tandem_app_server::context::Limits;
 use tandem_app_server::lock::DataLock;
 use tandem_app_server::server::{self, Listen, ServeOptions};
-use tandem_app_server::transport::Limits;
 use tandem_app_server::{Durability, Home};
 use tandem_protocol::ClientInfo;
 
@@ -79,9 +79,8 @@ fn build_agent(home: &Home, args: &ServeArgs) -> Result<Arc<dyn Agent>, Fail> {
 async fn serve(home: Home, args: ServeArgs) -> Result<u8> {
     let agent = build_agent(&home, &args)?;
     // Every client sees these (status, restart): no credentials from URLs.
-    server::set_launch_args(
-        serve_flags(&args).iter().map(|f| tandem_app_server::redact::urls(&f.to_string_lossy()).into_owned()).collect(),
-    );
+    let launch_args =
+        serve_flags(&args).iter().map(|f| tandem_app_server::redact::urls(&f.to_string_lossy()).into_owned()).collect();
     let log = tandem_app_server::logging::init(&home).map_err(|e| {
         Fail::new(exit::FAILURE, format!("cannot open the log under {}: {e}", home.logs_dir().display()))
     })?;
@@ -101,6 +100,7 @@ async fn serve(home: Home, args: ServeArgs) -> Result<u8> {
         limits: limits(&args)?,
         allow_remote: args.allow_remote,
         public_url: args.public_url.clone(),
+        launch_args,
     };
     match server::run(opts).await {
         Ok(()) => Ok(0),

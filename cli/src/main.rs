@@ -23,8 +23,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tandem_app_server::client::Endpoint;
+use tandem_app_server::context as limits;
 use tandem_app_server::server::Listen;
-use tandem_app_server::transport;
 
 use crate::exit::Fail;
 
@@ -172,23 +172,23 @@ struct ServeArgs {
     #[arg(long, value_enum, default_value = "normal")]
     durability: DurabilityArg,
     /// Most clients connected at once; the next one is refused with an error.
-    #[arg(long, value_name = "N", env = "TANDEM_MAX_CONNECTIONS", default_value_t = transport::MAX_CONNECTIONS)]
+    #[arg(long, value_name = "N", env = "TANDEM_MAX_CONNECTIONS", default_value_t = limits::MAX_CONNECTIONS)]
     max_connections: usize,
     /// Most WebSockets one address may have open at once on the http listener
     /// (behind a reverse proxy every client has the proxy's address).
-    #[arg(long, value_name = "N", env = "TANDEM_MAX_CONNECTIONS_PER_IP", default_value_t = transport::MAX_CONNECTIONS_PER_IP)]
+    #[arg(long, value_name = "N", env = "TANDEM_MAX_CONNECTIONS_PER_IP", default_value_t = limits::MAX_CONNECTIONS_PER_IP)]
     max_connections_per_ip: usize,
     /// MiB queued for one client that does not read before the server stops
     /// reading its requests.
-    #[arg(long, value_name = "MIB", env = "TANDEM_CLIENT_BUFFER_MIB", default_value_t = transport::OUTBOUND_BYTES >> 20)]
+    #[arg(long, value_name = "MIB", env = "TANDEM_CLIENT_BUFFER_MIB", default_value_t = limits::OUTBOUND_BYTES >> 20)]
     client_buffer_mib: usize,
     /// MiB of unfinished lines held across all clients; a client that would pass
     /// it is refused.
-    #[arg(long, value_name = "MIB", env = "TANDEM_LINE_BUFFER_MIB", default_value_t = transport::LINE_BYTES >> 20)]
+    #[arg(long, value_name = "MIB", env = "TANDEM_LINE_BUFFER_MIB", default_value_t = limits::LINE_BYTES >> 20)]
     line_buffer_mib: usize,
     /// Seconds a line may stall (no byte before its newline) before its client
     /// is refused.
-    #[arg(long, value_name = "SECS", env = "TANDEM_LINE_TIMEOUT", default_value_t = transport::LINE_TIMEOUT.as_secs())]
+    #[arg(long, value_name = "SECS", env = "TANDEM_LINE_TIMEOUT", default_value_t = limits::LINE_TIMEOUT.as_secs())]
     line_timeout: u64,
     /// exec agent: the command to run per turn (after `--`).
     #[arg(last = true, value_name = "COMMAND")]

@@ -149,8 +149,7 @@ impl LinkGrant {
     /// Whether the grant still holds: the link stands and its thread is shared.
     pub fn check(&self, engine: &Engine) -> Result<(), RpcError> {
         self.links.check(&self.id).map_err(|r| RpcError::forbidden(r.message()))?;
-        let shared = engine.thread(&self.thread_id).map(|h| h.lock().shared).unwrap_or(false);
-        if !shared {
+        if !engine.is_shared(&self.thread_id) {
             return Err(RpcError::forbidden(
                 "this thread is no longer shared; its owner can share it again (links that have not expired or been revoked then work again)",
             )
@@ -162,10 +161,10 @@ impl LinkGrant {
     /// Resolves once the grant no longer holds, with the error that says why.
     pub async fn lost(&self, engine: &Engine) -> RpcError {
         let mut links = self.links.changes();
-        let mut sharing = engine.sharing_changes();
+        let mut threads = engine.thread_changes();
         loop {
             links.borrow_and_update();
-            sharing.borrow_and_update();
+            threads.borrow_and_update();
             if let Err(e) = self.check(engine) {
                 return e;
             }
@@ -180,7 +179,7 @@ impl LinkGrant {
             };
             tokio::select! {
                 _ = links.changed() => {}
-                _ = sharing.changed() => {}
+                _ = threads.changed() => {}
                 _ = expiry => {}
             }
         }

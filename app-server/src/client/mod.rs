@@ -169,8 +169,8 @@ impl Client {
     pub async fn in_process(engine: crate::Engine, info: ClientInfo) -> Result<Client, ClientError> {
         let (ours, theirs) = tokio::io::duplex(256 * 1024);
         let (server_r, server_w) = tokio::io::split(theirs);
-        let shared = crate::transport::Shared::new(engine, crate::transport::Limits::default());
-        tokio::spawn(crate::transport::serve_connection(shared, server_r, server_w));
+        let ctx = crate::context::Context::new(engine, crate::context::Limits::default());
+        tokio::spawn(crate::connection::serve_connection(ctx, server_r, server_w));
         let (r, w) = tokio::io::split(ours);
         let client = Client::over("in-process".into(), r, w, None);
         client.initialize(info).await?;

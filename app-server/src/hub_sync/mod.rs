@@ -18,6 +18,7 @@ use tandem_protocol::hub::{
     CreateShare, HubLink, HubLinkParams, HubLinkResult, HubLinksParams, HubLinksResult, HubUnlinkParams,
     HubUnlinkResult, parse_duration,
 };
+use tandem_protocol::methods::ThreadReadParams;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -224,7 +225,7 @@ impl HubSync {
     }
 
     fn view(&self, thread: &str, link: &Link) -> HubLink {
-        let committed = self.0.engine.thread(thread).map(|h| h.committed_seq()).unwrap_or(link.record.acked_seq);
+        let committed = self.0.engine.committed_seq(thread).unwrap_or(link.record.acked_seq);
         let pending = committed.saturating_sub(link.record.acked_seq);
         let state = match (&link.record.stopped, &link.error) {
             (Some(s), _) => s.clone(),
@@ -250,8 +251,8 @@ impl HubSync {
     /// thread already linked to that hub keeps its link.
     pub async fn link(&self, p: HubLinkParams) -> Result<HubLinkResult, RpcError> {
         let _one_at_a_time = self.0.linking.lock().await;
-        let handle = self.0.engine.thread(&p.thread_id)?;
-        let thread = handle.id.to_string();
+        let found = self.0.engine.thread_read(ThreadReadParams { thread_id: p.thread_id.clone() })?;
+        let thread = found.id;
         let hub = match p.hub {
             Some(h) => h,
             None => crate::config::FileConfig::read(&crate::config::config_path(&self.0.home))
@@ -278,7 +279,7 @@ impl HubSync {
             )));
         }
         let redact = !p.no_redact;
-        let title = handle.lock().title.clone();
+        let title = found.title;
         let title = if redact { title.map(|t| crate::redact::secrets(&t).into_owned()) } else { title };
         let req = CreateShare { thread_id: thread.clone(), title, expire: p.expire };
         let created = self.0.uplink.create(&hub, &req).await.map_err(hub_unreachable)?;
@@ -307,7 +308,7 @@ impl HubSync {
     /// `hub/links`.
     pub fn links(&self, p: HubLinksParams) -> Result<HubLinksResult, RpcError> {
         let only = match &p.thread_id {
-            Some(t) => Some(self.0.engine.thread(t)?.id.to_string()),
+            Some(t) => Some(self.0.engine.thread_read(ThreadReadParams { thread_id: t.clone() })?.id),
             None => None,
         };
         let links = self.lock();
@@ -319,7 +320,7 @@ impl HubSync {
     /// `hub/unlink`: stops syncing; with `delete`, first removes the share
     /// from the hub (if the hub cannot be reached, nothing changes).
     pub async fn unlink(&self, p: HubUnlinkParams) -> Result<HubUnlinkResult, RpcError> {
-        let thread = self.0.engine.thread(&p.thread_id)?.id.to_string();
+        let thread = self.0.engine.thread_read(ThreadReadParams { thread_id: p.thread_id })?.id;
         let Some(record) = self.record(&thread) else {
             return Ok(HubUnlinkResult { unlinked: false, deleted: false });
         };

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tandem_protocol::Position;
 use tandem_protocol::hub::SyncItem;
-use tandem_protocol::methods::ThreadEventsParams;
+use tandem_protocol::methods::{ThreadEventsParams, ThreadReadParams};
 
 use super::uplink::Refusal;
 use super::{HubSync, Phase};
@@ -42,10 +42,10 @@ const BATCH_BYTES: usize = 4 << 20;
 /// Syncs `thread_id` until it is unlinked or the hub ends the share.
 pub(super) async fn run(sync: HubSync, thread_id: String) {
     let engine = sync.engine().clone();
-    let Ok(handle) = engine.thread(&thread_id) else {
+    if engine.committed_seq(&thread_id).is_err() {
         sync.stop(&thread_id, "refused", "the thread no longer exists here".into());
         return;
-    };
+    }
     let mut meta_sent: Option<(Option<String>, bool)> = None;
     let mut backoff = MIN_BACKOFF;
     let mut failures = 0;
@@ -65,11 +65,9 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
         if link.stopped.is_some() {
             return;
         }
-        let (title, shared) = {
-            let st = handle.lock();
-            (st.title.clone(), st.shared)
-        };
-        let committed = handle.committed_seq();
+        let Ok(thread) = engine.thread_read(ThreadReadParams { thread_id: thread_id.clone() }) else { return };
+        let (title, shared) = (thread.title, thread.shared);
+        let Ok(committed) = engine.committed_seq(&thread_id) else { return };
         let title = if link.redact { title.map(|t| crate::redact::secrets(&t).into_owned()) } else { title };
         let meta = (title, shared);
         // A thread that is not shared right now tells the hub so, and sends
@@ -78,7 +76,7 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
         if meta_sent.as_ref() == Some(&meta) && !events_due {
             sync.set_status(&thread_id, None);
             sync.set_phase(&thread_id, Phase::Idle);
-            handle.wait_committed_past(committed).await;
+            let _ = engine.wait_committed_past(&thread_id, committed).await;
             settle = true;
             continue;
         }

@@ -368,9 +368,8 @@ impl Setup {
 
     /// Waits until the thread's log has everything up to `seq`.
     async fn committed(&self, thread: &str, seq: u64) {
-        let handle = self.engine.thread(thread).unwrap();
-        while handle.committed_seq() < seq {
-            handle.wait_committed_past(handle.committed_seq()).await;
+        while self.engine.committed_seq(thread).unwrap() < seq {
+            self.engine.wait_committed_past(thread, self.engine.committed_seq(thread).unwrap()).await.unwrap();
         }
     }
 
@@ -384,13 +383,12 @@ impl Setup {
 
     /// Waits until the thread's last event satisfies `done`; its seq.
     async fn logged(&self, thread: &str, done: impl Fn(&Value) -> bool) -> u64 {
-        let handle = self.engine.thread(thread).unwrap();
         loop {
-            let seen = handle.committed_seq();
+            let seen = self.engine.committed_seq(thread).unwrap();
             if let Some(last) = self.log(thread).await.last().filter(|e| done(e)) {
                 return last["seq"].as_u64().unwrap();
             }
-            handle.wait_committed_past(seen).await;
+            self.engine.wait_committed_past(thread, seen).await.unwrap();
         }
     }
 

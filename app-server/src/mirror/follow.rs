@@ -214,7 +214,7 @@ impl Mirrors {
         };
         // A mirrored thread stays one after its session is unshared.
         for p in state.sessions.values() {
-            engine.mark_mirrored(&p.thread_id, p.kind.display());
+            engine.set_external(&p.thread_id, p.kind.display());
         }
         Mirrors {
             engine,
@@ -340,9 +340,9 @@ impl Mirrors {
         }
         let mut progress = self.state.sessions.get(id).cloned().unwrap_or_else(|| Progress::new(id, kind, file));
         progress.file_path = file.to_owned();
-        self.engine.mark_mirrored(&progress.thread_id, kind.display());
+        self.engine.set_external(&progress.thread_id, kind.display());
         let title = title_for(kind, id, file);
-        let last = self.engine.mirror_append(&progress.thread_id, &title, Vec::new()).await.map_err(|e| e.message)?;
+        let last = self.engine.append_external(&progress.thread_id, &title, Vec::new()).await.map_err(|e| e.message)?;
         let skip = if last < progress.last_seq {
             // The thread lost events (a different database): mirror it anew.
             tracing::warn!(session = %id, "the mirrored thread is behind its saved offset; mirroring the session again");
@@ -473,7 +473,7 @@ impl Mirrors {
         let last = if events.is_empty() {
             self.engine.last_seq(&thread_id).unwrap_or(progress.last_seq)
         } else {
-            self.engine.mirror_append(&thread_id, &title, events).await.map_err(|e| e.message)?
+            self.engine.append_external(&thread_id, &title, events).await.map_err(|e| e.message)?
         };
         let progress = self.state.sessions.get_mut(id).expect("started");
         progress.offset = new_offset;

@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 
+use crate::feed::LiveFeed;
+pub use crate::feed::LogEntry;
+
 /// How hard a commit tries to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -50,13 +53,6 @@ pub enum StoreError {
     /// Writes fail (disk full, I/O errors); the detail is SQLite's.
     #[error("the event log cannot be written: {0}")]
     Unavailable(String),
-}
-
-/// An event as it sits in the log: its seq and its JSON text.
-#[derive(Debug)]
-pub struct LogEntry {
-    pub seq: u64,
-    pub json: Box<str>,
 }
 
 /// A thread's row, as loaded at start-up.
@@ -92,7 +88,7 @@ pub struct PendingEvent {
     pub json: Box<str>,
     pub row: RowChange,
     /// Receives the event once committed.
-    pub live: Arc<crate::subscribe::LiveFeed>,
+    pub live: Arc<LiveFeed>,
     /// Told once the event is committed, or why it never will be.
     pub ack: Option<Ack>,
 }
@@ -447,7 +443,7 @@ fn write_loop(
         // Publish in commit order; wake each feed once after its last event
         // of the group rather than once per event.
         let mut freed = 0;
-        let mut to_wake: Option<Arc<crate::subscribe::LiveFeed>> = None;
+        let mut to_wake: Option<Arc<LiveFeed>> = None;
         for op in batch.drain(..) {
             match op {
                 WriteOp::Event(ev) => {

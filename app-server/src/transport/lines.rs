@@ -20,7 +20,7 @@ const WRITE_CHUNK: usize = 64 * 1024;
 
 /// Why the server stopped reading a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum LineRefusal {
     /// A line was left unfinished for longer than the line timeout.
     Stalled,
     /// Unfinished lines across all connections hold the whole line budget.
@@ -84,12 +84,12 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 
     /// Like [`LineReader::next`], for a server: an unfinished line holds part
     /// of `budget` and must keep moving; a refusal ends the connection.
-    pub async fn next_within(&mut self, budget: &LineBudget) -> Option<Result<Frame, Refusal>> {
+    pub async fn next_within(&mut self, budget: &LineBudget) -> Option<Result<Frame, LineRefusal>> {
         while !self.done {
             let step = if self.decoder.in_line() {
                 match tokio::time::timeout(budget.timeout, self.step()).await {
                     Ok(step) => step,
-                    Err(_) => return Some(Err(Refusal::Stalled)),
+                    Err(_) => return Some(Err(LineRefusal::Stalled)),
                 }
             } else {
                 self.step().await
@@ -106,7 +106,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                         Some(p) => p.merge(more),
                         None => self.held = Some(more),
                     },
-                    Err(_) => return Some(Err(Refusal::Overloaded)),
+                    Err(_) => return Some(Err(LineRefusal::Overloaded)),
                 }
             }
             if let Some(frame) = step {

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
 use tokio::sync::{Semaphore, watch};
 
-use super::Shared;
+use crate::context::Context;
 
 /// Errors while binding the socket.
 #[derive(Debug, thiserror::Error)]
@@ -41,10 +41,10 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
 }
 
 /// Accepts connections until `stop` turns true; each is served on its own
-/// task. Past [`super::Limits::max_connections`] a new client is told so in an
+/// task. Past [`crate::context::Limits::max_connections`] a new client is told so in an
 /// error line and closed, rather than left waiting in the accept queue.
-pub async fn accept_loop(listener: UnixListener, shared: Shared, mut stop: watch::Receiver<bool>) {
-    let limit = Arc::new(Semaphore::new(shared.limits.max_connections));
+pub async fn accept_loop(listener: UnixListener, ctx: Context, mut stop: watch::Receiver<bool>) {
+    let limit = Arc::new(Semaphore::new(ctx.limits.max_connections));
     loop {
         let stream = tokio::select! {
             _ = stopped(&mut stop) => return,
@@ -59,7 +59,7 @@ pub async fn accept_loop(listener: UnixListener, shared: Shared, mut stop: watch
             },
         };
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            let max = shared.limits.max_connections;
+            let max = ctx.limits.max_connections;
             tracing::warn!(limit = max, "refusing a connection: at the connection limit");
             tokio::spawn(async move {
                 let mut stream = stream;
@@ -85,10 +85,10 @@ pub async fn accept_loop(listener: UnixListener, shared: Shared, mut stop: watch
             });
             continue;
         };
-        let shared = shared.clone();
+        let ctx = ctx.clone();
         tokio::spawn(async move {
             let (r, w) = stream.into_split();
-            super::serve_connection(shared, r, w).await;
+            crate::connection::serve_connection(ctx, r, w).await;
             drop(permit);
         });
     }

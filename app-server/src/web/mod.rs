@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::access::{Gate, Grant, Refusal};
-use crate::transport::Shared;
+use crate::context::Context;
 use per_ip::PerIp;
 pub use per_ip::{STRIKE_BURST, STRIKES_PER_SECOND};
 
@@ -158,7 +158,7 @@ pub async fn bind(
 /// What the routes share.
 #[derive(Clone)]
 struct Web {
-    shared: Shared,
+    ctx: Context,
     gate: Gate,
     /// WebSocket connections served at once (`Limits::max_connections`).
     connections: Arc<Semaphore>,
@@ -168,12 +168,12 @@ struct Web {
 }
 
 /// Serves `listener` until `stop` turns true.
-pub async fn serve(listener: HttpListener, shared: Shared, gate: Gate, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: HttpListener, ctx: Context, gate: Gate, mut stop: watch::Receiver<bool>) {
     let web = Web {
-        connections: Arc::new(Semaphore::new(shared.limits.max_connections)),
-        per_ip: PerIp::new(shared.limits.max_connections_per_ip),
+        connections: Arc::new(Semaphore::new(ctx.limits.max_connections)),
+        per_ip: PerIp::new(ctx.limits.max_connections_per_ip),
         public: listener.public.clone(),
-        shared,
+        ctx,
         gate,
     };
     let loopback = listener.loopback;
@@ -263,7 +263,7 @@ fn too_many_guesses(ip: IpAddr, wait: std::time::Duration) -> Response {
 /// against the peer's address, and past a burst it is answered 429. A valid
 /// token always gets in (see `per_ip`).
 fn admit(web: &Web, peer: IpAddr, headers: &HeaderMap) -> Result<Grant, Box<Response>> {
-    web.gate.admit(bearer(headers).as_deref(), &web.shared.engine).map_err(|r| {
+    web.gate.admit(bearer(headers).as_deref(), &web.ctx.engine).map_err(|r| {
         if let Refusal::Invalid(_) = r
             && let Err(wait) = web.per_ip.strike(peer)
         {
@@ -366,7 +366,7 @@ async fn rpc(State(web): State<Web>, ConnectInfo(peer): ConnectInfo<SocketAddr>,
         return refuse(StatusCode::SERVICE_UNAVAILABLE, &error);
     }
     let Ok(permit) = Arc::clone(&web.connections).try_acquire_owned() else {
-        let max = web.shared.limits.max_connections;
+        let max = web.ctx.limits.max_connections;
         tracing::warn!(limit = max, "refusing a WebSocket: at the connection limit");
         return refuse(StatusCode::SERVICE_UNAVAILABLE, &RpcError::too_many_connections(max));
     };
@@ -375,7 +375,7 @@ async fn rpc(State(web): State<Web>, ConnectInfo(peer): ConnectInfo<SocketAddr>,
         Ok(u) => u,
         Err(rejection) => return rejection.into_response(),
     };
-    let shared = web.shared.clone();
+    let ctx = web.ctx.clone();
     // A message is held whole until its last frame: a read-only link asks
     // only for small things, so it may hold little (a larger message closes
     // its connection); the owner and write links may send a prompt as large as
@@ -385,7 +385,7 @@ async fn rpc(State(web): State<Web>, ConnectInfo(peer): ConnectInfo<SocketAddr>,
     let read_limit = if grant.writes() { socket::READ_LIMIT } else { socket::READ_ONLY_LIMIT };
     upgrade.protocols([SUBPROTOCOL]).max_message_size(read_limit).max_frame_size(read_limit).on_upgrade(
         move |ws| async move {
-            socket::serve(ws, shared, grant).await;
+            socket::serve(ws, ctx, grant).await;
             drop(slot);
             drop(permit);
         },

@@ -9,9 +9,10 @@ use tandem_protocol::message::{Id, error_line};
 use tandem_protocol::{MAX_FRAME_BYTES, RpcError};
 
 use crate::access::Grant;
-use crate::rpc::Session;
+use crate::context::Context;
+use crate::outbound::Outbound;
+use crate::session::Session;
 use crate::transport::lines::LineQueue;
-use crate::transport::{Outbound, Shared};
 
 /// The largest message read off a WebSocket (twice `MAX_FRAME_BYTES`).
 pub const READ_LIMIT: usize = 2 * MAX_FRAME_BYTES;
@@ -21,9 +22,9 @@ pub const READ_LIMIT: usize = 2 * MAX_FRAME_BYTES;
 pub const READ_ONLY_LIMIT: usize = 64 * 1024;
 
 /// Serves one WebSocket until either side closes it.
-pub async fn serve(ws: WebSocket, shared: Shared, grant: Grant) {
+pub async fn serve(ws: WebSocket, ctx: Context, grant: Grant) {
     let (mut sink, mut stream) = ws.split();
-    let (out, mut queue) = Outbound::new(shared.limits.outbound_bytes);
+    let (out, mut queue) = Outbound::new(ctx.limits.outbound_bytes);
     let writer = tokio::spawn(async move {
         while let Some(piece) = queue.recv().await {
             // A queued piece is one line or a run of them (a subscription's
@@ -41,7 +42,7 @@ pub async fn serve(ws: WebSocket, shared: Shared, grant: Grant) {
         }
         let _ = sink.close().await;
     });
-    let mut session = Session::new(&shared, grant, out);
+    let mut session = Session::new(&ctx, grant, out);
     while let Some(msg) = stream.next().await {
         match msg {
             Ok(Message::Text(text)) if text.len() > MAX_FRAME_BYTES => {

@@ -13,10 +13,11 @@ use tandem_protocol::{ClientInfo, PROTOCOL_VERSION, RpcError};
 use tokio::task::JoinHandle;
 
 use crate::access::{Gate, Grant};
+use crate::context::Context;
 use crate::engine::Engine;
 use crate::hub_sync::HubSync;
-use crate::subscribe::follow;
-use crate::transport::{Outbound, Shared};
+use crate::outbound::Outbound;
+use crate::pump::pump;
 
 /// Most subscriptions one connection may hold at once.
 pub const MAX_SUBSCRIPTIONS: usize = 1024;
@@ -28,6 +29,7 @@ pub struct Session {
     gate: Option<Gate>,
     listeners: std::sync::Arc<Vec<String>>,
     http_url: Option<String>,
+    launch_args: std::sync::Arc<Vec<String>>,
     client: ClientInfo,
     subs: HashMap<u64, JoinHandle<()>>,
     next_sub: u64,
@@ -37,18 +39,19 @@ pub struct Session {
 
 impl Session {
     /// A session of a connection admitted as `grant`.
-    pub fn new(shared: &Shared, grant: Grant, out: Outbound) -> Self {
+    pub fn new(ctx: &Context, grant: Grant, out: Outbound) -> Self {
         Session {
-            engine: shared.engine.clone(),
+            engine: ctx.engine.clone(),
             grant,
-            gate: shared.gate.clone(),
-            listeners: std::sync::Arc::clone(&shared.listeners),
-            http_url: shared.http_url.clone(),
+            gate: ctx.gate.clone(),
+            listeners: std::sync::Arc::clone(&ctx.listeners),
+            http_url: ctx.http_url.clone(),
+            launch_args: std::sync::Arc::clone(&ctx.launch_args),
             client: ClientInfo::anonymous(),
             subs: HashMap::new(),
             next_sub: 1,
             out,
-            hub: shared.hub.clone(),
+            hub: ctx.hub.clone(),
         }
     }
 
@@ -109,7 +112,7 @@ impl Session {
                             pid: Some(std::process::id()),
                             agent: Some(engine.agent_info()),
                             launch_args: match self.grant {
-                                Grant::Owner => crate::server::launch_args().to_vec(),
+                                Grant::Owner => self.launch_args.to_vec(),
                                 Grant::Link(_) => Vec::new(),
                             },
                             listeners: match self.grant {
@@ -178,23 +181,18 @@ impl Session {
 
     /// Answers the subscribe request itself, before the first notification.
     async fn subscribe(&mut self, id: &Id, p: ThreadSubscribeParams) -> Result<(), RpcError> {
-        let handle = self.engine.thread(&p.thread_id)?;
+        self.engine.thread_read(ThreadReadParams { thread_id: p.thread_id.clone() })?;
         self.subs.retain(|_, task| !task.is_finished());
         if self.subs.len() >= MAX_SUBSCRIPTIONS {
             return Err(RpcError::invalid_params(format!(
                 "this connection already has {MAX_SUBSCRIPTIONS} subscriptions; unsubscribe some first"
             )));
         }
-        // Follow before deciding where to start, so that the feed keeps what
-        // is committed from here on (anything older is in the store).
-        let follower = handle.follow();
-        let live_from = handle.lock().last_seq + 1;
-        let from = self.engine.resolve_from(&handle, p.from, live_from).await?;
+        let tail = self.engine.follow(&p.thread_id, p.from).await?;
         let sub = self.next_sub;
         self.next_sub += 1;
         self.send(response_line(id, &ThreadSubscribeResult { subscription: sub })).await;
-        let following =
-            follow(std::sync::Arc::clone(self.engine.store()), handle, follower, from, sub, self.out.clone());
+        let following = pump(tail, sub, self.out.clone());
         let task = match &self.grant {
             Grant::Owner => tokio::spawn(following),
             Grant::Link(link) => {
@@ -233,7 +231,7 @@ impl Session {
 
     fn link_create(&self, p: LinkCreateParams) -> Result<LinkCreateResult, RpcError> {
         let links = self.owner_links()?;
-        let handle = self.engine.thread(&p.thread_id)?;
+        let thread = self.engine.thread_read(ThreadReadParams { thread_id: p.thread_id.clone() })?;
         let Some(base) = &self.http_url else {
             return Err(RpcError::invalid_request(
                 "the app-server has no http listener for links to point at; restart it with one: tandem app-server restart --listen http://127.0.0.1:7878",
@@ -241,11 +239,11 @@ impl Session {
             .with_reason("noHttpListener"));
         };
         let scope = p.scope.unwrap_or(LinkScope::Read);
-        let (link, token) = links.create(&handle.id, scope, p.expires_in).map_err(|e| {
+        let (link, token) = links.create(&thread.id, scope, p.expires_in).map_err(|e| {
             tracing::error!(error = %e, "could not create a link");
             RpcError::internal(format!("could not create the link: {e}"))
         })?;
-        let url = format!("{base}/t/{}#k={token}", handle.id);
+        let url = format!("{base}/t/{}#k={token}", thread.id);
         Ok(LinkCreateResult { link, token, url })
     }
 

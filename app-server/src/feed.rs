@@ -1,23 +1,24 @@
-//! Following a thread: history from the store, then live from the thread's
-//! feed, with no hole and no repeat at the seam (invariant 3). A follower that
-//! falls behind the feed is never dropped: it goes back to the store and reads
-//! what it missed (invariant 4). The store is always ahead of the feed, since
-//! the writer publishes only what it has committed.
+//! A thread's live feed: the events its log writer has just committed, kept
+//! for the thread's followers in a ring bounded by bytes, not slots. The ring
+//! exists only while the thread has followers: the last one to leave frees
+//! it, so a thread that was once followed costs nothing afterwards. What a
+//! follower finds missing here it reads from the log (see `tail`).
 //!
-//! The feed is a ring of recent events bounded by bytes, not slots, and it
-//! exists only while the thread has followers: the last one to leave frees it,
-//! so a thread that was once followed costs nothing afterwards.
+//! This module imports nothing else of the crate: the log writer publishes
+//! into it, and followers take from it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tandem_protocol::message::push_event_notification;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
-use crate::store::{LogEntry, Store};
-use crate::thread::ThreadHandle;
-use crate::transport::{Closed, Outbound, SUBSCRIPTION_AHEAD};
+/// An event as it sits in the log: its seq and its JSON text.
+#[derive(Debug)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub json: Box<str>,
+}
 
 /// Bytes of recent events a followed thread keeps in memory: several commit
 /// groups of deltas, so a burst does not push followers back to the store. A
@@ -29,10 +30,7 @@ pub const LIVE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 const ENTRY_OVERHEAD: usize = 64;
 
 /// Most events handed to a follower per look at the feed.
-const TAKE_BATCH: usize = 256;
-
-/// Events read from the store per round trip while catching up.
-const CATCH_UP_PAGE: usize = 1000;
+pub const TAKE_BATCH: usize = 256;
 
 #[derive(Default)]
 struct Ring {
@@ -129,7 +127,8 @@ pub struct Follower {
     feed: Arc<LiveFeed>,
 }
 
-enum Take {
+/// What [`Follower::take`] found.
+pub enum Take {
     /// Events from `next` on were added to the batch.
     Got,
     /// `next` is committed but no longer (or not yet) in the ring: read the store.
@@ -139,7 +138,8 @@ enum Take {
 }
 
 impl Follower {
-    fn take(&self, next: u64, batch: &mut Vec<Arc<LogEntry>>) -> Take {
+    /// Adds the feed's events from `next` on (a bounded run) to `batch`.
+    pub fn take(&self, next: u64, batch: &mut Vec<Arc<LogEntry>>) -> Take {
         let st = self.feed.lock();
         let ring = st.ring.as_ref().expect("a followed feed has a ring");
         if let Some(first) = ring.entries.front()
@@ -155,6 +155,13 @@ impl Follower {
     }
 }
 
+impl Follower {
+    /// Registered before [`Follower::take`], resolves once more is published.
+    pub fn published(&self) -> tokio::sync::futures::Notified<'_> {
+        self.feed.published.notified()
+    }
+}
+
 impl Drop for Follower {
     fn drop(&mut self) {
         let mut st = self.feed.lock();
@@ -163,85 +170,4 @@ impl Drop for Follower {
             st.ring = None;
         }
     }
-}
-
-/// Sends `thread/event` notifications for subscription `sub` to `out`, from seq
-/// `from` on, until `out` closes.
-pub async fn follow(
-    store: Arc<Store>,
-    thread: Arc<ThreadHandle>,
-    follower: Follower,
-    from: u64,
-    sub: u64,
-    out: Outbound,
-) {
-    let mut next = from;
-    let mut batch = Vec::with_capacity(TAKE_BATCH);
-    let ahead = Arc::new(Semaphore::new(SUBSCRIPTION_AHEAD));
-    loop {
-        let published = follower.feed.published.notified();
-        tokio::pin!(published);
-        // Register for the wake-up before looking, so none is missed between.
-        published.as_mut().enable();
-        match follower.take(next, &mut batch) {
-            Take::Got => match send_events(&out, &ahead, sub, batch.drain(..)).await {
-                Ok(Some(last)) => next = last + 1,
-                Ok(None) => {}
-                Err(Closed) => return,
-            },
-            Take::Wait => published.await,
-            Take::Behind => loop {
-                let page = match store.read_page(&thread.id, next, CATCH_UP_PAGE).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::error!(error = %e, thread = %thread.id, "subscription could not read the log");
-                        return;
-                    }
-                };
-                if page.is_empty() {
-                    // Committed means readable; should a reader lag anyway,
-                    // look again shortly rather than spin.
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    break;
-                }
-                let full = page.len() == CATCH_UP_PAGE;
-                match send_events(&out, &ahead, sub, page.iter()).await {
-                    Ok(Some(last)) => next = last + 1,
-                    Ok(None) => {}
-                    Err(Closed) => return,
-                }
-                if !full {
-                    break;
-                }
-            },
-        }
-    }
-}
-
-/// How many bytes of notifications are queued as one piece: one budget
-/// acquire, one queue entry and one write for a run of events, instead of
-/// one of each per event (the fan-out's per-subscriber cost).
-const SEND_CHUNK: usize = 64 * 1024;
-
-/// Queues the `thread/event` lines of `entries` for subscription `sub`, in
-/// pieces of about [`SEND_CHUNK`] bytes; returns the last seq queued.
-async fn send_events<E: std::ops::Deref<Target = LogEntry>>(
-    out: &Outbound,
-    ahead: &Arc<Semaphore>,
-    sub: u64,
-    entries: impl Iterator<Item = E>,
-) -> Result<Option<u64>, Closed> {
-    let mut chunk = String::new();
-    let mut last = None;
-    for entry in entries {
-        push_event_notification(&mut chunk, sub, &entry.json);
-        last = Some(entry.seq);
-        if chunk.len() >= SEND_CHUNK {
-            out.send_within(std::mem::take(&mut chunk), ahead).await?;
-        }
-    }
-    if !chunk.is_empty() {
-        out.send_within(chunk, ahead).await?;
-    }
-    Ok(last)
 }
