@@ -9,13 +9,13 @@ use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::agent::Agent;
-use crate::context::{Context, Limits};
-use crate::engine::Engine;
-use crate::lock::{DataLock, LockError};
-use crate::paths::Home;
-use crate::store::{Durability, StoreError};
 use crate::transport::{self, unix::BindError};
+use tandem_engine::Engine;
+use tandem_engine::agent::Agent;
+use tandem_engine::{Durability, StoreError};
+use tandem_home::Home;
+use tandem_home::lock::{DataLock, LockError};
+use tandem_rpc::context::{Context, Limits};
 
 /// A transport to listen on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +111,7 @@ pub enum ServeError {
     #[error(transparent)]
     HttpBind(#[from] crate::web::HttpBindError),
     #[error(transparent)]
-    Access(#[from] crate::access::LinksError),
+    Access(#[from] tandem_rpc::access::LinksError),
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
 }
@@ -133,7 +133,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
     let engine = Engine::open(&home.db_path(), opts.durability, opts.agent).await?;
     let limits = fit_to_file_limit(opts.limits.clone());
-    let hub = crate::hub_sync::HubSync::start(engine.clone(), home.clone())
+    let hub = tandem_rpc::hub_sync::HubSync::start(engine.clone(), home.clone())
         .map_err(|source| ServeError::Home { path: home.dir().to_owned(), source })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mirrors = crate::mirror::follow::spawn(
@@ -143,7 +143,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         Some(hub.clone()),
         stop_rx.clone(),
     );
-    let gate = crate::access::Gate::open(home)?;
+    let gate = tandem_rpc::access::Gate::open(home)?;
 
     // Bind everything first: each connection is told every listener (and links
     // need the http one's address, port 0 resolved).
@@ -160,7 +160,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
                         let p = home.socket_path();
                         if !p.starts_with(home.dir()) {
                             let dir = home.short_socket_dir();
-                            crate::paths::private_dir(&dir, false)
+                            tandem_home::private_dir(&dir, false)
                                 .map_err(|source| ServeError::Home { path: dir, source })?;
                         }
                         p
@@ -263,13 +263,13 @@ fn fit_to_file_limit(mut limits: Limits) -> Limits {
 /// database is created here, so that SQLite's own files inherit its mode).
 fn check_db_files(db: &std::path::Path) -> Result<(), ServeError> {
     let home_err = |path: &std::path::Path, source| ServeError::Home { path: path.to_owned(), source };
-    crate::paths::open_private(db, crate::paths::Access::ReadWrite).map_err(|e| home_err(db, e))?;
+    tandem_home::open_private(db, tandem_home::Access::ReadWrite).map_err(|e| home_err(db, e))?;
     for suffix in ["-wal", "-shm", "-journal"] {
         let mut name = db.as_os_str().to_owned();
         name.push(suffix);
         let path = PathBuf::from(name);
         if std::fs::symlink_metadata(&path).is_ok() {
-            crate::paths::open_private(&path, crate::paths::Access::ReadWrite).map_err(|e| home_err(&path, e))?;
+            tandem_home::open_private(&path, tandem_home::Access::ReadWrite).map_err(|e| home_err(&path, e))?;
         }
     }
     Ok(())

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use tandem_app_server::agent::Agent;
-use tandem_app_server::client::{AUTOSTART_TIMEOUT, Client, ClientError, Endpoint, connect_or_start, start_background};
-use tandem_app_server::config::{AgentSettings, Overrides};
-use tandem_app_server::context::Limits;
-use tandem_app_server::lock::DataLock;
 use tandem_app_server::server::{self, Listen, ServeOptions};
-use tandem_app_server::{Durability, Home};
+use tandem_client::{AUTOSTART_TIMEOUT, Client, ClientError, Endpoint, connect_or_start, start_background};
+use tandem_engine::Durability;
+use tandem_engine::agent::Agent;
+use tandem_engine::config::{AgentSettings, Overrides};
+use tandem_home::Home;
+use tandem_home::lock::DataLock;
 use tandem_protocol::ClientInfo;
+use tandem_rpc::context::Limits;
 
 use crate::exit::{self, Fail};
 use crate::{AppServerAction, AppServerArgs, ConnArgs, DurabilityArg, ServeArgs};
@@ -80,8 +81,8 @@ async fn serve(home: Home, args: ServeArgs) -> Result<u8> {
     let agent = build_agent(&home, &args)?;
     // Every client sees these (status, restart): no credentials from URLs.
     let launch_args =
-        serve_flags(&args).iter().map(|f| tandem_app_server::redact::urls(&f.to_string_lossy()).into_owned()).collect();
-    let log = tandem_app_server::logging::init(&home).map_err(|e| {
+        serve_flags(&args).iter().map(|f| tandem_engine::redact::urls(&f.to_string_lossy()).into_owned()).collect();
+    let log = tandem_home::logging::init(&home).map_err(|e| {
         Fail::new(exit::FAILURE, format!("cannot open the log under {}: {e}", home.logs_dir().display()))
     })?;
     let listen = if args.listen.is_empty() { vec![Listen::Unix(None)] } else { args.listen.clone() };
@@ -367,7 +368,7 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
                     "agent": info.agent,
                     "flags": info.launch_args,
                     "listeners": info.listeners,
-                    "ownerTokenFile": tandem_app_server::access::owner_token_path(home),
+                    "ownerTokenFile": tandem_rpc::access::owner_token_path(home),
                 });
                 say!("{v}");
             } else {
@@ -387,7 +388,7 @@ async fn status(home: &Home, json: bool) -> Result<u8> {
                     say!("  listen:   {l}");
                 }
                 if info.listeners.iter().any(|l| l.starts_with("http://")) {
-                    let file = tandem_app_server::access::owner_token_path(home);
+                    let file = tandem_rpc::access::owner_token_path(home);
                     say!("  owner token: in {} (0600); use it as", file.display());
                     say!("    export TANDEM_TOKEN=$(cat {})", file.display());
                     say!("    tandem share list --server ws://HOST:PORT/rpc --token-env TANDEM_TOKEN");

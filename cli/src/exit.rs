@@ -1,6 +1,6 @@
 //! Exit codes (DESIGN §5) and the one error type the commands return.
 
-use tandem_app_server::client::ClientError;
+use tandem_client::ClientError;
 use tandem_protocol::ErrorCode;
 
 pub const FAILURE: u8 = 1;

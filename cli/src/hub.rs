@@ -77,7 +77,7 @@ pub async fn run(args: HubArgs) -> anyhow::Result<u8> {
     let database = match &args.database {
         Some(url) => Database::parse(url).map_err(|e| Fail::usage(format!("--database: {e}")))?,
         None => {
-            let home = tandem_app_server::Home::from_env();
+            let home = tandem_home::Home::from_env();
             home.ensure()
                 .map_err(|e| Fail::new(crate::exit::FAILURE, format!("cannot use {}: {e}", home.dir().display())))?;
             Database::Sqlite(home.dir().join("hub.db"))
@@ -85,7 +85,7 @@ pub async fn run(args: HubArgs) -> anyhow::Result<u8> {
     };
     if let Database::Sqlite(path) = &database {
         // Created 0600, never through a link, before SQLite opens it.
-        tandem_app_server::paths::open_private(path, tandem_app_server::paths::Access::ReadWrite)
+        tandem_home::open_private(path, tandem_home::Access::ReadWrite)
             .map_err(|e| Fail::new(crate::exit::FAILURE, format!("cannot use {}: {e}", path.display())))?;
     }
     let mut proxies = Vec::new();

@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use tandem_app_server::client::ClientError;
+use tandem_client::ClientError;
 use tandem_protocol::hub::{HubLink, HubLinkParams, HubLinksParams, HubUnlinkParams, parse_duration};
 use tandem_protocol::methods::{HubLinkCreate, HubLinkList, HubUnlink};
 

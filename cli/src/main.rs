@@ -22,9 +22,9 @@ mod share;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tandem_app_server::client::Endpoint;
-use tandem_app_server::context as limits;
 use tandem_app_server::server::Listen;
+use tandem_client::Endpoint;
+use tandem_rpc::context as limits;
 
 use crate::exit::Fail;
 
@@ -380,7 +380,7 @@ async fn tui(thread: Option<String>, conn: ConnArgs) -> anyhow::Result<u8> {
     let opts = tandem_tui::Options {
         thread,
         server: conn.endpoint()?,
-        home: tandem_app_server::Home::from_env(),
+        home: tandem_home::Home::from_env(),
         exe: std::env::current_exe()?,
     };
     tandem_tui::run(opts).await.map_err(|e| match e {

@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use anyhow::Result;
-use tandem_app_server::Home;
-use tandem_app_server::config::{FileConfig, config_path};
+use tandem_engine::config::{FileConfig, config_path};
+use tandem_home::Home;
 
 use crate::exit::{self, Fail};
 
@@ -104,8 +104,7 @@ pub fn set_allowed(home: &Home, dest: &str, repos: &[String]) -> Result<(), Fail
         out.push_str(&format!("{header}\nallowed_repos = [{}]\n", list.join(", ")));
     }
     FileConfig::parse(&path, &out).map_err(|e| fail(format!("internal: the new config.toml would not parse: {e}")))?;
-    tandem_app_server::paths::write_atomic(&path, out.as_bytes())
-        .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))
+    tandem_home::write_atomic(&path, out.as_bytes()).map_err(|e| fail(format!("cannot write {}: {e}", path.display())))
 }
 
 /// A TOML basic string (JSON's escapes are TOML's).

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
-use tandem_app_server::Home;
-use tandem_app_server::client::ClientError;
 use tandem_app_server::mirror::allowlist::{self, SharedSession};
 use tandem_app_server::mirror::convert::{AgentKind, thread_id_for};
 use tandem_app_server::mirror::locate::{SessionRoots, claude_project_name};
+use tandem_client::ClientError;
+use tandem_home::Home;
 use tandem_protocol::ids::normalize_uuid;
 use tandem_protocol::methods::{
     HubLinkCreate, HubUnlink, LinkCreate, LinkCreateParams, LinkScope, ThreadRead, ThreadReadParams,

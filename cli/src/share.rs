@@ -5,10 +5,8 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use anyhow::Result;
-use tandem_app_server::Home;
-use tandem_app_server::client::{
-    Client, ClientError, ResolveError, Subscription, all_threads, connect_or_start, resolve_thread,
-};
+use tandem_client::{Client, ClientError, ResolveError, Subscription, all_threads, connect_or_start, resolve_thread};
+use tandem_home::Home;
 use tandem_protocol::ids::{IdQuery, unique_prefixes};
 use tandem_protocol::methods::*;
 use tandem_protocol::{ClientInfo, ErrorCode, Event, EventBody, Position, RpcError, TurnStatus};
@@ -422,7 +420,7 @@ async fn tail(thread: &str, from: Option<&str>, json: bool, no_reconnect: bool, 
 async fn reconnect(conn: &ConnArgs) -> Result<Client, ClientError> {
     let endpoint = match conn.endpoint() {
         Ok(Some(endpoint)) => endpoint,
-        Ok(None) => tandem_app_server::client::Endpoint::Unix(Home::from_env().socket_path()),
+        Ok(None) => tandem_client::Endpoint::Unix(Home::from_env().socket_path()),
         Err(f) => return Err(ClientError::Unreachable { endpoint: "--server".into(), reason: f.to_string() }),
     };
     Client::connect(&endpoint, client_info()).await

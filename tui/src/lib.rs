@@ -16,8 +16,8 @@ mod terminal;
 
 use std::path::PathBuf;
 
-use tandem_app_server::Home;
-use tandem_app_server::client::Endpoint;
+use tandem_client::Endpoint;
+use tandem_home::Home;
 
 pub use runtime::run;
 
@@ -42,8 +42,8 @@ pub enum TuiError {
     #[error("{0}")]
     Start(String),
     #[error(transparent)]
-    Client(#[from] tandem_app_server::client::ClientError),
+    Client(#[from] tandem_client::ClientError),
     /// `--thread` names no thread, or several.
     #[error(transparent)]
-    Resolve(#[from] tandem_app_server::client::ResolveError),
+    Resolve(#[from] tandem_client::ResolveError),
 }

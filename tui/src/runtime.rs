@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, EventStream, MouseEventKind};
 use futures_util::StreamExt;
-use tandem_app_server::Engine;
-use tandem_app_server::Home;
-use tandem_app_server::agent::Agent;
-use tandem_app_server::client::{Client, ClientError, ResolveError, all_threads, connect_or_start, resolve_thread};
-use tandem_app_server::config::{AgentSettings, Overrides};
+use tandem_client::{Client, ClientError, ResolveError, all_threads, connect_or_start, resolve_thread};
+use tandem_engine::Engine;
+use tandem_engine::agent::Agent;
+use tandem_engine::config::{AgentSettings, Overrides};
+use tandem_home::Home;
 use tandem_protocol::ids::IdQuery;
 use tandem_protocol::methods::*;
 use tandem_protocol::{ClientInfo, ErrorCode, Event, ImportedTurn, Position};
@@ -93,7 +93,7 @@ impl Connector {
     async fn reconnect(&self) -> Result<Client, ClientError> {
         let endpoint = match &self.opts.server {
             Some(ep) => ep.clone(),
-            None => tandem_app_server::client::Endpoint::Unix(self.opts.home.socket_path()),
+            None => tandem_client::Endpoint::Unix(self.opts.home.socket_path()),
         };
         Client::connect(&endpoint, client_info()).await
     }
@@ -137,7 +137,8 @@ fn local_agent(home: &Home) -> Result<Arc<dyn Agent>, String> {
 /// A fresh in-memory engine holding `turns` in thread `thread_id`.
 async fn new_local(home: &Home, thread_id: String, turns: Vec<ImportedTurn>) -> Result<Local, String> {
     let engine = Engine::in_memory(local_agent(home)?).await.map_err(|e| e.to_string())?;
-    let client = Client::in_process(engine, client_info()).await.map_err(|e| e.to_string())?;
+    let (r, w) = tokio::io::split(tandem_rpc::in_process(engine));
+    let client = Client::connect_stream("in-process", r, w, client_info()).await.map_err(|e| e.to_string())?;
     let base_turns = turns.len();
     client
         .call::<ThreadStart>(&ThreadStartParams { thread_id: Some(thread_id.clone()), turns, ..Default::default() })

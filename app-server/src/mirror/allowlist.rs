@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::paths::{Access, Home, open_private, write_atomic};
+use tandem_home::{Access, Home, open_private, write_atomic};
 
 /// The file's name in the data directory.
 pub const FILE_NAME: &str = "shared-sessions.json";

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use tandem_protocol::{AgentInfo, ClientInfo, EventBody, Item, TurnStatus};
 use uuid::Uuid;
 
-use crate::agent::cli::{claude_item, claude_item_type};
+use tandem_engine::agent::{claude_item, claude_item_type};
 
 /// Which agent wrote a session file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,9 +30,9 @@ use tokio::task::JoinHandle;
 use super::allowlist;
 use super::convert::{AgentKind, Converter, thread_id_for};
 use super::locate::SessionRoots;
-use crate::engine::Engine;
-use crate::hub_sync::HubSync;
-use crate::paths::{Home, fnv1a, write_atomic};
+use tandem_engine::Engine;
+use tandem_home::{Home, fnv1a, write_atomic};
+use tandem_rpc::hub_sync::HubSync;
 
 /// How long a burst of file events may settle before the files are read.
 const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -198,7 +198,7 @@ struct Mirrors {
 impl Mirrors {
     fn load(engine: Engine, home: Home, roots: SessionRoots, watcher: Option<notify::RecommendedWatcher>) -> Mirrors {
         let path = home.dir().join(STATE_FILE);
-        let state = match crate::paths::open_private(&path, crate::paths::Access::Read) {
+        let state = match tandem_home::open_private(&path, tandem_home::Access::Read) {
             Ok(mut f) => {
                 let mut text = String::new();
                 let parsed = f
@@ -555,8 +555,8 @@ mod tests {
     use tandem_protocol::methods::ThreadUpdateParams;
 
     use super::*;
-    use crate::agent::EchoAgent;
-    use crate::store::Durability;
+    use tandem_engine::Durability;
+    use tandem_engine::agent::EchoAgent;
 
     const ID: &str = "c82a5d42-829f-4ee0-99c7-a5a4cd0fd679";
     const OTHER: &str = "6a4ba966-9327-422b-96ef-0af468d52559";

@@ -2,6 +2,5 @@
 //! listeners that produce such pairs (unix socket, stdio). They move bytes
 //! only; a connection's lines go to `connection`.
 
-pub mod lines;
 pub mod stdio;
 pub mod unix;

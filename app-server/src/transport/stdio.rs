@@ -1,9 +1,9 @@
 //! `--listen stdio`: one connection over the process's stdin and stdout, for a
 //! parent that spawned the server (or `ssh host tandem app-server …`).
 
-use crate::context::Context;
+use tandem_rpc::context::Context;
 
 /// Serves stdin/stdout until stdin closes.
 pub async fn serve(ctx: Context) {
-    crate::connection::serve_connection(ctx, tokio::io::stdin(), tokio::io::stdout()).await;
+    tandem_rpc::connection::serve_connection(ctx, tokio::io::stdin(), tokio::io::stdout()).await;
 }

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
 use tokio::sync::{Semaphore, watch};
 
-use crate::context::Context;
+use tandem_rpc::context::Context;
 
 /// Errors while binding the socket.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
 }
 
 /// Accepts connections until `stop` turns true; each is served on its own
-/// task. Past [`crate::context::Limits::max_connections`] a new client is told so in an
+/// task. Past [`tandem_rpc::context::Limits::max_connections`] a new client is told so in an
 /// error line and closed, rather than left waiting in the accept queue.
 pub async fn accept_loop(listener: UnixListener, ctx: Context, mut stop: watch::Receiver<bool>) {
     let limit = Arc::new(Semaphore::new(ctx.limits.max_connections));
@@ -88,7 +88,7 @@ pub async fn accept_loop(listener: UnixListener, ctx: Context, mut stop: watch::
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let (r, w) = stream.into_split();
-            crate::connection::serve_connection(ctx, r, w).await;
+            tandem_rpc::connection::serve_connection(ctx, r, w).await;
             drop(permit);
         });
     }

@@ -22,10 +22,10 @@ use tandem_protocol::RpcError;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use crate::access::{Gate, Grant, Refusal};
-use crate::context::Context;
 use per_ip::PerIp;
 pub use per_ip::{STRIKE_BURST, STRIKES_PER_SECOND};
+use tandem_rpc::access::{Gate, Grant, Refusal};
+use tandem_rpc::context::Context;
 
 /// The WebSocket subprotocol the server speaks (JSON-RPC, one message per
 /// text frame). A browser, which cannot set `Authorization` on a WebSocket,

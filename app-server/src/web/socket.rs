@@ -8,11 +8,11 @@ use futures_util::{SinkExt, StreamExt};
 use tandem_protocol::message::{Id, error_line};
 use tandem_protocol::{MAX_FRAME_BYTES, RpcError};
 
-use crate::access::Grant;
-use crate::context::Context;
-use crate::outbound::Outbound;
-use crate::session::Session;
-use crate::transport::lines::LineQueue;
+use tandem_lines::LineQueue;
+use tandem_rpc::access::Grant;
+use tandem_rpc::context::Context;
+use tandem_rpc::outbound::Outbound;
+use tandem_rpc::session::Session;
 
 /// The largest message read off a WebSocket (twice `MAX_FRAME_BYTES`).
 pub const READ_LIMIT: usize = 2 * MAX_FRAME_BYTES;
