@@ -136,6 +136,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let hub = tandem_rpc::hub_sync::HubSync::start(engine.clone(), home.clone())
         .map_err(|source| ServeError::Home { path: home.dir().to_owned(), source })?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stopper = tandem_rpc::shutdown::Stopper::new();
     let mirrors = crate::mirror::follow::spawn(
         engine.clone(),
         home.clone(),
@@ -186,8 +187,9 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let http_url = http_listeners.first().map(|l| l.link_base.clone());
     let ctx = Context::new(engine.clone(), limits)
         .with_access(gate.clone(), names, http_url)
-        .with_hub(hub)
-        .with_launch_args(opts.launch_args.clone());
+        .with_hub(hub.clone())
+        .with_launch_args(opts.launch_args.clone())
+        .with_shutdown(stopper.shutdown());
     let mut sockets = Vec::new();
     for (path, listener) in unix_listeners {
         sockets.push(path);
@@ -216,11 +218,22 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         _ = stdio_done => tracing::info!("stdin closed: shutting down"),
     }
     let _ = stop_tx.send(true);
+    stopper.begin();
     for path in &sockets {
         let _ = std::fs::remove_file(path);
     }
     // The follower finishes the batch it is on before the log closes.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), mirrors).await;
+    // Nothing more is synced to hubs (what is left goes at the next start,
+    // from each link's acked seq); running turns end and are logged; then
+    // every connection ends (what it has queued goes out first) and is waited
+    // for before the log closes.
+    hub.stop_all();
+    engine.shutdown_turns().await;
+    drop(ctx);
+    if !stopper.wait(std::time::Duration::from_secs(5)).await {
+        tracing::warn!("some connections had not ended after 5 s; stopping anyway");
+    }
     engine.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -9,9 +9,8 @@ use tandem_client::ClientError;
 use tandem_protocol::hub::{HubLink, HubLinkParams, HubLinksParams, HubUnlinkParams, parse_duration};
 use tandem_protocol::methods::{HubLinkCreate, HubLinkList, HubUnlink};
 
-use crate::ConnArgs;
+use crate::conn::{ConnArgs, connect, resolve, thread_query};
 use crate::exit::{self, Fail};
-use crate::share::{connect, resolve, thread_query};
 
 #[derive(Args, Debug)]
 pub struct LinkArgs {

@@ -10,6 +10,7 @@ macro_rules! say {
 }
 
 mod app_server;
+mod conn;
 mod exit;
 mod hub;
 mod hub_link;
@@ -22,10 +23,11 @@ mod share;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::time::Duration;
 use tandem_app_server::server::Listen;
-use tandem_client::Endpoint;
 use tandem_rpc::context as limits;
 
+use crate::conn::ConnArgs;
 use crate::exit::Fail;
 
 #[derive(Parser)]
@@ -201,41 +203,6 @@ enum DurabilityArg {
     Full,
 }
 
-#[derive(Args, Clone, Debug)]
-struct ConnArgs {
-    /// App-server endpoint: unix:PATH, a socket path, stdio:COMMAND, or
-    /// ws://HOST:PORT/rpc (with --token-env). Default: the local server of
-    /// $TANDEM_HOME, started if it is not running.
-    #[arg(long, value_name = "ENDPOINT", env = "TANDEM_SERVER")]
-    server: Option<Endpoint>,
-    /// For a ws:// server: the environment variable holding the token (the
-    /// owner token, or a link's). The token itself never goes on the command line.
-    #[arg(long, value_name = "VAR")]
-    token_env: Option<String>,
-}
-
-impl ConnArgs {
-    /// The endpoint asked for, carrying its token (checked before connecting).
-    fn endpoint(&self) -> Result<Option<Endpoint>, Fail> {
-        match (&self.server, &self.token_env) {
-            (Some(ws @ Endpoint::Ws { .. }), Some(var)) => {
-                let token = std::env::var(var).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-                let token = token.ok_or_else(|| {
-                    Fail::usage(format!(
-                        "--token-env {var}: the variable {var} is not set (or empty); export the token in it"
-                    ))
-                })?;
-                Ok(Some(ws.clone().with_token(token)))
-            }
-            (Some(Endpoint::Ws { url, .. }), None) => Err(Fail::usage(format!(
-                "--server {url} needs a token: put it in a variable and pass --token-env VAR (`tandem app-server status` says where the owner token is)"
-            ))),
-            (_, Some(_)) => Err(Fail::usage("--token-env is for a ws:// --server")),
-            (server, None) => Ok(server.clone()),
-        }
-    }
-}
-
 #[derive(Subcommand)]
 enum ShareCommand {
     /// Create a thread; prints its id.
@@ -385,7 +352,7 @@ async fn tui(thread: Option<String>, conn: ConnArgs) -> anyhow::Result<u8> {
     };
     tandem_tui::run(opts).await.map_err(|e| match e {
         tandem_tui::TuiError::Client(e) => Fail::from(e),
-        tandem_tui::TuiError::Resolve(e) => share::resolve_fail(e),
+        tandem_tui::TuiError::Resolve(e) => conn::resolve_fail(e),
         other => Fail::new(exit::FAILURE, other.to_string()),
     })?;
     Ok(0)
@@ -404,7 +371,7 @@ fn main() -> ExitCode {
         match cli.command {
             None => tui(cli.thread, cli.conn).await,
             Some(Command::AppServer(args)) => app_server::run(*args).await,
-            Some(Command::Share(cmd)) => share::run(cmd).await,
+            Some(Command::Share(cmd)) => share_command(cmd).await,
             Some(Command::Repo(cmd)) => repo::run(cmd),
             Some(Command::Plugin(PluginCommand::Install { agent })) => plugin::install(agent),
             Some(Command::Hub(args)) => hub::run(args).await,
@@ -423,4 +390,32 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Runs one `tandem share …` command.
+async fn share_command(cmd: ShareCommand) -> anyhow::Result<u8> {
+    match cmd {
+        ShareCommand::New { title, json, conn } => share::new(title, json, &conn).await,
+        ShareCommand::List { json, conn } => share::list(json, &conn).await,
+        ShareCommand::Post { thread, prompt, wait: _, no_wait, wait_idle, json, conn } => {
+            share::post(&thread, &prompt, no_wait, wait_idle.map(Duration::from_secs), json, &conn).await
+        }
+        ShareCommand::Tail { thread, from, json, no_reconnect, conn } => {
+            share::tail(&thread, from.as_deref(), json, no_reconnect, &conn).await
+        }
+        ShareCommand::Get { thread, from, limit, json, conn } => {
+            share::get(&thread, from.as_deref(), limit, json, &conn).await
+        }
+        ShareCommand::Interrupt { thread, conn } => share::interrupt(&thread, &conn).await,
+        ShareCommand::Session { id, hook, hub, conn } => session::share(id, hook, hub, &conn).await,
+        ShareCommand::Unshare { id, delete, conn } => session::unshare(id, delete, &conn).await,
+        ShareCommand::Link(args) => hub_link::link(args).await,
+        ShareCommand::Links(args) => hub_link::links(args).await,
+        ShareCommand::Unlink(args) => hub_link::unlink(args).await,
+        ShareCommand::Revoke { id, thread, conn } => share::revoke(id.as_deref(), thread.as_deref(), &conn).await,
+    }
+    .or_else(|e| match e.downcast_ref::<Fail>() {
+        Some(f) if f.code == 0 => Ok(0),
+        _ => Err(e),
+    })
 }

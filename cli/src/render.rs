@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 
+use tandem_protocol::items;
 use tandem_protocol::{Event, EventBody, RawEvent};
 
 /// Renders events one at a time, flushing after each so pipes see them live.
@@ -65,7 +66,7 @@ impl Transcript {
                 // status follow when it completes.
                 let running = item.extra.get("status").and_then(|s| s.as_str()) == Some("inProgress");
                 match item.summary(0) {
-                    Some(lines) if running && item.item_type == "commandExecution" => {
+                    Some(lines) if running && item.item_type == items::COMMAND_EXECUTION => {
                         lines.iter().try_for_each(|l| self.line(out, l))
                     }
                     _ => Ok(()),
@@ -89,7 +90,7 @@ impl Transcript {
                     }
                     return Ok(());
                 }
-                if item.item_type != "agentMessage" {
+                if item.item_type != items::AGENT_MESSAGE {
                     return Ok(());
                 }
                 match item.text.as_deref() {

@@ -20,8 +20,9 @@ use tandem_protocol::methods::{
     HubLinkCreate, HubUnlink, LinkCreate, LinkCreateParams, LinkScope, ThreadRead, ThreadReadParams,
 };
 
+use crate::conn::ConnArgs;
 use crate::exit::{self, Fail};
-use crate::{ConnArgs, repo};
+use crate::repo;
 
 /// How long `share session` waits for the app-server to open the mirror.
 const MIRROR_WAIT: Duration = Duration::from_secs(30);
@@ -44,10 +45,7 @@ pub async fn share(id: Option<String>, hook: bool, hub: Option<String>, conn: &C
     let hub = match hub {
         None => None,
         Some(h) => {
-            let h = h.trim().trim_end_matches('/').to_owned();
-            if !(h.starts_with("http://") || h.starts_with("https://")) {
-                return Err(Fail::usage(format!("--hub {h:?} must start with http:// or https://")).into());
-            }
+            let h = tandem_protocol::hub::normalize_hub_url(&h).map_err(|why| Fail::usage(format!("--hub: {why}")))?;
             if h.starts_with("http://") {
                 eprintln!(
                     "warning: {h} is plain http: the session travels unencrypted (use https:// for a hub off this machine)"
@@ -86,7 +84,7 @@ pub async fn share(id: Option<String>, hook: bool, hub: Option<String>, conn: &C
 
     // The app-server is the one that follows: make sure it runs, and wait
     // until the mirror is there to be read.
-    let client = crate::share::connect(conn).await?;
+    let client = crate::conn::connect(conn).await?;
     let thread_id = thread_id_for(&session.id);
     if session.unwritten {
         // Claude Code writes the file once this command has returned: waiting
@@ -197,7 +195,7 @@ pub async fn unshare(id: Option<String>, delete: bool, conn: &ConnArgs) -> Resul
     let thread_id = thread_id_for(&id);
     say!("✓ Stopped sharing session {id}; thread {thread_id} keeps what was mirrored");
     if delete {
-        let client = crate::share::connect(conn).await?;
+        let client = crate::conn::connect(conn).await?;
         let params = tandem_protocol::hub::HubUnlinkParams { thread_id: thread_id.clone(), delete: true };
         let done = client.call::<HubUnlink>(&params).await.map_err(crate::hub_link::hub_fail)?;
         if done.deleted {

@@ -5,62 +5,21 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use anyhow::Result;
-use tandem_client::{Client, ClientError, ResolveError, Subscription, all_threads, connect_or_start, resolve_thread};
+use tandem_client::{Client, ClientError, Subscription, all_threads};
 use tandem_home::Home;
-use tandem_protocol::ids::{IdQuery, unique_prefixes};
+use tandem_protocol::ids::unique_prefixes;
 use tandem_protocol::methods::*;
 use tandem_protocol::{ClientInfo, ErrorCode, Event, EventBody, Position, RpcError, TurnStatus};
 
+use crate::conn::{ConnArgs, client_info, connect, resolve, thread_query};
 use crate::exit::{self, Fail};
 use crate::render::{Transcript, parse};
-use crate::{ConnArgs, ShareCommand};
 
 /// How long `post` waits for `turn/completed` after Ctrl-C interrupted its turn.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
 
 /// The longest pause between `tail`'s reconnection attempts.
 const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(3);
-
-/// Who `tandem share` says it is.
-pub fn client_info() -> ClientInfo {
-    ClientInfo::new("tandem-share", env!("CARGO_PKG_VERSION"))
-}
-
-/// Connects as the user asked: an explicit endpoint must answer; the default
-/// one is started when nobody answers.
-pub async fn connect(conn: &ConnArgs) -> Result<Client, Fail> {
-    let client = match &conn.endpoint()? {
-        Some(endpoint) => Client::connect(endpoint, client_info()).await,
-        None => {
-            let exe = std::env::current_exe()
-                .map_err(|e| Fail::new(exit::FAILURE, format!("cannot find the tandem binary: {e}")))?;
-            connect_or_start(&Home::from_env(), &exe, client_info()).await
-        }
-    };
-    client.map_err(Fail::from)
-}
-
-/// `--thread` as typed: a whole id or a prefix (checked before connecting).
-pub(crate) fn thread_query(raw: &str) -> Result<IdQuery, Fail> {
-    IdQuery::parse("--thread", raw).map_err(|e| Fail::usage(format!("{e} (`tandem share list` shows them)")))
-}
-
-/// The one thread `query` names: unknown is "not found" (4), a prefix of
-/// several is a usage error (2) listing them.
-pub(crate) async fn resolve(client: &Client, query: &IdQuery) -> Result<String, Fail> {
-    resolve_thread(client, query).await.map_err(resolve_fail)
-}
-
-/// The exit code and message for an id that names no thread, or several.
-pub fn resolve_fail(e: ResolveError) -> Fail {
-    match e {
-        ResolveError::NotFound { .. } => {
-            Fail::new(exit::NOT_FOUND, format!("{e} (`tandem share list` shows the threads)"))
-        }
-        ResolveError::Ambiguous { .. } => Fail::usage(e.to_string()),
-        ResolveError::Client(c) => Fail::from(c),
-    }
-}
 
 fn position(raw: Option<&str>) -> Result<Option<Position>, Fail> {
     raw.map(|s| Position::parse(s).map_err(|e| Fail::usage(format!("--{e}")))).transpose()
@@ -75,34 +34,7 @@ fn stdout_error(e: std::io::Error) -> anyhow::Error {
     }
 }
 
-pub async fn run(cmd: ShareCommand) -> Result<u8> {
-    match cmd {
-        ShareCommand::New { title, json, conn } => new(title, json, &conn).await,
-        ShareCommand::List { json, conn } => list(json, &conn).await,
-        ShareCommand::Post { thread, prompt, wait: _, no_wait, wait_idle, json, conn } => {
-            post(&thread, &prompt, no_wait, wait_idle.map(Duration::from_secs), json, &conn).await
-        }
-        ShareCommand::Tail { thread, from, json, no_reconnect, conn } => {
-            tail(&thread, from.as_deref(), json, no_reconnect, &conn).await
-        }
-        ShareCommand::Get { thread, from, limit, json, conn } => {
-            get(&thread, from.as_deref(), limit, json, &conn).await
-        }
-        ShareCommand::Interrupt { thread, conn } => interrupt(&thread, &conn).await,
-        ShareCommand::Session { id, hook, hub, conn } => crate::session::share(id, hook, hub, &conn).await,
-        ShareCommand::Unshare { id, delete, conn } => crate::session::unshare(id, delete, &conn).await,
-        ShareCommand::Link(args) => crate::hub_link::link(args).await,
-        ShareCommand::Links(args) => crate::hub_link::links(args).await,
-        ShareCommand::Unlink(args) => crate::hub_link::unlink(args).await,
-        ShareCommand::Revoke { id, thread, conn } => revoke(id.as_deref(), thread.as_deref(), &conn).await,
-    }
-    .or_else(|e| match e.downcast_ref::<Fail>() {
-        Some(f) if f.code == 0 => Ok(0),
-        _ => Err(e),
-    })
-}
-
-async fn new(title: Option<String>, json: bool, conn: &ConnArgs) -> Result<u8> {
+pub(crate) async fn new(title: Option<String>, json: bool, conn: &ConnArgs) -> Result<u8> {
     let client = connect(conn).await?;
     let params = ThreadStartParams { title, ..Default::default() };
     let thread = client.call::<ThreadStart>(&params).await.map_err(Fail::from)?.thread;
@@ -117,7 +49,7 @@ async fn new(title: Option<String>, json: bool, conn: &ConnArgs) -> Result<u8> {
 
 /// Every thread, the most recently active first. The text form leads with
 /// each id's shortest unique start (what `--thread` accepts).
-async fn list(json: bool, conn: &ConnArgs) -> Result<u8> {
+pub(crate) async fn list(json: bool, conn: &ConnArgs) -> Result<u8> {
     let client = connect(conn).await?;
     let threads = all_threads(&client).await.map_err(Fail::from)?;
     let mut out = std::io::stdout().lock();
@@ -162,7 +94,7 @@ fn read_prompt(prompt: &str) -> Result<String, Fail> {
     Ok(text)
 }
 
-async fn post(
+pub(crate) async fn post(
     thread: &str,
     prompt: &str,
     no_wait: bool,
@@ -326,7 +258,13 @@ fn busy_fail(err: &RpcError, waited: Option<Duration>) -> Fail {
 /// it says so on stderr, reconnects with backoff (without starting a server:
 /// a `stop` is not undone) and resumes after the last seq it printed, so
 /// nothing is missed or repeated. `--no-reconnect` exits 5 instead.
-async fn tail(thread: &str, from: Option<&str>, json: bool, no_reconnect: bool, conn: &ConnArgs) -> Result<u8> {
+pub(crate) async fn tail(
+    thread: &str,
+    from: Option<&str>,
+    json: bool,
+    no_reconnect: bool,
+    conn: &ConnArgs,
+) -> Result<u8> {
     let query = thread_query(thread)?;
     let from = position(from)?;
     let mut client = connect(conn).await?;
@@ -426,7 +364,13 @@ async fn reconnect(conn: &ConnArgs) -> Result<Client, ClientError> {
     Client::connect(&endpoint, client_info()).await
 }
 
-async fn get(thread: &str, from: Option<&str>, limit: Option<usize>, json: bool, conn: &ConnArgs) -> Result<u8> {
+pub(crate) async fn get(
+    thread: &str,
+    from: Option<&str>,
+    limit: Option<usize>,
+    json: bool,
+    conn: &ConnArgs,
+) -> Result<u8> {
     let query = thread_query(thread)?;
     let mut from = position(from)?;
     if limit == Some(0) {
@@ -465,7 +409,7 @@ async fn get(thread: &str, from: Option<&str>, limit: Option<usize>, json: bool,
     Ok(0)
 }
 
-async fn interrupt(thread: &str, conn: &ConnArgs) -> Result<u8> {
+pub(crate) async fn interrupt(thread: &str, conn: &ConnArgs) -> Result<u8> {
     let query = thread_query(thread)?;
     let client = connect(conn).await?;
     let thread = resolve(&client, &query).await?;
@@ -481,31 +425,12 @@ async fn interrupt(thread: &str, conn: &ConnArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// `30s`, `15m`, `2h`, `7d`, `1w` in seconds.
-fn parse_duration(raw: &str) -> Result<u64, Fail> {
-    let bad = || Fail::usage(format!("--expire {raw:?}: give a number and a unit, e.g. 30s, 15m, 2h, 7d, 1w"));
-    let raw = raw.trim();
-    let split = raw.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = raw.split_at(split);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(bad()),
-    };
-    if n == 0 {
-        return Err(Fail::usage("--expire must be more than 0"));
-    }
-    n.checked_mul(unit).ok_or_else(bad)
-}
-
 /// `share link` without `--hub`: a link to this app-server's web viewer.
 pub(crate) async fn link(thread: &str, write: bool, expire: Option<&str>, json: bool, conn: &ConnArgs) -> Result<u8> {
     let query = thread_query(thread)?;
-    let expires_in = expire.map(parse_duration).transpose()?;
+    let expires_in = expire
+        .map(|e| tandem_protocol::time::parse_duration(e).map_err(|why| Fail::usage(format!("--expire: {why}"))))
+        .transpose()?;
     let client = connect(conn).await?;
     let thread = resolve(&client, &query).await?;
     let scope = if write { LinkScope::Write } else { LinkScope::Read };
@@ -565,7 +490,7 @@ pub(crate) async fn links(thread: Option<&str>, json: bool, conn: &ConnArgs) -> 
     Ok(0)
 }
 
-async fn revoke(id: Option<&str>, thread: Option<&str>, conn: &ConnArgs) -> Result<u8> {
+pub(crate) async fn revoke(id: Option<&str>, thread: Option<&str>, conn: &ConnArgs) -> Result<u8> {
     let query = thread.map(thread_query).transpose()?;
     let client = connect(conn).await?;
     let thread = match &query {

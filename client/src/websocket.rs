@@ -17,9 +17,6 @@ const BRIDGE_BUFFER: usize = 256 * 1024;
 /// Longest line the client sends (the server's own limit).
 const CLIENT_FRAME_LIMIT: usize = tandem_protocol::MAX_FRAME_BYTES;
 
-/// The subprotocol the server speaks.
-const SUBPROTOCOL: &str = "tandem.v1";
-
 /// Opens the WebSocket at `url` presenting `token`; the byte stream to it.
 pub async fn connect(
     url: &str,
@@ -28,7 +25,7 @@ pub async fn connect(
     let unreachable = |reason: String| ClientError::Unreachable { endpoint: url.to_owned(), reason };
     let mut request = url.into_client_request().map_err(|e| unreachable(e.to_string()))?;
     let headers = request.headers_mut();
-    headers.insert("Sec-WebSocket-Protocol", SUBPROTOCOL.parse().expect("a valid header"));
+    headers.insert("Sec-WebSocket-Protocol", tandem_protocol::WS_SUBPROTOCOL.parse().expect("a valid header"));
     if let Some(token) = token {
         let value = format!("Bearer {token}")
             .parse()

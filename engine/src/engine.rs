@@ -563,6 +563,16 @@ impl Engine {
     /// Stops taking turns, interrupts the running ones (they end `interrupted`
     /// with "app-server stopped"), waits for them, and flushes the log.
     pub async fn shutdown(&self) {
+        self.shutdown_turns().await;
+        if let Err(e) = self.0.store.flush().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        self.0.store.close();
+    }
+
+    /// Stops taking turns, interrupts the running ones and waits (10 s at
+    /// most) until each has logged its end; the log stays open for reads.
+    pub async fn shutdown_turns(&self) {
         self.0.stopping.store(true, Ordering::SeqCst);
         let threads: Vec<_> = self.0.threads.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         for t in &threads {
@@ -574,10 +584,6 @@ impl Engine {
         while threads.iter().any(|t| t.lock().active.is_some()) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        if let Err(e) = self.0.store.flush().await {
-            tracing::error!(error = %e, "final flush failed");
-        }
-        self.0.store.close();
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use tandem_protocol::items;
 use tandem_protocol::{Event, EventBody, Item, TurnStatus};
 use tokio::sync::watch;
 
@@ -214,12 +215,12 @@ pub(crate) async fn history(store: &Arc<Store>, thread_id: &str, current: &str) 
             EventBody::ItemCompleted { turn_id, item } => {
                 let Some((_, t)) = turns.iter_mut().rev().find(|(id, _)| *id == turn_id) else { continue };
                 match item.item_type.as_str() {
-                    "agentMessage" => t.response.push_str(item.text.as_deref().unwrap_or("")),
-                    "agentSession" if item.extra.get("ended").and_then(|e| e.as_bool()) == Some(true) => {
+                    items::AGENT_MESSAGE => t.response.push_str(item.text.as_deref().unwrap_or("")),
+                    items::AGENT_SESSION if item.extra.get("ended").and_then(|e| e.as_bool()) == Some(true) => {
                         t.session = None;
                         t.session_ended = true;
                     }
-                    "agentSession" => {
+                    items::AGENT_SESSION => {
                         t.session = item.extra.get("sessionId").and_then(|s| s.as_str()).map(str::to_owned)
                     }
                     _ => {}

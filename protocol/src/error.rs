@@ -137,10 +137,11 @@ impl RpcError {
         RpcError::new(ErrorCode::ParseError, format!("parse error: {detail}; send one JSON-RPC 2.0 object per line"))
     }
 
-    pub fn method_not_found(method: &str) -> Self {
+    /// An unknown method, with the ones that are `known`.
+    pub fn method_not_found(method: &str, known: &[&str]) -> Self {
         RpcError::new(
             ErrorCode::MethodNotFound,
-            format!("method not found: {method}; known methods: {}", crate::methods::METHOD_NAMES.join(", ")),
+            format!("method not found: {method}; known methods: {}", known.join(", ")),
         )
     }
 

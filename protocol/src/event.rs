@@ -112,7 +112,12 @@ pub struct Item {
 impl Item {
     /// The agent message item with the given text.
     pub fn agent_message(id: impl Into<String>, text: impl Into<String>) -> Item {
-        Item { id: id.into(), item_type: "agentMessage".into(), text: Some(text.into()), extra: Default::default() }
+        Item {
+            id: id.into(),
+            item_type: crate::items::AGENT_MESSAGE.into(),
+            text: Some(text.into()),
+            extra: Default::default(),
+        }
     }
 }
 
@@ -127,8 +132,10 @@ impl Item {
         let status = field("status").and_then(|s| s.as_str());
         let failed = status == Some("failed");
         match self.item_type.as_str() {
-            "status" => Some(vec![format!("↻ {}", field("message").and_then(|m| m.as_str()).unwrap_or("…"))]),
-            "commandExecution" => {
+            crate::items::STATUS => {
+                Some(vec![format!("↻ {}", field("message").and_then(|m| m.as_str()).unwrap_or("…"))])
+            }
+            crate::items::COMMAND_EXECUTION => {
                 let command = field("command").and_then(|c| c.as_str()).unwrap_or("?");
                 let exit = match (field("exitCode").and_then(|c| c.as_i64()), status) {
                     (Some(code), _) => format!(" (exit {code})"),
@@ -148,7 +155,7 @@ impl Item {
                 }
                 Some(lines)
             }
-            "fileChange" => {
+            crate::items::FILE_CHANGE => {
                 let changes = field("changes").and_then(|c| c.as_array()).cloned().unwrap_or_default();
                 let mut lines: Vec<String> = changes
                     .iter()
@@ -166,7 +173,7 @@ impl Item {
                 }
                 Some(lines)
             }
-            "toolCall" => {
+            crate::items::TOOL_CALL => {
                 let name = field("name").and_then(|n| n.as_str()).unwrap_or("tool");
                 Some(vec![format!("⚙ {name}{}", if failed { " (failed)" } else { "" })])
             }

@@ -156,26 +156,24 @@ pub struct HubUnlinkResult {
     pub deleted: bool,
 }
 
-/// Parses `90s`, `30m`, `12h`, `7d` or `2w` into seconds (at least 1).
-pub fn parse_duration(text: &str) -> Result<u64, String> {
-    let err = || format!("{text:?} is not a duration; use a number and a unit, e.g. 90s, 30m, 12h, 7d or 2w");
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| err())?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(err()),
+pub use crate::time::parse_duration;
+
+/// A hub's base URL as typed (`--hub`, `[hub] url`): `http(s)://HOST[:PORT][/PATH]`,
+/// trailing slashes dropped; no credentials, query or fragment. The error
+/// says what is accepted and never repeats a password.
+pub fn normalize_hub_url(url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
+        return Err(format!("hub URL {url:?} must start with http:// or https://"));
     };
-    match n.checked_mul(mult) {
-        Some(0) => Err(format!("{text:?}: a share must live at least one second")),
-        Some(s) if s <= 10 * 365 * 86_400 => Ok(s),
-        _ => Err(format!("{text:?} is too long; at most ten years")),
+    if rest.is_empty() || rest.contains('@') || rest.contains(['?', '#']) || rest.contains(char::is_whitespace) {
+        let shown = match rest.split_once('@') {
+            Some((_, host)) => format!("{}://…@{host}", if url.starts_with("https") { "https" } else { "http" }),
+            None => url.to_owned(),
+        };
+        return Err(format!("hub URL {shown:?} must be a plain http(s)://HOST[:PORT][/PATH]"));
     }
+    Ok(url.to_owned())
 }
 
 #[cfg(test)]

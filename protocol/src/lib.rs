@@ -7,6 +7,7 @@ pub mod event;
 pub mod framing;
 pub mod hub;
 pub mod ids;
+pub mod items;
 pub mod message;
 pub mod methods;
 pub mod position;
@@ -22,6 +23,14 @@ pub use types::*;
 /// The protocol version spoken by this build; `initialize` reports it and a client
 /// that sees another one asks the user to restart the app-server.
 pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The WebSocket subprotocol of the JSON-RPC protocol (one message per text
+/// frame). A browser, which cannot set `Authorization` on a WebSocket, offers
+/// its token as a second subprotocol `bearer.TOKEN`.
+pub const WS_SUBPROTOCOL: &str = "tandem.v1";
+
+/// The prefix of the WebSocket subprotocol that carries a browser's token.
+pub const WS_BEARER_PREFIX: &str = "bearer.";
 
 /// The longest line (one JSON-RPC message) accepted on any byte stream.
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;

@@ -47,7 +47,7 @@ macro_rules! methods {
             pub fn parse(method: &str, params: Option<Value>) -> Result<Request, RpcError> {
                 match method {
                     $( $name => Ok(Request::$ty(parse_params::<$params>($name, params)?)), )*
-                    other => Err(RpcError::method_not_found(other)),
+                    other => Err(RpcError::method_not_found(other, METHOD_NAMES)),
                 }
             }
 

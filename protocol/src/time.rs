@@ -122,6 +122,28 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
+/// Parses `90s`, `30m`, `12h`, `7d` or `2w` into seconds (at least 1).
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let err = || format!("{text:?} is not a duration; use a number and a unit, e.g. 90s, 30m, 12h, 7d or 2w");
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| err())?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(err()),
+    };
+    match n.checked_mul(mult) {
+        Some(0) => Err(format!("{text:?}: it must be at least one second")),
+        Some(s) if s <= 10 * 365 * 86_400 => Ok(s),
+        _ => Err(format!("{text:?} is too long; at most ten years")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

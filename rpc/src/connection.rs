@@ -16,6 +16,9 @@ use crate::outbound::Outbound;
 use crate::session::Session;
 use tandem_lines::{LineReader, LineRefusal, write_lines};
 
+/// How long a stopping server lets a connection's queued lines go out.
+pub const STOP_FLUSH: Duration = Duration::from_secs(2);
+
 /// How long a refused connection is read (and its bytes dropped) so that its
 /// client gets the error line before the close.
 const REFUSAL_DRAIN: Duration = Duration::from_secs(5);
@@ -30,7 +33,18 @@ where
     let writer = tokio::spawn(write_lines(writer, queue));
     let mut session = Session::new(&ctx, Grant::Owner, out);
     let mut frames = LineReader::new(reader);
-    while let Some(frame) = frames.next_within(&ctx.line_budget).await {
+    loop {
+        let frame = tokio::select! {
+            frame = frames.next_within(&ctx.line_budget) => frame,
+            () = ctx.stopping() => {
+                // The server is stopping: what is queued still goes out, for
+                // a while; a client that does not read is not waited for.
+                drop(session);
+                let _ = tokio::time::timeout(STOP_FLUSH, writer).await;
+                return;
+            }
+        };
+        let Some(frame) = frame else { break };
         match frame {
             Ok(Frame::Line(line)) => session.handle_line(&line).await,
             Ok(Frame::TooLarge) => {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::access::Gate;
 use crate::hub_sync::HubSync;
+use crate::shutdown::Shutdown;
 use tandem_engine::Engine;
 use tandem_lines::LineBudget;
 
@@ -77,6 +78,9 @@ pub struct Context {
     /// The flags this server was started with, as `initialize` tells the owner
     /// (empty in a LOCAL session).
     pub launch_args: Arc<Vec<String>>,
+    /// The server's shutdown, which every connection ends at (`None`: the
+    /// connection ends only when its client goes, as in a LOCAL session).
+    pub shutdown: Option<Shutdown>,
 }
 
 impl Context {
@@ -91,6 +95,7 @@ impl Context {
             http_url: None,
             hub: None,
             launch_args: Arc::default(),
+            shutdown: None,
         }
     }
 
@@ -105,6 +110,20 @@ impl Context {
     /// With the flags the server was started with.
     pub fn with_launch_args(self, launch_args: Vec<String>) -> Context {
         Context { launch_args: Arc::new(launch_args), ..self }
+    }
+
+    /// With the server's shutdown, which its connections end at (and which
+    /// waits for them).
+    pub fn with_shutdown(self, shutdown: Shutdown) -> Context {
+        Context { shutdown: Some(shutdown), ..self }
+    }
+
+    /// Resolves when the server begins to shut down (never without one).
+    pub async fn stopping(&self) {
+        match &self.shutdown {
+            Some(s) => s.requested().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// The same, with hub links served.

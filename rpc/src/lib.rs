@@ -15,6 +15,7 @@ mod in_process;
 pub mod outbound;
 mod pump;
 pub mod session;
+pub mod shutdown;
 
 pub use context::{Context, Limits};
 pub use in_process::in_process;

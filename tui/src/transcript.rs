@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
+use tandem_protocol::items;
 use tandem_protocol::{AgentInfo, ClientInfo, Event, EventBody, ImportedTurn, TurnStatus};
 use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::UnicodeWidthStr;
@@ -181,7 +182,7 @@ impl Transcript {
                 }
                 // Imported answers arrive whole; live ones were streamed.
                 if let (Some(t), Some(text)) = (self.turn_mut(turn_id), item.text.as_deref())
-                    && item.item_type == "agentMessage"
+                    && item.item_type == items::AGENT_MESSAGE
                     && t.response.is_empty()
                 {
                     t.response = text.to_owned();

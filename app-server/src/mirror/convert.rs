@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tandem_protocol::items::{self, fields};
 use tandem_protocol::{AgentInfo, ClientInfo, EventBody, Item, TurnStatus};
 use uuid::Uuid;
 
@@ -329,8 +330,8 @@ impl Converter {
                 };
                 let status = it["status"].as_str().unwrap_or("completed");
                 (
-                    "commandExecution",
-                    obj(json!({
+                    items::COMMAND_EXECUTION,
+                    fields(json!({
                         "command": command,
                         "output": it["aggregated_output"],
                         "exitCode": it["exit_code"],
@@ -343,12 +344,18 @@ impl Converter {
                     .as_object()
                     .map(|m| m.iter().map(|(path, c)| json!({"path": path, "kind": c["type"]})).collect())
                     .unwrap_or_default();
-                ("fileChange", obj(json!({"changes": changes, "status": it["status"].as_str().unwrap_or("completed")})))
+                (
+                    items::FILE_CHANGE,
+                    fields(json!({"changes": changes, "status": it["status"].as_str().unwrap_or("completed")})),
+                )
             }
             "ContextCompaction" => {
-                ("status", obj(json!({"kind": "compacted", "message": "Codex compacted the conversation"})))
+                ("status", fields(json!({"kind": "compacted", "message": "Codex compacted the conversation"})))
             }
-            other => ("toolCall", obj(json!({"name": other, "status": it["status"].as_str().unwrap_or("completed")}))),
+            other => (
+                items::TOOL_CALL,
+                fields(json!({"name": other, "status": it["status"].as_str().unwrap_or("completed")})),
+            ),
         };
         let new = item(out.ids.next(), item_type, fields);
         match &self.open_turn {
@@ -393,13 +400,6 @@ fn derived(session: &str, what: &str) -> String {
 
 fn item(id: String, item_type: &str, extra: Map<String, Value>) -> Item {
     Item { id, item_type: item_type.to_owned(), text: None, extra }
-}
-
-fn obj(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
 }
 
 fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {

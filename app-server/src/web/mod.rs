@@ -27,13 +27,7 @@ pub use per_ip::{STRIKE_BURST, STRIKES_PER_SECOND};
 use tandem_rpc::access::{Gate, Grant, Refusal};
 use tandem_rpc::context::Context;
 
-/// The WebSocket subprotocol the server speaks (JSON-RPC, one message per
-/// text frame). A browser, which cannot set `Authorization` on a WebSocket,
-/// offers its token as a second subprotocol `bearer.TOKEN`.
-pub const SUBPROTOCOL: &str = "tandem.v1";
-
-/// The prefix of the subprotocol that carries a browser's token.
-pub const BEARER_SUBPROTOCOL: &str = "bearer.";
+use tandem_protocol::{WS_BEARER_PREFIX as BEARER_SUBPROTOCOL, WS_SUBPROTOCOL as SUBPROTOCOL};
 
 /// What every page may load: the viewer's policy (only this server's own
 /// files, scripts and WebSocket; no inline script, no framing, no plugins).

@@ -43,7 +43,16 @@ pub async fn serve(ws: WebSocket, ctx: Context, grant: Grant) {
         let _ = sink.close().await;
     });
     let mut session = Session::new(&ctx, grant, out);
-    while let Some(msg) = stream.next().await {
+    loop {
+        let msg = tokio::select! {
+            msg = stream.next() => msg,
+            () = ctx.stopping() => {
+                drop(session);
+                let _ = tokio::time::timeout(tandem_rpc::connection::STOP_FLUSH, writer).await;
+                return;
+            }
+        };
+        let Some(msg) = msg else { break };
         match msg {
             Ok(Message::Text(text)) if text.len() > MAX_FRAME_BYTES => {
                 session.send(error_line(&Id::null(), &RpcError::frame_too_large(MAX_FRAME_BYTES))).await;

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use tandem_protocol::AgentInfo;
+use tandem_protocol::items::{self, fields};
 use tokio::io::AsyncWriteExt;
 
 use super::exec::{Ended, supervise, turn_command};
@@ -150,10 +151,10 @@ impl CliAgent {
             Run::Done(outcome) => outcome,
             Run::SessionGone(why) => {
                 let name = self.kind.name();
-                out.item("agentSession", obj(json!({"agent": name, "sessionId": old, "ended": true})));
+                out.item(items::AGENT_SESSION, fields(json!({"agent": name, "sessionId": old, "ended": true})));
                 out.item(
                     "status",
-                    obj(json!({
+                    fields(json!({
                         "kind": "newSession",
                         "message": format!(
                             "{name} could not resume session {old} ({why}); starting a new {name} session, \
@@ -485,7 +486,7 @@ impl Mapper {
             return;
         }
         self.session = Some(id.to_owned());
-        out.item("agentSession", obj(json!({"agent": agent, "sessionId": id})));
+        out.item(items::AGENT_SESSION, fields(json!({"agent": agent, "sessionId": id})));
     }
 
     fn text(&mut self, text: &str, out: &mut dyn DeltaSink) {
@@ -514,7 +515,7 @@ impl Mapper {
 
     /// A `retry` status item.
     fn status(&mut self, message: String, out: &mut dyn DeltaSink) {
-        out.item("status", obj(json!({ "kind": "retry", "message": message })));
+        out.item("status", fields(json!({ "kind": "retry", "message": message })));
     }
 
     fn start(&mut self, key: &str, item_type: &str, fields: Map<String, Value>, out: &mut dyn DeltaSink) {
@@ -702,18 +703,18 @@ fn codex_item(item: &Value) -> Option<(&'static str, Map<String, Value>)> {
     };
     match item["type"].as_str().unwrap_or("") {
         "command_execution" => Some((
-            "commandExecution",
-            obj(json!({
+            items::COMMAND_EXECUTION,
+            fields(json!({
                 "command": item["command"],
                 "output": item["aggregated_output"],
                 "exitCode": item["exit_code"],
                 "status": status,
             })),
         )),
-        "file_change" => Some(("fileChange", obj(json!({"changes": item["changes"], "status": status})))),
+        "file_change" => Some((items::FILE_CHANGE, fields(json!({"changes": item["changes"], "status": status})))),
         "mcp_tool_call" => Some((
-            "toolCall",
-            obj(json!({
+            items::TOOL_CALL,
+            fields(json!({
                 "name": format!("{}/{}", item["server"].as_str().unwrap_or("?"), item["tool"].as_str().unwrap_or("?")),
                 "input": item["arguments"],
                 "status": status,
@@ -725,29 +726,22 @@ fn codex_item(item: &Value) -> Option<(&'static str, Map<String, Value>)> {
 
 pub fn claude_item_type(tool: &str) -> String {
     match tool {
-        "Bash" => "commandExecution",
-        "Edit" | "MultiEdit" | "Write" | "NotebookEdit" => "fileChange",
-        _ => "toolCall",
+        "Bash" => items::COMMAND_EXECUTION,
+        "Edit" | "MultiEdit" | "Write" | "NotebookEdit" => items::FILE_CHANGE,
+        _ => items::TOOL_CALL,
     }
     .to_owned()
 }
 
 pub fn claude_item(tool: &str, input: &Value, output: String, status: &str) -> Map<String, Value> {
     match tool {
-        "Bash" => obj(json!({"command": input["command"], "output": output, "status": status})),
+        "Bash" => fields(json!({"command": input["command"], "output": output, "status": status})),
         "Edit" | "MultiEdit" | "Write" | "NotebookEdit" => {
             let kind = if tool == "Write" { "add" } else { "update" };
             let path = input.get("file_path").or_else(|| input.get("notebook_path")).cloned().unwrap_or(Value::Null);
-            obj(json!({"changes": [{"path": path, "kind": kind}], "status": status, "output": output}))
+            fields(json!({"changes": [{"path": path, "kind": kind}], "status": status, "output": output}))
         }
-        _ => obj(json!({"name": tool, "input": input, "output": output, "status": status})),
-    }
-}
-
-fn obj(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
+        _ => fields(json!({"name": tool, "input": input, "output": output, "status": status})),
     }
 }
 

@@ -86,19 +86,8 @@ fn hub_unreachable(refusal: Refusal) -> RpcError {
     }
 }
 
-/// A hub URL as links keep it: http(s), no trailing slash, no credentials.
 fn normalize_hub(url: &str) -> Result<String, RpcError> {
-    let url = url.trim().trim_end_matches('/');
-    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
-        return Err(RpcError::invalid_params(format!("hub URL {url:?} must start with http:// or https://")));
-    };
-    if rest.is_empty() || rest.contains('@') || rest.contains(['?', '#']) || rest.contains(char::is_whitespace) {
-        return Err(RpcError::invalid_params(format!(
-            "hub URL {:?} must be a plain http(s)://HOST[:PORT][/PATH]",
-            tandem_engine::redact::urls(url)
-        )));
-    }
-    Ok(url.to_owned())
+    tandem_protocol::hub::normalize_hub_url(url).map_err(RpcError::invalid_params)
 }
 
 impl HubSync {
