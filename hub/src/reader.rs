@@ -22,8 +22,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tandem_protocol::time::now_millis;
 
-use crate::api::{Hub, Refusal, live_share, storage};
 use crate::page;
+use crate::state::{Hub, Refusal, live_share, storage};
 use crate::store::{HubStore, Share, StoreError, is_expired};
 
 /// Events a WebSocket reader reads from the store per round trip.

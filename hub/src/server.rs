@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::api::{self, Hub, Limits};
 use crate::replicas::{self, Change};
+use crate::routes;
+use crate::state::{Hub, Limits};
 use crate::store::{HubStore, MemoryStore, PgStore, SqliteStore, StoreError};
 
 /// How often expired shares are purged (they answer 410 at once regardless:
@@ -117,7 +118,7 @@ async fn serve<S: HubStore>(
             Change::All => hub.live.changed_all(),
         }))
     });
-    let app = api::router(hub.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = routes::router(hub.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(%addr, public_url = %hub.public_url, "hub listening");
     ready(addr, &hub.public_url);
     let result = tokio::select! {
