@@ -71,6 +71,12 @@ fn create_sync_then_poll_and_read_the_page() {
     assert_eq!(page.status, 200);
     let csp = page.header("content-security-policy").expect("a CSP header");
     assert!(csp.contains("default-src 'none'"), "{csp}");
+    // The viewer's one set of headers, the same as the app-server's.
+    for (name, value) in
+        [("x-content-type-options", "nosniff"), ("referrer-policy", "no-referrer"), ("x-frame-options", "DENY")]
+    {
+        assert_eq!(page.header(name), Some(value), "{name}: {page:?}");
+    }
     assert!(page.body.contains("two &lt;script&gt;alert(1)&lt;/script&gt;"), "{}", page.body);
     assert_eq!(page.body.matches("<script").count(), 1, "only the viewer's own: {}", page.body);
     assert!(page.body.contains("renamed"));

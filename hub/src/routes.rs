@@ -1,17 +1,15 @@
 //! The hub's routes: the write API (`api`), what readers get (`reader`) and
 //! the viewer's assets, behind one body limit and the viewer's security
-//! headers.
+//! headers (`tandem_viewer::security_headers`, the app-server's too).
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path};
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::api;
-use crate::page;
 use crate::reader;
 use crate::state::{Hub, not_found};
 use crate::store::HubStore;
@@ -29,19 +27,11 @@ pub fn router<S: HubStore>(hub: Arc<Hub<S>>) -> Router {
         .route("/s/{id}", get(reader::view::<S>))
         .route("/assets/{name}", get(asset))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(tandem_viewer::security_headers))
         .with_state(hub)
 }
 
 /// `GET /assets/{name}`: the viewer's stylesheet and script.
 async fn asset(Path(name): Path<String>) -> Response {
     tandem_viewer::asset(&name).unwrap_or_else(|| not_found().into_response())
-}
-
-async fn security_headers(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(page::CSP));
-    res
 }
