@@ -224,12 +224,107 @@ fn delete_leaves_nothing_in_the_database() {
     assert_eq!(count("SELECT count(*) FROM events WHERE share_id = ?1"), 0);
     let all: i64 = db.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
     assert_eq!(all, 1, "the other share's event stays");
-    // Not even in the file's free pages: a checkpoint writes back the pages
-    // as they are now, and deleted text was overwritten.
-    db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    // Not even in the file's free pages: the hub checkpointed the pages as
+    // they are now, and deleted text was overwritten (the WAL: below).
     let bytes = std::fs::read(&hub.db).unwrap();
     assert!(!bytes.windows(marker.len()).any(|w| w == marker.as_bytes()), "the deleted text is still in the file");
     assert!(bytes.windows(4).any(|w| w == b"kept"), "the check looks at the right file");
+}
+
+/// A secret-looking text no other part of a test writes.
+const WAL_MARKER: &str = "sk-live-TANDEM-WAL-MARKER-51c0ffee";
+
+/// A share holding `marker` in its title, a small event and a big one (an
+/// overflow page in SQLite), beside another share that stays.
+fn share_with_marker(hub: &Hub, marker: &str, expire: Option<&str>) -> (String, String) {
+    let mut create = json!({ "threadId": THREAD, "title": marker });
+    if let Some(e) = expire {
+        create["expire"] = json!(e);
+    }
+    let r = hub.json("POST", "/api/share", &create);
+    assert_eq!(r.status, 200, "{r:?}");
+    let (id, secret) = (r.json()["id"].as_str().unwrap().to_owned(), r.json()["secret"].as_str().unwrap().to_owned());
+    let big = format!("{marker} {}", "filler ".repeat(3000)).repeat(2);
+    let data = vec![json!({"type":"thread","title":marker}), event(1, marker), event(2, &big)];
+    assert_eq!(sync(hub, &id, &secret, data).status, 200);
+    let (keep, _, keep_secret) = hub.create(THREAD);
+    assert_eq!(sync(hub, &keep, &keep_secret, vec![event(1, "kept-text")]).status, 200);
+    (id, secret)
+}
+
+/// The files of the hub's SQLite store that still hold `marker`: none, is
+/// the point (the WAL included, not only the main file).
+fn assert_no_file_holds(home: &Home, marker: &str, when: &str) {
+    let (holding, seen) = common::hub::files_holding(home.path(), marker);
+    assert!(holding.is_empty(), "{when}: {holding:?} still hold the text (files: {seen:?})");
+    assert!(seen.iter().any(|(p, _)| p.ends_with("hub.db")), "{when}: the check looks at the store: {seen:?}");
+    let (kept, _) = common::hub::files_holding(home.path(), "kept-text");
+    assert!(!kept.is_empty(), "{when}: the other share's text is still there, so the check can see text");
+}
+
+/// Issue 18.1: when DELETE answers, the share's text is in no file of the
+/// store — not in the main file (`secure_delete`) and not in `hub.db-wal`,
+/// where every sync's pages sit until a checkpoint — and a `kill -9` right
+/// after the answer changes nothing.
+#[test]
+fn a_deleted_share_leaves_its_text_in_no_file_not_even_the_wal() {
+    let home = Home::new();
+    let mut hub = Hub::start(&home, &[]);
+    let (id, secret) = share_with_marker(&hub, WAL_MARKER, None);
+    let (before, _) = common::hub::files_holding(home.path(), WAL_MARKER);
+    assert!(!before.is_empty(), "the text is on disk before the delete");
+
+    let r = hub.json("DELETE", &format!("/api/share/{id}"), &json!({"secret": secret}));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_no_file_holds(&home, WAL_MARKER, "right after DELETE answered");
+    hub.server.kill9();
+    assert_no_file_holds(&home, WAL_MARKER, "after kill -9");
+
+    // The store is whole after that: a new hub on the file serves the other share.
+    let hub = Hub::start(&home, &[]);
+    assert_eq!(hub.request("GET", &format!("/s/{id}"), "").status, 404);
+}
+
+/// The same for a share that expired: purged (by the first request that
+/// finds it expired) before that request is answered 410.
+#[test]
+fn an_expired_share_leaves_its_text_in_no_file_once_purged() {
+    let home = Home::new();
+    let mut hub = Hub::start(&home, &[]);
+    let (id, _) = share_with_marker(&hub, WAL_MARKER, Some("2s"));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(hub.request("GET", &format!("/s/{id}"), "").status, 410);
+    assert_no_file_holds(&home, WAL_MARKER, "right after the 410");
+    hub.server.kill9();
+    assert_no_file_holds(&home, WAL_MARKER, "after kill -9");
+}
+
+/// Another process reading the file (a backup, `sqlite3`) can hold the WAL:
+/// a checkpoint must wait for it. The DELETE waits (up to the busy timeout)
+/// rather than answer with the text still in the WAL.
+#[test]
+fn a_delete_waits_for_a_reader_holding_the_wal_then_leaves_nothing() {
+    let home = Home::new();
+    let hub = Hub::start(&home, &[]);
+    let (id, secret) = share_with_marker(&hub, WAL_MARKER, None);
+    let reader = rusqlite::Connection::open(&hub.db).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let n: i64 = reader.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 3, "the reader's snapshot has the share");
+    let started = std::time::Instant::now();
+    let addr = hub.addr.clone();
+    let delete = std::thread::spawn(move || {
+        let r = common::hub::http(&addr, "DELETE", &format!("/api/share/{id}"), &json!({"secret": secret}).to_string());
+        (r.status, std::time::Instant::now())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    reader.execute_batch("COMMIT").unwrap();
+    let released = std::time::Instant::now();
+    drop(reader);
+    let (status, answered) = delete.join().unwrap();
+    assert_eq!(status, 200);
+    assert!(answered >= released, "answered {:?} after the start, before the reader let go", answered - started);
+    assert_no_file_holds(&home, WAL_MARKER, "after the delete waited for the reader");
 }
 
 #[test]
