@@ -461,3 +461,117 @@ fn live_resumes_after_a_seq_and_says_why_it_ends() {
     assert!(reason.contains("deleted"), "{reason}");
     assert_eq!(hub.socket_status(&format!("/api/share/{id}/live?after=0")), 404);
 }
+
+/// Reads until the hub closes `s` (EOF or a reset); how long that took, or
+/// `None` if it stayed open for `wait`.
+fn closed_within(s: &mut std::net::TcpStream, wait: std::time::Duration) -> Option<std::time::Duration> {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => continue, // an answer (408) before the close
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return None;
+            }
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+}
+
+/// Issue 18.4: a connection that sends nothing, or half a request line, is
+/// closed once the header timeout runs out; and while 200 of them are open a
+/// normal client is served as ever.
+#[test]
+fn half_open_connections_are_closed_after_the_header_timeout() {
+    use std::io::Write;
+    let home = Home::new();
+    let hub = Hub::start_env(&home, "127.0.0.1:0", &[], &[("TANDEM_HUB_HEADER_TIMEOUT", "2s")]);
+    let opened = std::time::Instant::now();
+    let mut half_open: Vec<std::net::TcpStream> = (0..200)
+        .map(|i| {
+            let mut s = std::net::TcpStream::connect(&hub.addr).unwrap();
+            if i % 2 == 1 {
+                s.write_all(b"GET /s/aaaaaaaaaaaa HT").unwrap();
+            }
+            s
+        })
+        .collect();
+    let (id, _, _) = hub.create(THREAD);
+    let r = hub.request("GET", &format!("/s/{id}"), "");
+    assert_eq!(r.status, 200, "served while 200 connections hang: {r:?}");
+    for (i, s) in half_open.iter_mut().enumerate() {
+        // 2 s timeout; 30 s is the margin for a loaded machine.
+        let closed = closed_within(s, std::time::Duration::from_secs(30));
+        assert!(closed.is_some(), "connection {i} still open {:?} after it was opened", opened.elapsed());
+    }
+    assert!(opened.elapsed() >= std::time::Duration::from_millis(1500), "closed by the timeout, not at once");
+}
+
+/// Past `TANDEM_HUB_MAX_PENDING` connections without a request, the one
+/// waiting longest is closed to make room (long before its header timeout),
+/// and a new client still gets in.
+#[test]
+fn past_the_pending_cap_the_longest_waiting_connection_makes_room() {
+    let home = Home::new();
+    let env = [("TANDEM_HUB_HEADER_TIMEOUT", "10m"), ("TANDEM_HUB_MAX_PENDING", "50")];
+    let hub = Hub::start_env(&home, "127.0.0.1:0", &[], &env);
+    let mut waiting: Vec<std::net::TcpStream> =
+        (0..100).map(|_| std::net::TcpStream::connect(&hub.addr).unwrap()).collect();
+    for (i, s) in waiting[..50].iter_mut().enumerate() {
+        let closed = closed_within(s, std::time::Duration::from_secs(30));
+        assert!(closed.is_some(), "the oldest connections make room; {i} did not");
+    }
+    let r = hub.request("GET", "/s/aaaaaaaaaaaa", "");
+    assert_eq!(r.status, 404, "a new client gets in: {r:?}");
+    // The newer ones were left alone (bar the one the client above displaced).
+    let mut open = 0;
+    for s in &mut waiting[51..] {
+        open += usize::from(closed_within(s, std::time::Duration::from_millis(100)).is_none());
+    }
+    assert_eq!(open, 49);
+}
+
+/// A request whose body trickles in is answered 408 once the request
+/// timeout runs out, rather than holding its connection for ever.
+#[test]
+fn a_trickled_body_gets_408_after_the_request_timeout() {
+    use std::io::{Read, Write};
+    let home = Home::new();
+    let hub = Hub::start_env(&home, "127.0.0.1:0", &[], &[("TANDEM_HUB_REQUEST_TIMEOUT", "2s")]);
+    let mut s = std::net::TcpStream::connect(&hub.addr).unwrap();
+    let head = format!("POST /api/share HTTP/1.1\r\nHost: {}\r\nContent-Length: 100\r\n\r\n{{\"thr", hub.addr);
+    s.write_all(head.as_bytes()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+}
+
+/// SIGTERM stops the listener but lets a request in flight finish.
+#[test]
+fn sigterm_lets_a_request_in_flight_finish() {
+    use std::io::{Read, Write};
+    let home = Home::new();
+    let mut hub = Hub::start(&home, &[]);
+    let body = json!({ "threadId": THREAD }).to_string();
+    let mut s = std::net::TcpStream::connect(&hub.addr).unwrap();
+    let head = format!("POST /api/share HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n", hub.addr, body.len());
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body.as_bytes()[..5]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    hub.server.signal(libc::SIGTERM);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(std::net::TcpStream::connect(&hub.addr).is_err(), "no new connections once stopping");
+    s.write_all(&body.as_bytes()[5..]).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(answer.contains("\"secret\""), "{answer:?}");
+    assert!(hub.server.terminate().success());
+}

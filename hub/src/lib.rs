@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod client_ip;
+pub mod http;
 pub mod live;
 pub mod page;
 pub mod reader;
@@ -15,6 +16,7 @@ pub mod state;
 pub mod store;
 
 pub use client_ip::{BadCidr, Cidr, TrustedProxies};
+pub use http::ConnLimits;
 pub use server::{Database, HubError, HubOptions, run};
 pub use state::Limits;
 

@@ -1,6 +1,8 @@
 //! Running a hub: pick the store, bind the address (loopback unless told
-//! otherwise), serve the routes, tidy expired shares in the background, on
-//! PostgreSQL follow the other replicas' changes, and stop on SIGTERM/SIGINT.
+//! otherwise), serve the routes (with connection timeouts: `http`), tidy
+//! expired shares in the background, on PostgreSQL follow the other
+//! replicas' changes, and stop on SIGTERM/SIGINT, letting requests in
+//! flight finish.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,6 +10,7 @@ use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::http::{self, ConnLimits};
 use crate::replicas::{self, Change};
 use crate::routes;
 use crate::state::{Hub, Limits};
@@ -67,6 +70,9 @@ pub enum HubError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A setting from the environment that does not parse.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Runs the hub until SIGTERM or SIGINT; `ready` gets the bound address and
@@ -91,6 +97,8 @@ async fn serve<S: HubStore>(
     opts: HubOptions,
     ready: impl FnOnce(SocketAddr, &str),
 ) -> Result<(), HubError> {
+    // Read before binding, so a bad value fails the start, not a request.
+    let conn_limits = ConnLimits::from_env().map_err(HubError::Config)?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
@@ -118,17 +126,19 @@ async fn serve<S: HubStore>(
             Change::All => hub.live.changed_all(),
         }))
     });
-    let app = routes::router(hub.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tracing::info!(%addr, public_url = %hub.public_url, "hub listening");
+    let app = routes::router(hub.clone());
+    tracing::info!(%addr, public_url = %hub.public_url, ?conn_limits, "hub listening");
     ready(addr, &hub.public_url);
-    let result = tokio::select! {
-        r = axum::serve(listener, app) => r.map_err(HubError::from),
-        _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); Ok(()) }
-        _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); Ok(()) }
+    let stop = async move {
+        tokio::select! {
+            _ = sigterm.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = sigint.recv() => tracing::info!("SIGINT: stopping"),
+        }
     };
+    http::serve(listener, app, conn_limits, stop).await;
     tidy.abort();
     if let Some(feed) = feed {
         feed.abort();
     }
-    result
+    Ok(())
 }
