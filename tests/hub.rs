@@ -575,3 +575,53 @@ fn sigterm_lets_a_request_in_flight_finish() {
     assert!(answer.contains("\"secret\""), "{answer:?}");
     assert!(hub.server.terminate().success());
 }
+
+/// Issue 18.6: the server-rendered page is capped by bytes as well as by
+/// events, so a share of large events does not make a page of tens of MiB
+/// for every reader; the rest is a link (or, with JavaScript, a scroll) away,
+/// and walking the links shows every event once.
+#[test]
+fn the_page_is_capped_by_bytes_and_links_to_the_rest() {
+    let home = Home::new();
+    let hub = Hub::start(&home, &[]);
+    let (id, _, secret) = hub.create(THREAD);
+    // 8 events of ~400 KB (3.2 MB), then a small last one.
+    let big = |n: u64| format!("BIG-{n}-START {} BIG-{n}-END", "lorem ipsum ".repeat(400_000 / 12));
+    for n in 1..=8 {
+        assert_eq!(sync(&hub, &id, &secret, vec![event(n, &big(n))]).status, 200);
+    }
+    assert_eq!(sync(&hub, &id, &secret, vec![event(9, "LATEST-MESSAGE")]).status, 200);
+
+    const CAP: usize = 1_200_000; // 1 MiB of events, and the page around them
+    let mut path = format!("/s/{id}");
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        let page = hub.request("GET", &path, "");
+        assert_eq!(page.status, 200);
+        assert!(page.body.len() < CAP, "{path}: a page of {} bytes", page.body.len());
+        if seen.is_empty() {
+            assert!(page.body.contains("LATEST-MESSAGE"), "the first page ends with the latest message");
+        }
+        for n in (1..=8).rev() {
+            if page.body.contains(&format!("BIG-{n}-START")) {
+                assert!(page.body.contains(&format!("BIG-{n}-END")), "event {n} whole");
+                seen.push(n);
+            }
+        }
+        let Some(at) = page.body.find("?before=") else { break };
+        assert!(page.body.contains("Earlier messages"));
+        let seq: String = page.body[at + 8..].chars().take_while(char::is_ascii_digit).collect();
+        path = format!("/s/{id}?before={seq}");
+    }
+    assert_eq!(seen, [8, 7, 6, 5, 4, 3, 2, 1], "every event once, newest first, across the pages");
+
+    // One event bigger than the cap on its own: shown, cut, and said so.
+    let (huge, _, huge_secret) = hub.create(THREAD);
+    let text = format!("HUGE-START {} HUGE-END", "dolor sit amet ".repeat(3_000_000 / 15));
+    assert_eq!(sync(&hub, &huge, &huge_secret, vec![event(1, &text)]).status, 200);
+    let page = hub.request("GET", &format!("/s/{huge}"), "");
+    assert_eq!(page.status, 200);
+    assert!(page.body.len() < CAP, "a page of {} bytes", page.body.len());
+    assert!(page.body.contains("HUGE-START") && !page.body.contains("HUGE-END"), "cut");
+    assert!(page.body.contains("more bytes"), "and says so");
+}
