@@ -71,8 +71,8 @@ impl Default for ConnLimits {
 
 impl ConnLimits {
     /// The defaults, changed by `TANDEM_HUB_HEADER_TIMEOUT`,
-    /// `TANDEM_HUB_REQUEST_TIMEOUT` (a duration: `10s`, `2m`; a bare number
-    /// is seconds) and `TANDEM_HUB_MAX_PENDING` (a count, at least 1).
+    /// `TANDEM_HUB_REQUEST_TIMEOUT` (a duration: `10s`, `2m`, `1h`; a bare
+    /// number is seconds) and `TANDEM_HUB_MAX_PENDING` (a count, at least 1).
     pub fn from_env() -> Result<ConnLimits, String> {
         ConnLimits::from_vars(|name| std::env::var(name).ok())
     }
@@ -81,12 +81,18 @@ impl ConnLimits {
         let mut limits = ConnLimits::default();
         let duration = |name: &str, text: String| {
             let t = text.trim();
-            let secs = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-                t.parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| format!("{name}={t:?}: at least 1 second"))
-            } else {
-                tandem_protocol::hub::parse_duration(t).map_err(|e| format!("{name}: {e}"))
-            }?;
-            Ok::<_, String>(Duration::from_secs(secs))
+            let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+            let unit = match &t[digits..] {
+                "" | "s" => Some(1),
+                "m" => Some(60),
+                "h" => Some(3600),
+                _ => None,
+            };
+            let secs = t[..digits].parse::<u64>().ok().zip(unit).and_then(|(n, u)| n.checked_mul(u));
+            match secs {
+                Some(s) if s > 0 => Ok(Duration::from_secs(s)),
+                _ => Err(format!("{name}={t:?}: expected a duration of at least 1 s, e.g. 10s, 2m or 1h")),
+            }
         };
         if let Some(t) = var("TANDEM_HUB_HEADER_TIMEOUT") {
             limits.header_timeout = duration("TANDEM_HUB_HEADER_TIMEOUT", t)?;
@@ -296,7 +302,7 @@ mod tests {
         assert_eq!(set.header_timeout, Duration::from_secs(3));
         assert_eq!(set.request_timeout, Duration::from_secs(120));
         assert_eq!(set.max_pending, 40);
-        for bad in ["0", "soon", "-1", ""] {
+        for bad in ["0", "0s", "soon", "-1", "", "5d", "s"] {
             let r = ConnLimits::from_vars(|name| (name == "TANDEM_HUB_HEADER_TIMEOUT").then(|| bad.to_owned()));
             assert!(r.is_err(), "{bad:?}");
         }

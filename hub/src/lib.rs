@@ -17,7 +17,7 @@ pub mod store;
 
 pub use client_ip::{BadCidr, Cidr, TrustedProxies};
 pub use http::ConnLimits;
-pub use server::{Database, HubError, HubOptions, run};
+pub use server::{Database, HubError, HubOptions, run, run_with};
 pub use state::Limits;
 
 #[cfg(test)]

@@ -76,16 +76,27 @@ pub enum HubError {
 }
 
 /// Runs the hub until SIGTERM or SIGINT; `ready` gets the bound address and
-/// the public URL once it accepts connections.
+/// the public URL once it accepts connections. Its connection limits come
+/// from the environment ([`ConnLimits::from_env`]).
 pub async fn run(opts: HubOptions, ready: impl FnOnce(SocketAddr, &str)) -> Result<(), HubError> {
+    let conns = ConnLimits::from_env().map_err(HubError::Config)?;
+    run_with(opts, conns, ready).await
+}
+
+/// [`run`] with the connection limits given (by flags, say).
+pub async fn run_with(
+    opts: HubOptions,
+    conns: ConnLimits,
+    ready: impl FnOnce(SocketAddr, &str),
+) -> Result<(), HubError> {
     match opts.database.clone() {
-        Database::Sqlite(path) => serve(SqliteStore::open(&path)?, None, opts, ready).await,
+        Database::Sqlite(path) => serve(SqliteStore::open(&path)?, None, opts, conns, ready).await,
         Database::Postgres(url) => {
             let store = PgStore::connect(&url).await?;
             let feed = store.config().clone();
-            serve(store, Some(feed), opts, ready).await
+            serve(store, Some(feed), opts, conns, ready).await
         }
-        Database::Memory => serve(MemoryStore::new(), None, opts, ready).await,
+        Database::Memory => serve(MemoryStore::new(), None, opts, conns, ready).await,
     }
 }
 
@@ -95,10 +106,9 @@ async fn serve<S: HubStore>(
     store: S,
     feed: Option<tokio_postgres::Config>,
     opts: HubOptions,
+    conn_limits: ConnLimits,
     ready: impl FnOnce(SocketAddr, &str),
 ) -> Result<(), HubError> {
-    // Read before binding, so a bad value fails the start, not a request.
-    let conn_limits = ConnLimits::from_env().map_err(HubError::Config)?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
