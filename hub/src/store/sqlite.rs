@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS events (
 
 /// How long a delete or purge waits for another process's reader to let go
 /// of the WAL before it answers with the scrub still owed (see the module
-/// notes). The busy timeout's wait, spent in a few tries.
+/// notes). One checkpoint already waits out the busy timeout (5 s) for
+/// readers; the loop covers a checkpoint that gives up sooner.
 const SCRUB_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Shares in a SQLite file.
@@ -93,25 +94,30 @@ impl SqliteStore {
 
 /// Moves every page of the WAL into the main file and cuts the WAL to zero
 /// bytes, so text a delete overwrote survives in no earlier page version.
-/// False if another process's reader held it off for [`SCRUB_PATIENCE`]
-/// (then `owed` stays set for the next purge to try again).
-fn scrub(conn: &Connection, owed: &AtomicBool) -> rusqlite::Result<bool> {
+/// False if another process held it off for [`SCRUB_PATIENCE`] (then `owed`
+/// stays set for the next purge to try again). Never an error: the delete
+/// before it is committed, and a failed scrub must not make it look undone.
+fn scrub(conn: &Connection, owed: &AtomicBool) -> bool {
     let started = Instant::now();
     loop {
         // (busy, frames in the log, frames checkpointed); busy = 1 when a
         // reader or writer elsewhere kept it from finishing, after waiting
         // out the busy timeout for them.
-        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-        if busy == 0 {
-            owed.store(false, Ordering::SeqCst);
-            return Ok(true);
-        }
+        let why = match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)) {
+            Ok(0) => {
+                owed.store(false, Ordering::SeqCst);
+                return true;
+            }
+            Ok(_) => "another process holds a read of the hub database".to_owned(),
+            Err(e) => e.to_string(),
+        };
         if started.elapsed() >= SCRUB_PATIENCE {
             owed.store(true, Ordering::SeqCst);
             tracing::warn!(
-                "another process holds a read of the hub database: deleted text stays in its WAL until a later purge (each minute) can checkpoint"
+                why,
+                "could not checkpoint: deleted text stays in the WAL until a later purge (each minute) can"
             );
-            return Ok(false);
+            return false;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -212,7 +218,7 @@ impl HubStore for SqliteStore {
             let n = tx.execute("DELETE FROM shares WHERE id = ?1", [&id])?;
             tx.commit()?;
             if n > 0 || owed.load(Ordering::SeqCst) {
-                scrub(conn, &owed)?;
+                scrub(conn, &owed);
             }
             Ok(n > 0)
         })
@@ -235,7 +241,7 @@ impl HubStore for SqliteStore {
             )?;
             tx.commit()?;
             if n > 0 || owed.load(Ordering::SeqCst) {
-                scrub(conn, &owed)?;
+                scrub(conn, &owed);
             }
             Ok(n)
         })
