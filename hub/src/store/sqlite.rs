@@ -17,7 +17,8 @@
 //! waits for it through the busy timeout; if the reader holds on past that,
 //! the delete still stands (it is committed), the log keeps the text for
 //! now, a warning says so, and every later purge (the hub's tidy, each
-//! minute) tries again until one succeeds.
+//! minute) tries again until one succeeds; so does the next start, should
+//! the hub stop before that.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,7 +76,12 @@ impl SqliteStore {
         )
         .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), scrub_owed: Arc::default() })
+        // A scrub owed when the last hub on this file stopped (the flag is
+        // only in memory), or a delete by a hub from before scrubbing: the
+        // WAL may hold deleted text from then, so start from an empty one.
+        let scrub_owed = Arc::new(AtomicBool::new(false));
+        scrub(&conn, &scrub_owed);
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), scrub_owed })
     }
 
     async fn with<T: Send + 'static>(
@@ -268,15 +274,12 @@ mod scrub_tests {
         std::fs::read(path).is_ok_and(|b| b.windows(text.len()).any(|w| w == text.as_bytes()))
     }
 
-    /// A reader in another process that outlasts the wait: the delete still
-    /// answers (it is committed), and the scrub it owes is paid by the next
-    /// purge once the reader has let go.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_scrub_held_off_by_a_reader_is_paid_by_the_next_purge() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("hub.db");
+    /// A store on a fresh file holding one share whose event carries
+    /// `secret`, and the reader (another connection, as another process
+    /// would have) holding a read of it, and the WAL's path.
+    async fn held_after_delete(dir: &Path, secret: &str) -> (SqliteStore, Connection, std::path::PathBuf) {
+        let path = dir.join("hub.db");
         let store = SqliteStore::open(&path).unwrap();
-        let secret = "OWED-SCRUB-MARKER-0042";
         let share = NewShare {
             id: "a".into(),
             secret_hash: vec![1],
@@ -286,10 +289,10 @@ mod scrub_tests {
             expires_at: None,
         };
         store.create(share).await.unwrap();
-        let batch =
-            SyncBatch { thread: None, events: vec![StoredEvent { seq: 1, json: format!("{{\"t\":\"{secret}\"}}") }] };
+        let json = format!("{{\"t\":\"{secret}\"}}");
+        let batch = SyncBatch { thread: None, events: vec![StoredEvent { seq: 1, json }] };
         store.sync("a", batch, 0, 1 << 20).await.unwrap();
-        let wal = dir.path().join("hub.db-wal");
+        let wal = dir.join("hub.db-wal");
         assert!(holds(&wal, secret), "the sync's page is in the WAL");
 
         let reader = Connection::open(&path).unwrap();
@@ -299,10 +302,37 @@ mod scrub_tests {
         assert!(started.elapsed() >= SCRUB_PATIENCE, "it waited for the reader first");
         assert!(store.scrub_owed.load(Ordering::SeqCst), "and owes the scrub");
         assert!(holds(&wal, secret), "the reader still holds the old pages");
+        (store, reader, wal)
+    }
 
+    /// A reader in another process that outlasts the wait: the delete still
+    /// answers (it is committed), and the scrub it owes is paid by the next
+    /// purge once the reader has let go.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_scrub_held_off_by_a_reader_is_paid_by_the_next_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "OWED-SCRUB-MARKER-0042";
+        let (store, reader, wal) = held_after_delete(dir.path(), secret).await;
         reader.execute_batch("COMMIT").unwrap();
         assert_eq!(store.purge_expired(0).await.unwrap(), 0);
         assert!(!store.scrub_owed.load(Ordering::SeqCst));
-        assert!(!holds(&wal, secret) && !holds(&path, secret), "paid: in no file");
+        assert!(!holds(&wal, secret) && !holds(&dir.path().join("hub.db"), secret), "paid: in no file");
+    }
+
+    /// The hub stops while it owes a scrub (the flag is only in memory): the
+    /// next start pays it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_scrub_owed_when_the_hub_stopped_is_paid_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "OWED-AT-STOP-MARKER-0043";
+        let (store, reader, wal) = held_after_delete(dir.path(), secret).await;
+        // Stopped without a clean close: the connection is leaked, as a
+        // kill would leave it (a clean close would checkpoint by itself).
+        std::mem::forget(store);
+        reader.execute_batch("COMMIT").unwrap();
+        drop(reader);
+        assert!(holds(&wal, secret), "nothing paid it yet");
+        let _again = SqliteStore::open(&dir.path().join("hub.db")).unwrap();
+        assert!(!holds(&wal, secret) && !holds(&dir.path().join("hub.db"), secret), "paid at the start");
     }
 }
