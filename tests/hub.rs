@@ -71,6 +71,12 @@ fn create_sync_then_poll_and_read_the_page() {
     assert_eq!(page.status, 200);
     let csp = page.header("content-security-policy").expect("a CSP header");
     assert!(csp.contains("default-src 'none'"), "{csp}");
+    // The viewer's one set of headers, the same as the app-server's.
+    for (name, value) in
+        [("x-content-type-options", "nosniff"), ("referrer-policy", "no-referrer"), ("x-frame-options", "DENY")]
+    {
+        assert_eq!(page.header(name), Some(value), "{name}: {page:?}");
+    }
     assert!(page.body.contains("two &lt;script&gt;alert(1)&lt;/script&gt;"), "{}", page.body);
     assert_eq!(page.body.matches("<script").count(), 1, "only the viewer's own: {}", page.body);
     assert!(page.body.contains("renamed"));
@@ -218,12 +224,107 @@ fn delete_leaves_nothing_in_the_database() {
     assert_eq!(count("SELECT count(*) FROM events WHERE share_id = ?1"), 0);
     let all: i64 = db.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
     assert_eq!(all, 1, "the other share's event stays");
-    // Not even in the file's free pages: a checkpoint writes back the pages
-    // as they are now, and deleted text was overwritten.
-    db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    // Not even in the file's free pages: the hub checkpointed the pages as
+    // they are now, and deleted text was overwritten (the WAL: below).
     let bytes = std::fs::read(&hub.db).unwrap();
     assert!(!bytes.windows(marker.len()).any(|w| w == marker.as_bytes()), "the deleted text is still in the file");
     assert!(bytes.windows(4).any(|w| w == b"kept"), "the check looks at the right file");
+}
+
+/// A secret-looking text no other part of a test writes.
+const WAL_MARKER: &str = "sk-live-TANDEM-WAL-MARKER-51c0ffee";
+
+/// A share holding `marker` in its title, a small event and a big one (an
+/// overflow page in SQLite), beside another share that stays.
+fn share_with_marker(hub: &Hub, marker: &str, expire: Option<&str>) -> (String, String) {
+    let mut create = json!({ "threadId": THREAD, "title": marker });
+    if let Some(e) = expire {
+        create["expire"] = json!(e);
+    }
+    let r = hub.json("POST", "/api/share", &create);
+    assert_eq!(r.status, 200, "{r:?}");
+    let (id, secret) = (r.json()["id"].as_str().unwrap().to_owned(), r.json()["secret"].as_str().unwrap().to_owned());
+    let big = format!("{marker} {}", "filler ".repeat(3000)).repeat(2);
+    let data = vec![json!({"type":"thread","title":marker}), event(1, marker), event(2, &big)];
+    assert_eq!(sync(hub, &id, &secret, data).status, 200);
+    let (keep, _, keep_secret) = hub.create(THREAD);
+    assert_eq!(sync(hub, &keep, &keep_secret, vec![event(1, "kept-text")]).status, 200);
+    (id, secret)
+}
+
+/// The files of the hub's SQLite store that still hold `marker`: none, is
+/// the point (the WAL included, not only the main file).
+fn assert_no_file_holds(home: &Home, marker: &str, when: &str) {
+    let (holding, seen) = common::hub::files_holding(home.path(), marker);
+    assert!(holding.is_empty(), "{when}: {holding:?} still hold the text (files: {seen:?})");
+    assert!(seen.iter().any(|(p, _)| p.ends_with("hub.db")), "{when}: the check looks at the store: {seen:?}");
+    let (kept, _) = common::hub::files_holding(home.path(), "kept-text");
+    assert!(!kept.is_empty(), "{when}: the other share's text is still there, so the check can see text");
+}
+
+/// Issue 18.1: when DELETE answers, the share's text is in no file of the
+/// store — not in the main file (`secure_delete`) and not in `hub.db-wal`,
+/// where every sync's pages sit until a checkpoint — and a `kill -9` right
+/// after the answer changes nothing.
+#[test]
+fn a_deleted_share_leaves_its_text_in_no_file_not_even_the_wal() {
+    let home = Home::new();
+    let mut hub = Hub::start(&home, &[]);
+    let (id, secret) = share_with_marker(&hub, WAL_MARKER, None);
+    let (before, _) = common::hub::files_holding(home.path(), WAL_MARKER);
+    assert!(!before.is_empty(), "the text is on disk before the delete");
+
+    let r = hub.json("DELETE", &format!("/api/share/{id}"), &json!({"secret": secret}));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_no_file_holds(&home, WAL_MARKER, "right after DELETE answered");
+    hub.server.kill9();
+    assert_no_file_holds(&home, WAL_MARKER, "after kill -9");
+
+    // The store is whole after that: a new hub on the file serves the other share.
+    let hub = Hub::start(&home, &[]);
+    assert_eq!(hub.request("GET", &format!("/s/{id}"), "").status, 404);
+}
+
+/// The same for a share that expired: purged (by the first request that
+/// finds it expired) before that request is answered 410.
+#[test]
+fn an_expired_share_leaves_its_text_in_no_file_once_purged() {
+    let home = Home::new();
+    let mut hub = Hub::start(&home, &[]);
+    let (id, _) = share_with_marker(&hub, WAL_MARKER, Some("2s"));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(hub.request("GET", &format!("/s/{id}"), "").status, 410);
+    assert_no_file_holds(&home, WAL_MARKER, "right after the 410");
+    hub.server.kill9();
+    assert_no_file_holds(&home, WAL_MARKER, "after kill -9");
+}
+
+/// Another process reading the file (a backup, `sqlite3`) can hold the WAL:
+/// a checkpoint must wait for it. The DELETE waits (up to the busy timeout)
+/// rather than answer with the text still in the WAL.
+#[test]
+fn a_delete_waits_for_a_reader_holding_the_wal_then_leaves_nothing() {
+    let home = Home::new();
+    let hub = Hub::start(&home, &[]);
+    let (id, secret) = share_with_marker(&hub, WAL_MARKER, None);
+    let reader = rusqlite::Connection::open(&hub.db).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let n: i64 = reader.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 3, "the reader's snapshot has the share");
+    let started = std::time::Instant::now();
+    let addr = hub.addr.clone();
+    let delete = std::thread::spawn(move || {
+        let r = common::hub::http(&addr, "DELETE", &format!("/api/share/{id}"), &json!({"secret": secret}).to_string());
+        (r.status, std::time::Instant::now())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    reader.execute_batch("COMMIT").unwrap();
+    let released = std::time::Instant::now();
+    drop(reader);
+    let (status, answered) = delete.join().unwrap();
+    assert_eq!(status, 200);
+    assert!(answered >= released, "answered {:?} after the start, before the reader let go", answered - started);
+    assert_no_file_holds(&home, WAL_MARKER, "after the delete waited for the reader");
 }
 
 #[test]
@@ -359,4 +460,168 @@ fn live_resumes_after_a_seq_and_says_why_it_ends() {
     assert_eq!(code, 4000);
     assert!(reason.contains("deleted"), "{reason}");
     assert_eq!(hub.socket_status(&format!("/api/share/{id}/live?after=0")), 404);
+}
+
+/// Reads until the hub closes `s` (EOF or a reset); how long that took, or
+/// `None` if it stayed open for `wait`.
+fn closed_within(s: &mut std::net::TcpStream, wait: std::time::Duration) -> Option<std::time::Duration> {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => continue, // an answer (408) before the close
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return None;
+            }
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+}
+
+/// Issue 18.4: a connection that sends nothing, or half a request line, is
+/// closed once the header timeout runs out; and while 200 of them are open a
+/// normal client is served as ever.
+#[test]
+fn half_open_connections_are_closed_after_the_header_timeout() {
+    use std::io::Write;
+    let home = Home::new();
+    let hub = Hub::start_env(&home, "127.0.0.1:0", &[], &[("TANDEM_HUB_HEADER_TIMEOUT", "2s")]);
+    let opened = std::time::Instant::now();
+    let mut half_open: Vec<std::net::TcpStream> = (0..200)
+        .map(|i| {
+            let mut s = std::net::TcpStream::connect(&hub.addr).unwrap();
+            if i % 2 == 1 {
+                s.write_all(b"GET /s/aaaaaaaaaaaa HT").unwrap();
+            }
+            s
+        })
+        .collect();
+    let (id, _, _) = hub.create(THREAD);
+    let r = hub.request("GET", &format!("/s/{id}"), "");
+    assert_eq!(r.status, 200, "served while 200 connections hang: {r:?}");
+    for (i, s) in half_open.iter_mut().enumerate() {
+        // 2 s timeout; 30 s is the margin for a loaded machine.
+        let closed = closed_within(s, std::time::Duration::from_secs(30));
+        assert!(closed.is_some(), "connection {i} still open {:?} after it was opened", opened.elapsed());
+    }
+    assert!(opened.elapsed() >= std::time::Duration::from_millis(1500), "closed by the timeout, not at once");
+}
+
+/// Past `TANDEM_HUB_MAX_PENDING` connections without a request, the one
+/// waiting longest is closed to make room (long before its header timeout),
+/// and a new client still gets in.
+#[test]
+fn past_the_pending_cap_the_longest_waiting_connection_makes_room() {
+    let home = Home::new();
+    let env = [("TANDEM_HUB_HEADER_TIMEOUT", "10m"), ("TANDEM_HUB_MAX_PENDING", "50")];
+    let hub = Hub::start_env(&home, "127.0.0.1:0", &[], &env);
+    let mut waiting: Vec<std::net::TcpStream> =
+        (0..100).map(|_| std::net::TcpStream::connect(&hub.addr).unwrap()).collect();
+    for (i, s) in waiting[..50].iter_mut().enumerate() {
+        let closed = closed_within(s, std::time::Duration::from_secs(30));
+        assert!(closed.is_some(), "the oldest connections make room; {i} did not");
+    }
+    let r = hub.request("GET", "/s/aaaaaaaaaaaa", "");
+    assert_eq!(r.status, 404, "a new client gets in: {r:?}");
+    // The newer ones were left alone (bar the one the client above displaced).
+    let mut open = 0;
+    for s in &mut waiting[51..] {
+        open += usize::from(closed_within(s, std::time::Duration::from_millis(100)).is_none());
+    }
+    assert_eq!(open, 49);
+}
+
+/// A request whose body trickles in is answered 408 once the request
+/// timeout runs out, rather than holding its connection for ever.
+#[test]
+fn a_trickled_body_gets_408_after_the_request_timeout() {
+    use std::io::{Read, Write};
+    let home = Home::new();
+    let hub = Hub::start_env(&home, "127.0.0.1:0", &[], &[("TANDEM_HUB_REQUEST_TIMEOUT", "2s")]);
+    let mut s = std::net::TcpStream::connect(&hub.addr).unwrap();
+    let head = format!("POST /api/share HTTP/1.1\r\nHost: {}\r\nContent-Length: 100\r\n\r\n{{\"thr", hub.addr);
+    s.write_all(head.as_bytes()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+}
+
+/// SIGTERM stops the listener but lets a request in flight finish.
+#[test]
+fn sigterm_lets_a_request_in_flight_finish() {
+    use std::io::{Read, Write};
+    let home = Home::new();
+    let mut hub = Hub::start(&home, &[]);
+    let body = json!({ "threadId": THREAD }).to_string();
+    let mut s = std::net::TcpStream::connect(&hub.addr).unwrap();
+    let head = format!("POST /api/share HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n", hub.addr, body.len());
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body.as_bytes()[..5]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    hub.server.signal(libc::SIGTERM);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(std::net::TcpStream::connect(&hub.addr).is_err(), "no new connections once stopping");
+    s.write_all(&body.as_bytes()[5..]).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(answer.contains("\"secret\""), "{answer:?}");
+    assert!(hub.server.terminate().success());
+}
+
+/// Issue 18.6: the server-rendered page is capped by bytes as well as by
+/// events, so a share of large events does not make a page of tens of MiB
+/// for every reader; the rest is a link (or, with JavaScript, a scroll) away,
+/// and walking the links shows every event once.
+#[test]
+fn the_page_is_capped_by_bytes_and_links_to_the_rest() {
+    let home = Home::new();
+    let hub = Hub::start(&home, &[]);
+    let (id, _, secret) = hub.create(THREAD);
+    // 8 events of ~400 KB (3.2 MB), then a small last one.
+    let big = |n: u64| format!("BIG-{n}-START {} BIG-{n}-END", "lorem ipsum ".repeat(400_000 / 12));
+    for n in 1..=8 {
+        assert_eq!(sync(&hub, &id, &secret, vec![event(n, &big(n))]).status, 200);
+    }
+    assert_eq!(sync(&hub, &id, &secret, vec![event(9, "LATEST-MESSAGE")]).status, 200);
+
+    const CAP: usize = 1_200_000; // 1 MiB of events, and the page around them
+    let mut path = format!("/s/{id}");
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        let page = hub.request("GET", &path, "");
+        assert_eq!(page.status, 200);
+        assert!(page.body.len() < CAP, "{path}: a page of {} bytes", page.body.len());
+        if seen.is_empty() {
+            assert!(page.body.contains("LATEST-MESSAGE"), "the first page ends with the latest message");
+        }
+        for n in (1..=8).rev() {
+            if page.body.contains(&format!("BIG-{n}-START")) {
+                assert!(page.body.contains(&format!("BIG-{n}-END")), "event {n} whole");
+                seen.push(n);
+            }
+        }
+        let Some(at) = page.body.find("?before=") else { break };
+        assert!(page.body.contains("Earlier messages"));
+        let seq: String = page.body[at + 8..].chars().take_while(char::is_ascii_digit).collect();
+        path = format!("/s/{id}?before={seq}");
+    }
+    assert_eq!(seen, [8, 7, 6, 5, 4, 3, 2, 1], "every event once, newest first, across the pages");
+
+    // One event bigger than the cap on its own: shown, cut, and said so.
+    let (huge, _, huge_secret) = hub.create(THREAD);
+    let text = format!("HUGE-START {} HUGE-END", "dolor sit amet ".repeat(3_000_000 / 15));
+    assert_eq!(sync(&hub, &huge, &huge_secret, vec![event(1, &text)]).status, 200);
+    let page = hub.request("GET", &format!("/s/{huge}"), "");
+    assert_eq!(page.status, 200);
+    assert!(page.body.len() < CAP, "a page of {} bytes", page.body.len());
+    assert!(page.body.contains("HUGE-START") && !page.body.contains("HUGE-END"), "cut");
+    assert!(page.body.contains("more bytes"), "and says so");
 }

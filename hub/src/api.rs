@@ -1,164 +1,30 @@
-//! The hub's HTTP surface (DESIGN §7): the JSON API an app-server syncs
-//! through, and the routes (what readers get — the viewer, its history and
-//! live WebSocket — is in `reader`). Access is decided here, once per
-//! request: the secret for writes, the unguessable id for reads. Nothing
-//! here logs a secret or a request body.
+//! The hub's write API (DESIGN §7): the JSON an app-server creates, syncs
+//! and deletes shares through. What readers get — the viewer, its history
+//! and live WebSocket — is in `reader`; the routes are in `routes`. Writes
+//! need the share's secret, checked here; whether the share is live at all
+//! is `state::live_share`. Nothing here logs a secret or a request body.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
 use serde_json::json;
 use tandem_protocol::hub::{CreateShare, CreatedShare, DeleteShare, SyncItem, SyncRequest, parse_duration};
 use tandem_protocol::time::{format_millis, now_millis};
 
-use crate::client_ip::TrustedProxies;
-use crate::live::Live;
-use crate::page;
-use crate::reader;
 use crate::secret;
-use crate::store::{HubStore, NewShare, Share, StoredEvent, SyncBatch, SyncOutcome, is_expired};
+use crate::state::{Hub, Refusal, gone, internal, live_share, not_found, storage};
+use crate::store::{HubStore, NewShare, Share, StoredEvent, SyncBatch, SyncOutcome};
 
 /// The longest thread id or title a share accepts.
 const MAX_FIELD: usize = 1000;
 
-/// What the API may take.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Shares one client address may create per minute.
-    pub creates_per_minute: u32,
-    /// Bytes of events one share may hold.
-    pub share_bytes: u64,
-    /// Bytes of one request body.
-    pub body_bytes: usize,
-    /// Reverse proxies whose `X-Forwarded-For` names the client that the
-    /// creation limit counts (otherwise the TCP peer is the client).
-    pub trusted_proxies: TrustedProxies,
-}
-
-/// What every handler shares.
-pub struct Hub<S> {
-    pub store: S,
-    pub live: Live,
-    /// The URL readers use, without a trailing slash.
-    pub public_url: String,
-    pub limits: Limits,
-    creates: DefaultKeyedRateLimiter<IpAddr>,
-}
-
-impl<S: HubStore> Hub<S> {
-    pub fn new(store: S, public_url: String, limits: Limits) -> Arc<Hub<S>> {
-        let per_minute = std::num::NonZeroU32::new(limits.creates_per_minute.max(1)).expect("at least 1");
-        Arc::new(Hub {
-            store,
-            live: Live::default(),
-            public_url: public_url.trim_end_matches('/').to_owned(),
-            creates: DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute)),
-            limits,
-        })
-    }
-
-    /// Purges expired shares and forgets idle rate-limit entries.
-    pub async fn tidy(&self) {
-        match self.store.purge_expired(now_millis()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "expired shares purged"),
-            Err(e) => tracing::error!(error = %e, "could not purge expired shares"),
-        }
-        self.creates.retain_recent();
-    }
-}
-
-/// The routes.
-pub fn router<S: HubStore>(hub: Arc<Hub<S>>) -> Router {
-    let body_limit = hub.limits.body_bytes;
-    Router::new()
-        .route("/api/share", post(create::<S>))
-        .route("/api/share/{id}", axum::routing::delete(remove::<S>))
-        .route("/api/share/{id}/sync", post(sync::<S>))
-        .route("/api/share/{id}/poll", get(reader::poll::<S>))
-        .route("/api/share/{id}/live", get(reader::live::<S>))
-        .route("/api/share/{id}/events", get(reader::history::<S>))
-        .route("/s/{id}", get(reader::view::<S>))
-        .route("/assets/{name}", get(asset))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::map_response(security_headers))
-        .with_state(hub)
-}
-
-/// `GET /assets/{name}`: the viewer's stylesheet and script.
-async fn asset(Path(name): Path<String>) -> Response {
-    tandem_viewer::asset(&name).unwrap_or_else(|| not_found().into_response())
-}
-
-async fn security_headers(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(page::CSP));
-    res
-}
-
-/// An error answer: a status and `{"error": why}`.
-pub(crate) struct Refusal(pub StatusCode, pub String);
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-/// A store's failure: 503 while the database is down or restarting
-/// (PostgreSQL) — a wait, not a fault, which senders retry — else 500.
-pub(crate) fn storage(e: crate::store::StoreError) -> Refusal {
-    if e.is_unavailable() {
-        tracing::warn!(error = %e, "hub storage unavailable");
-        return Refusal(StatusCode::SERVICE_UNAVAILABLE, "the hub's database is unavailable; try again shortly".into());
-    }
-    internal(e)
-}
-
-/// Any other failure of the hub itself: 500, the cause in the log only.
-pub(crate) fn internal(e: impl std::fmt::Display) -> Refusal {
-    tracing::error!(error = %e, "hub storage failed");
-    Refusal(StatusCode::INTERNAL_SERVER_ERROR, "the hub could not use its storage; see its log".into())
-}
-
 fn bad_request(e: impl std::fmt::Display) -> Refusal {
     Refusal(StatusCode::BAD_REQUEST, e.to_string())
-}
-
-fn not_found() -> Refusal {
-    Refusal(StatusCode::NOT_FOUND, "no such share (never made, or deleted)".into())
-}
-
-fn gone() -> Refusal {
-    Refusal(StatusCode::GONE, "this share has expired".into())
-}
-
-/// The share `id`, live: 404 if unknown, 410 if expired (purging it then, so
-/// an expired share's data never outlives its first refusal).
-pub(crate) async fn live_share<S: HubStore>(hub: &Hub<S>, id: &str) -> Result<Share, Refusal> {
-    if !secret::is_id(id) {
-        return Err(not_found());
-    }
-    let now = now_millis();
-    let share = hub.store.get(id).await.map_err(storage)?.ok_or_else(not_found)?;
-    if is_expired(&share, now) {
-        if !share.expired {
-            hub.store.purge_expired(now).await.map_err(storage)?;
-            hub.live.changed(id);
-        }
-        return Err(gone());
-    }
-    Ok(share)
 }
 
 fn check_secret(given: &str, share: &Share) -> Result<(), Refusal> {
@@ -169,7 +35,7 @@ fn check_secret(given: &str, share: &Share) -> Result<(), Refusal> {
     }
 }
 
-async fn create<S: HubStore>(
+pub(crate) async fn create<S: HubStore>(
     State(hub): State<Arc<Hub<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -228,7 +94,7 @@ async fn create<S: HubStore>(
     Err(internal("three random share ids were all taken"))
 }
 
-async fn sync<S: HubStore>(
+pub(crate) async fn sync<S: HubStore>(
     State(hub): State<Arc<Hub<S>>>,
     Path(id): Path<String>,
     body: Bytes,
@@ -283,7 +149,7 @@ async fn sync<S: HubStore>(
     }
 }
 
-async fn remove<S: HubStore>(
+pub(crate) async fn remove<S: HubStore>(
     State(hub): State<Arc<Hub<S>>>,
     Path(id): Path<String>,
     body: Bytes,

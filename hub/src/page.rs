@@ -19,6 +19,27 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// About the most bytes of event JSON the page renders: the reader picks
+/// the latest events that fit (always at least the last one). Every reader
+/// of `/s/{id}` gets this page, so a share of large events must not make each
+/// of them a page of its size.
+pub const PAGE_BYTES: usize = 1 << 20;
+
+/// The most bytes of one text (a prompt, a message) the page shows: the
+/// last event is shown even when it is bigger than [`PAGE_BYTES`] on its own
+/// (up to a request's 8 MiB), so its text is cut.
+const MAX_TEXT: usize = PAGE_BYTES;
+
+/// `text` escaped, cut to [`MAX_TEXT`] bytes (at a character) with a note
+/// saying how much more there is (the script shows it whole).
+fn shown(text: &str) -> String {
+    if text.len() <= MAX_TEXT {
+        return escape(text);
+    }
+    let cut = (0..=MAX_TEXT).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    format!("{}… [{} more bytes: open this page with JavaScript for all of it]", escape(&text[..cut]), text.len() - cut)
+}
+
 /// What the page shows of a share.
 pub struct View<'a> {
     pub id: &'a str,
@@ -73,7 +94,7 @@ fn transcript(events: &[StoredEvent]) -> (String, Option<String>) {
     let flush = |body: &mut String, streaming: &mut HashMap<String, String>, order: &mut Vec<String>| {
         for id in order.drain(..) {
             if let Some(text) = streaming.remove(&id) {
-                let _ = write!(body, "<div class=\"msg agent plain\">{}</div>", escape(&text));
+                let _ = write!(body, "<div class=\"msg agent plain\">{}</div>", shown(&text));
             }
         }
     };
@@ -96,7 +117,7 @@ fn transcript(events: &[StoredEvent]) -> (String, Option<String>) {
                     escape(who),
                     escape(ts),
                     if imported { " · imported" } else { "" },
-                    escape(str_of(&e, "input"))
+                    shown(str_of(&e, "input"))
                 );
                 running = (!imported).then(|| who.to_owned());
             }
@@ -115,7 +136,7 @@ fn transcript(events: &[StoredEvent]) -> (String, Option<String>) {
                 flush(&mut body, &mut streaming, &mut order);
                 match str_of(item, "type") {
                     "agentMessage" => {
-                        let _ = write!(body, "<div class=\"msg agent plain\">{}</div>", escape(str_of(item, "text")));
+                        let _ = write!(body, "<div class=\"msg agent plain\">{}</div>", shown(str_of(item, "text")));
                     }
                     kind => {
                         let detail = ["command", "path", "tool", "name", "text", "message"]
@@ -123,7 +144,7 @@ fn transcript(events: &[StoredEvent]) -> (String, Option<String>) {
                             .map(|k| str_of(item, k))
                             .find(|s| !s.is_empty())
                             .unwrap_or("");
-                        let _ = write!(body, "<div class=\"item\">{}: {}</div>", escape(kind), escape(detail));
+                        let _ = write!(body, "<div class=\"item\">{}: {}</div>", escape(kind), shown(detail));
                     }
                 }
             }

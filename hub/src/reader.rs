@@ -22,15 +22,19 @@ use serde::Deserialize;
 use serde_json::json;
 use tandem_protocol::time::now_millis;
 
-use crate::api::{Hub, Refusal, live_share, storage};
-use crate::page;
-use crate::store::{HubStore, Share, StoreError, is_expired};
+use crate::page::{self, PAGE_BYTES};
+use crate::state::{Hub, Refusal, live_share, storage};
+use crate::store::{HubStore, Share, StoreError, StoredEvent, is_expired};
 
 /// Events a WebSocket reader reads from the store per round trip.
 const LIVE_PAGE: usize = 500;
 
 /// Events the page renders on the server (the script pages through the rest).
 const PAGE_EVENTS: u64 = 2_000;
+
+/// Events read from the store per step while the page walks back from its
+/// last event: its memory stays near [`PAGE_BYTES`] plus one step.
+const PAGE_STEP: u64 = 250;
 
 /// The most events one `/events` answer holds.
 const HISTORY_PAGE: usize = 1_000;
@@ -83,17 +87,37 @@ pub(crate) async fn view<S: HubStore>(
     }
     let last = share.next_seq.saturating_sub(1);
     let before = query.ok().and_then(|q| q.0.before).unwrap_or(last + 1).clamp(1, last + 1);
-    let from = before.saturating_sub(PAGE_EVENTS).max(1);
-    let events = if before > from {
-        match hub.store.events(&id, from, (before - from) as usize).await {
-            Ok(e) => e,
-            Err(e) => return storage(e).into_response(),
-        }
-    } else {
-        Vec::new()
+    let events = match page_events(&hub, &id, before).await {
+        Ok(e) => e,
+        Err(e) => return storage(e).into_response(),
     };
     let view = page::View { id: &id, title: share.title.as_deref(), last_seq: last, events: &events };
     tandem_viewer::html(StatusCode::OK, page::render(&view))
+}
+
+/// The events the page shows before seq `before`: the latest ones, at most
+/// [`PAGE_EVENTS`] and about [`PAGE_BYTES`] of them (at least one), read
+/// back from `before` in steps so a share of large events is never read
+/// whole. Seqs have no gaps, so the page's first seq is where "Earlier
+/// messages" goes on.
+async fn page_events<S: HubStore>(hub: &Hub<S>, id: &str, before: u64) -> Result<Vec<StoredEvent>, StoreError> {
+    let floor = before.saturating_sub(PAGE_EVENTS).max(1);
+    let mut newest_first: Vec<StoredEvent> = Vec::new();
+    let mut bytes = 0;
+    let mut end = before;
+    'steps: while end > floor {
+        let start = end.saturating_sub(PAGE_STEP).max(floor);
+        for e in hub.store.events(id, start, (end - start) as usize).await?.into_iter().rev() {
+            if !newest_first.is_empty() && bytes + e.json.len() > PAGE_BYTES {
+                break 'steps;
+            }
+            bytes += e.json.len();
+            newest_first.push(e);
+        }
+        end = start;
+    }
+    newest_first.reverse();
+    Ok(newest_first)
 }
 
 /// `?from=SEQ&limit=N` of `/events`.

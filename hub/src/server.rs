@@ -1,6 +1,8 @@
 //! Running a hub: pick the store, bind the address (loopback unless told
-//! otherwise), serve the routes, tidy expired shares in the background, on
-//! PostgreSQL follow the other replicas' changes, and stop on SIGTERM/SIGINT.
+//! otherwise), serve the routes (with connection timeouts: `http`), tidy
+//! expired shares in the background, on PostgreSQL follow the other
+//! replicas' changes, and stop on SIGTERM/SIGINT, letting requests in
+//! flight finish.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,8 +10,10 @@ use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::api::{self, Hub, Limits};
+use crate::http::{self, ConnLimits};
 use crate::replicas::{self, Change};
+use crate::routes;
+use crate::state::{Hub, Limits};
 use crate::store::{HubStore, MemoryStore, PgStore, SqliteStore, StoreError};
 
 /// How often expired shares are purged (they answer 410 at once regardless:
@@ -66,19 +70,33 @@ pub enum HubError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A setting from the environment that does not parse.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Runs the hub until SIGTERM or SIGINT; `ready` gets the bound address and
-/// the public URL once it accepts connections.
+/// the public URL once it accepts connections. Its connection limits come
+/// from the environment ([`ConnLimits::from_env`]).
 pub async fn run(opts: HubOptions, ready: impl FnOnce(SocketAddr, &str)) -> Result<(), HubError> {
+    let conns = ConnLimits::from_env().map_err(HubError::Config)?;
+    run_with(opts, conns, ready).await
+}
+
+/// [`run`] with the connection limits given (by flags, say).
+pub async fn run_with(
+    opts: HubOptions,
+    conns: ConnLimits,
+    ready: impl FnOnce(SocketAddr, &str),
+) -> Result<(), HubError> {
     match opts.database.clone() {
-        Database::Sqlite(path) => serve(SqliteStore::open(&path)?, None, opts, ready).await,
+        Database::Sqlite(path) => serve(SqliteStore::open(&path)?, None, opts, conns, ready).await,
         Database::Postgres(url) => {
             let store = PgStore::connect(&url).await?;
             let feed = store.config().clone();
-            serve(store, Some(feed), opts, ready).await
+            serve(store, Some(feed), opts, conns, ready).await
         }
-        Database::Memory => serve(MemoryStore::new(), None, opts, ready).await,
+        Database::Memory => serve(MemoryStore::new(), None, opts, conns, ready).await,
     }
 }
 
@@ -88,6 +106,7 @@ async fn serve<S: HubStore>(
     store: S,
     feed: Option<tokio_postgres::Config>,
     opts: HubOptions,
+    conn_limits: ConnLimits,
     ready: impl FnOnce(SocketAddr, &str),
 ) -> Result<(), HubError> {
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -117,17 +136,19 @@ async fn serve<S: HubStore>(
             Change::All => hub.live.changed_all(),
         }))
     });
-    let app = api::router(hub.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tracing::info!(%addr, public_url = %hub.public_url, "hub listening");
+    let app = routes::router(hub.clone());
+    tracing::info!(%addr, public_url = %hub.public_url, ?conn_limits, "hub listening");
     ready(addr, &hub.public_url);
-    let result = tokio::select! {
-        r = axum::serve(listener, app) => r.map_err(HubError::from),
-        _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); Ok(()) }
-        _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); Ok(()) }
+    let stop = async move {
+        tokio::select! {
+            _ = sigterm.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = sigint.recv() => tracing::info!("SIGINT: stopping"),
+        }
     };
+    http::serve(listener, app, conn_limits, stop).await;
     tidy.abort();
     if let Some(feed) = feed {
         feed.abort();
     }
-    result
+    Ok(())
 }

@@ -229,3 +229,23 @@ impl Poll {
         }
     }
 }
+
+/// Every file under `dir` (recursively) whose bytes contain `needle`, with
+/// the sizes of all files looked at (to show the check saw the WAL).
+pub fn files_holding(dir: &std::path::Path, needle: &str) -> (Vec<PathBuf>, Vec<(PathBuf, u64)>) {
+    let mut holding = Vec::new();
+    let mut seen = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        if p.is_dir() {
+            todo.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&p) else { continue };
+        seen.push((p.clone(), bytes.len() as u64));
+        if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            holding.push(p);
+        }
+    }
+    (holding, seen)
+}

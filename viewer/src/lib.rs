@@ -129,6 +129,21 @@ pub fn asset(name: &str) -> Option<Response> {
     Some(res)
 }
 
+/// The headers every answer of a server that serves the viewer carries (the
+/// app-server's web listener and the hub alike, so the two cannot drift):
+/// the page policy ([`CSP`]), no MIME sniffing, no referrer (a link's
+/// `#k=` fragment never leaves anyway, but its path is a share's id), and no
+/// framing — `X-Frame-Options` for browsers older than CSP's
+/// `frame-ancestors`. A middleware: `.layer(axum::middleware::map_response(security_headers))`.
+pub async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    res
+}
+
 /// A page as an HTTP answer.
 pub fn html(status: StatusCode, body: String) -> Response {
     let mut res = (status, body).into_response();
@@ -169,5 +184,26 @@ mod tests {
         assert!(asset("viewer.css").is_some());
         assert!(asset("index.html").is_none());
         assert!(asset("../Cargo.toml").is_none());
+    }
+
+    #[test]
+    fn every_answer_gets_the_same_headers() {
+        let res = (StatusCode::NOT_FOUND, "x").into_response();
+        let res = poll_once(security_headers(res));
+        let h = res.headers();
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], CSP);
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+    }
+
+    /// The middleware never awaits anything: one poll finishes it.
+    fn poll_once<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("security_headers waited"),
+        }
     }
 }
