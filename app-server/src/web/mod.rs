@@ -179,7 +179,7 @@ pub async fn serve(listener: HttpListener, ctx: Context, gate: Gate, mut stop: w
         .route("/assets/{name}", get(assets::asset))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(move |req, next| loopback_host(loopback, public_host.clone(), req, next)))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(tandem_viewer::security_headers))
         .with_state(web);
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -219,15 +219,6 @@ async fn loopback_host(
         }
     }
     next.run(req).await
-}
-
-async fn security_headers(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    res
 }
 
 /// A refusal as HTTP: the status and the JSON-RPC error object as the body.
