@@ -3,74 +3,407 @@
 //!   (`http://user:PASS@host` → `http://host`) and the values of query
 //!   parameters that look like credentials (`?api_key=…` → `?api_key=[redacted]`).
 //!   A failed turn's error goes into the shared log, readable by every client.
-//! - [`secrets`]: what leaves the machine for a hub (DESIGN §7): API keys and
-//!   tokens of the usual providers, JWTs, PEM private keys, `password=` /
-//!   `secret=` pairs and URL credentials become `[redacted:KIND]`. It errs on
-//!   the side of hiding: a false positive costs a word, a miss costs a key.
+//! - [`secrets`]: what leaves the machine for a hub (DESIGN §7) becomes
+//!   `[redacted:KIND]`: keys and tokens by their shape (the providers' prefixes,
+//!   JWTs, PEM, PGP, OpenSSH and PuTTY private keys, credentials in URLs and
+//!   DSNs), and values by their name (an env or shell assignment, a JSON, YAML,
+//!   XML or TOML key, a CLI flag, an HTTP header, a connection string field
+//!   whose name says password, pass, secret, token, key, credential, auth,
+//!   salt). It errs on the side of hiding: a false positive costs a word, a
+//!   miss costs a key. What it cannot see is in the README (Redaction).
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use regex::{Captures, Regex};
+use regex::{Captures, Regex, RegexSet};
 use regex_automata::{Anchored, Input, MatchKind, hybrid};
 
 /// One kind of secret: what it looks like, and what it becomes.
 struct Rule {
+    /// `[redacted:KIND]`; [`BY_NAME`]: from the name the value goes under.
     kind: &'static str,
+    /// The secret is the capture group `s`, or the whole match; the rest of
+    /// the match (a name, `=`, a trailing `@`) stays.
     re: Regex,
-    /// Capture groups kept in front of the marker (a pair's name and `=`).
-    keep: usize,
+    /// What the open-secret automaton looks for instead of `re`.
+    open: Option<&'static str>,
+    /// Whether a match is a secret where a pattern cannot say (a value that is
+    /// code, a type or a placeholder): given the match and the text around it.
+    check: fn(&Captures<'_>, &str) -> bool,
 }
 
+/// The kind of a value named by a password, secret, token… name ([`pair_kind`]).
+const BY_NAME: &str = "";
+
+/// A name whose value is a secret, in `(?i)`: it ends in one of the words.
+/// The long words may come glued to others (`dbpassword`, `_authToken`,
+/// `clientsecret`); the short ones (`pass`, `key`, `auth`…) only as a word of
+/// their own: after `_`, `.`, `-`, at the start, or camel-cased (`db_pass`,
+/// `tls.key`, `x-api-key`, `apiKey`, `SecretAccessKey`), not inside one
+/// (`bypass`, `monkey`). Then maybe `_BASE`, `_VALUE`, `_B64`, `_HEX`
+/// (`SECRET_KEY_BASE`). Not a name that goes on (`token_count`, `key_len`,
+/// `password_policy`, `max_tokens`).
+const NAME: &str = concat!(
+    r"(?:[A-Za-z0-9_.\-]*(?:passwords?|passwd|passphrase|secrets?|token|credentials?|apikey",
+    r"|(?:secret|access|private|signing|encryption|master)_?key|dockerconfigjson|dockercfg)",
+    r"|(?:[A-Za-z0-9_.\-]*[_.\-])?(?:pass|pwd|pw|key|auth|salt|dsn|sig)",
+    r"|[A-Za-z0-9_.\-]*[A-Za-z0-9](?-i:Pass|PASS|Pwd|PWD|Key|KEY|Auth|AUTH|Salt|SALT|Dsn|DSN))",
+    r"(?:_?(?:base64|base|b64|hex|value))?",
+);
+
+/// Between a name and its value: `=`, `:`, `:=`, `=>`, `==`, after the
+/// name's closing quote (`"password": `, `\"token\": `, `['key'] = `).
+const SEP: &str = r#"\\?["'`]?\]?[ \t]*(?::=|=>|==?|:)[ \t]*"#;
+
+/// A value: quoted (the closing quote may be missing: a truncated line), a
+/// YAML block (`key: |` and the indented lines after it), or a bare word.
+/// Not a reference (`$VAR`, `${VAR}`, `{{ .Values.x }}`, `<your-key>`), not
+/// an earlier marker (`[redacted:…]`), not `(`, `{`, `[` (code, a map, a list).
+const VALUE: &str = concat!(
+    r#"(?P<s>\\"[^"\\\n]+\\"|"[^"$\[{<\n][^"\n]*"?|'[^'$\[{<\n][^'\n]*'?|`[^`$\[{<\n][^`\n]*`?"#,
+    r"|[|>][-+]?[ \t]*(?:\r?\n[ \t]+[^\r\n]*)+",
+    r#"|[^\s"'`&,;$\[{}()<>|\\][^\s"'`&,;{}()<>]*)"#,
+);
+
 /// The rules, in the order they run (the specific before the general:
-/// Anthropic's `sk-ant-` before OpenAI's `sk-`).
+/// Anthropic's `sk-ant-` before OpenAI's `sk-`, a key's prefix before the name
+/// it goes under, so `OPENAI_API_KEY=sk-…` says `openai`).
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
-    let rule = |kind, keep, re: &str| Rule { kind, keep, re: Regex::new(re).expect("a valid pattern") };
+    type Check = fn(&Captures<'_>, &str) -> bool;
+    let rule = |kind: &'static str, re: &str, check: Check| Rule {
+        kind,
+        re: Regex::new(re).expect("a valid pattern"),
+        open: None,
+        check,
+    };
+    let shape = |kind, re: &str| rule(kind, re, always);
+    let named = |re: &str| rule(BY_NAME, re, named_value);
     vec![
         // A key cut off by the end of the text (a streamed delta) still goes.
-        rule(
-            "private-key",
-            0,
-            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)",
+        // The open-secret automaton looks for its BEGIN line alone: its body
+        // would keep it alive past the END line (`.*?` is not lazy in a DFA),
+        // and this rule, matching to the end until the END line comes, holds
+        // the rest.
+        Rule {
+            open: Some(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"),
+            ..shape(
+                "private-key",
+                r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)",
+            )
+        },
+        shape("private-key", r"Private-Lines: [0-9]+\r?\n(?:[A-Za-z0-9+/=]+(?:\r?\n|\z))+"),
+        shape("anthropic", r"(?-u:\b)sk-ant-[A-Za-z0-9_\-]{20,}"),
+        shape("openai", r"(?-u:\b)sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
+        shape("stripe", r"(?-u:\b)(?:[spr]k_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})"),
+        shape("github", r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
+        shape(
+            "gitlab",
+            r"(?-u:\b)(?:gl(?:pat|dt|rt|ptt|ft|imt|oas|soat|cbt|ffct|agent)-[A-Za-z0-9_\-]{20,}|GR1348941[A-Za-z0-9_\-]{20,})",
         ),
-        rule("anthropic", 0, r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
-        rule("openai", 0, r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
-        rule("github", 0, r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
-        rule("aws", 0, r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"),
-        rule("aws", 1, r#"(?i)(aws_?secret_?(?:access_?)?key["']?\s*[=:]\s*["']?)[A-Za-z0-9/+]{40}"#),
-        rule("slack", 0, r"\bxox[abposr]-[A-Za-z0-9\-]{10,}|https://hooks\.slack\.com/services/[A-Za-z0-9/]+"),
-        rule("jwt", 0, r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{10,}"),
-        rule("url-credentials", 1, r"([A-Za-z][A-Za-z0-9+.\-]*://)[^\s/@:\[\]]+:[^\s/@\[\]]+@"),
-        // name = value, name: value, "name": "value". The value must start
-        // like one (not `$VAR`, not an earlier marker).
-        rule(
-            "pair",
-            2,
-            r#"(?i)\b([A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api_?key))(["']?\s*[=:]\s*)(?:"[^"$\[][^"\n]*"|'[^'$\[][^'\n]*'|[^\s"'&,;$\[{}()<>][^\s"'&,;{}()<>]*)"#,
+        shape(
+            "google",
+            r"(?-u:\b)(?:AIza[0-9A-Za-z_\-]{35}|GOCSPX-[0-9A-Za-z_\-]{20,}|ya29\.[0-9A-Za-z_\-]{20,}|1//0[0-9A-Za-z_\-]{40,})",
         ),
+        shape("aws", r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)"),
+        shape(
+            "aws",
+            r#"(?i)(?:aws_?secret_?(?:access_?)?key|secret_?access_?key)\\?["']?[ \t]*[=:][ \t]*\\?["']?(?P<s>[A-Za-z0-9/+]{40})(?-u:\b)"#,
+        ),
+        shape(
+            "slack",
+            r"(?-u:\b)(?:xox[a-z](?:\.xox[a-z])?|xapp)-[A-Za-z0-9\-]{10,}|https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_\-]+",
+        ),
+        shape("discord", r"https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_\-]+"),
+        shape("huggingface", r"(?-u:\b)hf_[A-Za-z0-9]{30,}"),
+        shape("npm", r"(?-u:\b)npm_[A-Za-z0-9]{36,}"),
+        shape("pypi", r"(?-u:\b)pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}"),
+        shape("sendgrid", r"(?-u:\b)SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{30,}"),
+        shape("twilio", r"(?-u:\b)SK[0-9a-fA-F]{32}(?-u:\b)"),
+        shape("digitalocean", r"(?-u:\b)do[opr]_v1_[a-f0-9]{64}"),
+        shape("shopify", r"(?-u:\b)shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}"),
+        shape("telegram", r"(?-u:\b)[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}"),
+        shape("groq", r"(?-u:\b)gsk_[A-Za-z0-9]{40,}"),
+        shape("xai", r"(?-u:\b)xai-[A-Za-z0-9]{40,}"),
+        shape("jwt", r"(?-u:\b)eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{10,}"),
+        // `scheme://user:PASS@`, `redis://:PASS@`; the user goes too. A
+        // password with `@` in it ends at the last `@` before the host.
+        shape("url-credentials", r"[A-Za-z][A-Za-z0-9+.\-]*://(?P<s>[^\s/@\[\]]*:[^\s/\[\]]+)@"),
+        // Go's MySQL DSN: `user:PASS@tcp(host:3306)/db`.
+        shape("url-credentials", r"(?-u:\b)(?P<s>[A-Za-z0-9_.\-]+:[^\s@/]+)@(?:tcp|unix)\("),
+        // `Authorization: Bearer …`, `Basic …`, `token …`, or no scheme at all.
+        rule(
+            "authorization",
+            concat!(
+                r#"(?i)(?-u:\b)(?:proxy-)?authorization\\?["']?[ \t]*[:=][ \t]*\\?["'`]?"#,
+                r"(?:(?:bearer|basic|token|bot|digest|negotiate|ntlm|apikey|sso-key|key)[ \t]+)?",
+                r#"(?P<s>[^\s"'`$<{\[][^\s"'`]*)"#,
+            ),
+            authorization_value,
+        ),
+        // A bearer token anywhere (`curl -H "…: Bearer …"` split oddly, a log line).
+        rule("bearer", r"(?i)(?-u:\b)(?:bearer|token)[ \t]+(?P<s>[A-Za-z0-9\-._~+/]{16,}=*)", random_looking),
+        rule(
+            "cookie",
+            r#"(?i)(?-u:\b)(?:set-)?cookie\\?["']?[ \t]*:[ \t]*(?P<s>[^\s"'`\[][^\r\n"'`]*)"#,
+            plausible_value,
+        ),
+        // Flags with the value after a space: `--password X`, `--api-key X`
+        // (`--password=X` is a pair as well).
+        rule(
+            BY_NAME,
+            concat!(
+                r#"(?i)(?-u:\B)--(?P<n>[a-z0-9\-]*(?:password|passwd|pass|pwd|token|secret|api-?key|access-key|secret-key|private-key|auth|credentials?|cookie))[ \t]+"#,
+                r#"(?P<s>"[^"$\[{<\n][^"\n]*"?|'[^'$\[{<\n][^'\n]*'?|[^\s"'`\-$\[<{][^\s"'`]*)"#,
+            ),
+            flag_value,
+        ),
+        // `mysql -uroot -pPASS`: the password glued to `-p`.
+        shape(
+            "password",
+            r"(?-u:\b)(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlcheck|mysqlsh|mariadb|mariadb-dump)(?:[ \t]+[^\s|;&]+){0,12}?[ \t]+-p(?P<s>[^\s\-][^\s]*)",
+        ),
+        // `sshpass -p X`, `docker login -p X`, `redis-cli -a X`.
+        shape(
+            "password",
+            concat!(
+                r"(?-u:\b)(?:sshpass|(?:docker|podman|nerdctl|buildah|skopeo|oras|helm(?:[ \t]+registry)?)[ \t]+login|redis-cli)",
+                r#"(?:[ \t]+[^\s|;&]+){0,12}?[ \t]+-[pa][ \t]+(?P<s>"[^"\n]*"|'[^'\n]*'|[^\s\-"'][^\s]*)"#,
+            ),
+        ),
+        // `curl -u user:PASS`, `--user user:PASS`: both go.
+        rule(
+            "password",
+            r#"(?-u:\B)(?:-u|--user|--proxy-user|-U)[ \t]*=?[ \t]*["']?(?P<s>[^\s:"'\-][^\s:"']*:[^\s"']+)"#,
+            user_password,
+        ),
+        // OpenSSL's `-passin pass:X`, and `.netrc`'s `login me password X`.
+        shape("password", r"(?-u:\b)(?:-passin|-passout|-pass|-password)[ \t]+pass:(?P<s>[^\s]+)"),
+        shape("password", r"(?-u:\b)login[ \t]+[^\s]+[ \t\r\n]+password[ \t]+(?P<s>[^\s]+)"),
+        // PHP's `define('DB_PASSWORD', 'X')` (WordPress), the name quoted.
+        named(
+            r#"(?i)(?-u:\b)define\([ \t]*["'](?P<n>[A-Za-z0-9_]*(?:pass|password|key|salt|secret|token|auth))["'][ \t]*,[ \t]*(?P<s>"[^"\n]*"|'[^'\n]*')"#,
+        ),
+        // XML: `<password>X</password>`.
+        named(&format!(r"(?i)<(?P<n>{NAME})(?:[ \t][^>\n]*)?>(?P<s>[^<\s][^<\n]*)</")),
+        // name = value, name: value, "name": "value", --name=value, name := value.
+        named(&format!(r"(?i)(?-u:\b)(?P<n>{NAME}){SEP}{VALUE}")),
     ]
 });
 
+/// Which rules can match a text at all: one pass over it, and the rules that
+/// cannot are skipped (most texts pass with one scan).
+static ANY: LazyLock<RegexSet> =
+    LazyLock::new(|| RegexSet::new(RULES.iter().map(|r| r.re.as_str())).expect("valid patterns"));
+
+/// A name alone ([`NAME`] from start to end), for the keys of JSON objects.
+static SECRET_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!("(?i)^(?:{NAME})$")).expect("a valid pattern"));
+
 /// `text` with the secrets in it replaced by `[redacted:KIND]`.
 pub fn secrets(text: &str) -> Cow<'_, str> {
+    let hits = ANY.matches(text);
+    if !hits.matched_any() {
+        return Cow::Borrowed(text);
+    }
     let mut out = Cow::Borrowed(text);
-    for rule in RULES.iter() {
-        if let Cow::Owned(s) = rule.re.replace_all(&out, |c: &Captures<'_>| {
-            let mut kept: String = (1..=rule.keep).filter_map(|i| c.get(i)).map(|m| m.as_str()).collect();
-            let kind = match rule.kind {
-                "pair" => pair_kind(c.get(1).map_or("", |m| m.as_str())),
-                k => k,
-            };
-            kept.push_str(&format!("[redacted:{kind}]"));
-            if kind == "url-credentials" {
-                kept.push('@'); // matched to find the end of the userinfo
-            }
-            kept
-        }) {
+    // What a rule replaces never makes another match (a value cannot start
+    // with `[`), so the rules that matched the text are all that can match
+    // after the ones before them ran.
+    for i in hits.iter() {
+        if let Some(s) = apply(&RULES[i], &out) {
             out = Cow::Owned(s);
         }
     }
     out
+}
+
+/// `text` with `rule`'s secrets replaced, or `None` if it has none.
+fn apply(rule: &Rule, text: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut last = 0;
+    let mut any = false;
+    for c in rule.re.captures_iter(text) {
+        if !(rule.check)(&c, text) {
+            continue;
+        }
+        let secret = c.name("s").unwrap_or_else(|| c.get(0).expect("a match"));
+        let kind = match rule.kind {
+            BY_NAME => pair_kind(c.name("n").map_or("", |m| m.as_str())),
+            k => k,
+        };
+        out.push_str(&text[last..secret.start()]);
+        out.push_str("[redacted:");
+        out.push_str(kind);
+        out.push(']');
+        last = secret.end();
+        any = true;
+    }
+    if !any {
+        return None;
+    }
+    out.push_str(&text[last..]);
+    Some(out)
+}
+
+fn always(_: &Captures<'_>, _: &str) -> bool {
+    true
+}
+
+/// The value of a name that says secret, unless it is code or a placeholder.
+fn named_value(c: &Captures<'_>, text: &str) -> bool {
+    let (Some(name), Some(value)) = (c.name("n"), c.name("s")) else { return false };
+    !not_secret_name(name.as_str()) && plausible(value.as_str(), &text[value.end()..])
+}
+
+/// A flag's value: not after `--no-…`, and not code or a placeholder.
+fn flag_value(c: &Captures<'_>, text: &str) -> bool {
+    let Some(name) = c.name("n") else { return false };
+    let name = name.as_str().to_ascii_lowercase();
+    !name.starts_with("no-") && named_value(c, text)
+}
+
+/// A header's credentials, not its scheme alone (what is left of
+/// `Bearer [redacted:jwt]` for this rule).
+fn authorization_value(c: &Captures<'_>, text: &str) -> bool {
+    const SCHEMES: [&str; 10] =
+        ["bearer", "basic", "token", "bot", "digest", "negotiate", "ntlm", "apikey", "sso-key", "key"];
+    c.name("s").is_some_and(|v| !SCHEMES.iter().any(|s| v.as_str().eq_ignore_ascii_case(s))) && plausible_value(c, text)
+}
+
+fn plausible_value(c: &Captures<'_>, text: &str) -> bool {
+    c.name("s").is_some_and(|v| plausible(v.as_str(), &text[v.end()..]))
+}
+
+/// `user:PASS`, but not `1000:1000` (`docker run -u`, a uid and gid).
+fn user_password(c: &Captures<'_>, text: &str) -> bool {
+    let Some(v) = c.name("s") else { return false };
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match v.as_str().split_once(':') {
+        Some((user, pass)) => !(numeric(user) && numeric(pass)) && plausible(pass, &text[v.end()..]),
+        None => false,
+    }
+}
+
+/// A token after `Bearer`/`token`: one that looks random (a digit, or upper
+/// and lower case after its first letter), not a word (`Bearer authentication`).
+fn random_looking(c: &Captures<'_>, _: &str) -> bool {
+    let Some(v) = c.name("s") else { return false };
+    let v = v.as_str();
+    let rest = v.get(1..).unwrap_or("");
+    v.bytes().any(|b| b.is_ascii_digit())
+        || (rest.bytes().any(|b| b.is_ascii_uppercase()) && rest.bytes().any(|b| b.is_ascii_lowercase()))
+}
+
+/// Names that end like a secret's and are not one (the last word decides).
+fn not_secret_name(name: &str) -> bool {
+    const NOT: [&str; 16] = [
+        "primary_key",
+        "primarykey",
+        "foreign_key",
+        "foreignkey",
+        "sort_key",
+        "sortkey",
+        "partition_key",
+        "partitionkey",
+        "hash_key",
+        "range_key",
+        "cache_key",
+        "cachekey",
+        "public_key",
+        "publickey",
+        "pubkey",
+        "lookup_key",
+    ];
+    let name = name.to_ascii_lowercase().replace('-', "_");
+    let last = name.rsplit(['.', ':']).next().unwrap_or(&name);
+    NOT.iter().any(|n| last == *n || last.ends_with(&format!("_{n}")))
+}
+
+/// Values that are no secret (case aside): booleans, nothing, settings.
+const LITERALS: [&str; 20] = [
+    "true",
+    "false",
+    "null",
+    "none",
+    "nil",
+    "undefined",
+    "yes",
+    "no",
+    "on",
+    "off",
+    "inherit",
+    "required",
+    "optional",
+    "enabled",
+    "disabled",
+    "auto",
+    "default",
+    "empty",
+    "redacted",
+    "hidden",
+];
+
+/// The words of a secret's name, as a value: a variable (`password=password`).
+const WORDS: [&str; 13] = [
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "pw",
+    "secret",
+    "token",
+    "key",
+    "apikey",
+    "auth",
+    "credential",
+    "credentials",
+    "salt",
+];
+
+/// Words of code in a value's place: types, keywords.
+const CODE_WORDS: [&str; 46] = [
+    "String", "str", "string", "number", "boolean", "bool", "int", "integer", "float", "double", "bytes", "any",
+    "object", "unknown", "void", "char", "usize", "isize", "u8", "u16", "u32", "u64", "u128", "i8", "i16", "i32",
+    "i64", "i128", "f32", "f64", "Self", "self", "this", "match", "if", "await", "new", "async", "function", "lambda",
+    "require", "import", "yield", "typeof", "not", "fn",
+];
+
+/// Whether `value` (as matched, maybe quoted), followed by `after`, can be a
+/// secret: not a literal, a placeholder, or (bare) code: a call, a path, a
+/// type, a variable named like the secret (`password=password`, `api_key=
+/// api_key`, `token: self.token`).
+fn plausible(value: &str, after: &str) -> bool {
+    let quoted = value.starts_with(['"', '\'', '`', '\\']);
+    let inner = value.trim_start_matches('\\').trim_matches(['"', '\'', '`', '\\']).trim();
+    if inner.is_empty()
+        || LITERALS.iter().any(|l| inner.eq_ignore_ascii_case(l))
+        || inner.bytes().all(|b| b"*xX.#-_ ".contains(&b))
+        || (inner.starts_with('<') && inner.ends_with('>'))
+    {
+        return false;
+    }
+    if quoted || value.starts_with(['|', '>']) {
+        return true;
+    }
+    let next = after.chars().next();
+    let next_word = after.trim_start().chars().next();
+    let ident = |s: &str| {
+        s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let path = inner.replace("::", ".").replace("->", ".").replace("?.", ".");
+    let lower = inner.to_ascii_lowercase();
+    let camel = inner.as_bytes().windows(2).any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase());
+    let names_a_secret = ["pass", "pwd", "secret", "token", "key", "auth", "cred"].iter().any(|w| lower.contains(w));
+    let pascal = inner.starts_with(|c: char| c.is_ascii_uppercase()) && inner.chars().all(|c| c.is_ascii_alphabetic());
+    !(matches!(next, Some('(' | '[' | '<' | '!'))
+        || CODE_WORDS.contains(&inner)
+        || (inner.len() == 1 && inner.chars().all(|c| c.is_ascii_uppercase()))
+        || (inner.len() <= 3 && inner.bytes().all(|b| b.is_ascii_digit()))
+        || (path.contains('.') && path.split('.').all(ident))
+        || (ident(inner) && names_a_secret && (inner.contains('_') || camel || WORDS.contains(&lower.as_str())))
+        || (pascal && matches!(next_word, Some(',' | ';' | ')' | '>' | '=' | '|' | '{' | '&')))
+        || (ident(inner) && inner.len() <= 3 && matches!(next, Some(')' | ',' | ';'))))
 }
 
 /// Bytes of the end of a text searched for a secret that may go on: longer
@@ -80,21 +413,12 @@ const OPEN_WINDOW: usize = 4096;
 
 /// The rules as one automaton that tells, byte by byte, whether a secret
 /// could still be matching: every pattern at once (`MatchKind::All`, so no
-/// match is pruned by another), word boundaries in ASCII (a lazy DFA cannot
-/// do Unicode ones; an ASCII boundary allows more starts, which only holds
-/// back more).
+/// match is pruned by another). The rules' word boundaries are ASCII ones (a
+/// lazy DFA cannot do Unicode ones; an ASCII boundary allows more starts,
+/// which only redacts and holds back more).
 static OPEN: LazyLock<Option<hybrid::dfa::DFA>> = LazyLock::new(|| {
-    // A private key's body would keep the automaton alive past its END line
-    // (`.*?` is not lazy in a DFA): here only its BEGIN line counts, and the
-    // rule itself, which matches to the end of the text until the END line
-    // comes, holds the rest.
-    let patterns: Vec<String> = RULES
-        .iter()
-        .map(|r| match r.kind {
-            "private-key" => r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----".to_owned(),
-            _ => r.re.as_str().replace(r"\b", r"(?-u:\b)"),
-        })
-        .collect();
+    // The rules' word boundaries are ASCII ones already.
+    let patterns: Vec<&str> = RULES.iter().map(|r| r.open.unwrap_or(r.re.as_str())).collect();
     let built = hybrid::dfa::DFA::builder()
         .configure(hybrid::dfa::DFA::config().match_kind(MatchKind::All))
         .build_many(&patterns);
@@ -169,8 +493,10 @@ pub fn settled_len(text: &str, cuts: &[usize]) -> usize {
     cut
 }
 
-/// Redacts [`secrets`] in every string of a JSON value (keys stay: they are
-/// the event's own field names). Returns whether anything changed.
+/// Redacts [`secrets`] in every string of a JSON value, and the whole string
+/// under a key that names a secret (`{"password": "…"}`, a tool call's
+/// arguments: the key says what the string alone does not). Keys stay: they
+/// are the event's own field names. Returns whether anything changed.
 pub fn secrets_in_json(value: &mut serde_json::Value) -> bool {
     use serde_json::Value;
     match value {
@@ -182,19 +508,37 @@ pub fn secrets_in_json(value: &mut serde_json::Value) -> bool {
             Cow::Borrowed(_) => false,
         },
         Value::Array(items) => items.iter_mut().fold(false, |changed, v| secrets_in_json(v) | changed),
-        Value::Object(map) => map.values_mut().fold(false, |changed, v| secrets_in_json(v) | changed),
+        Value::Object(map) => map.iter_mut().fold(false, |changed, (key, v)| {
+            match v {
+                Value::String(s)
+                    if !s.starts_with("[redacted:")
+                        && SECRET_NAME.is_match(key)
+                        && !not_secret_name(key)
+                        && plausible(&format!("\"{s}\""), "") =>
+                {
+                    *s = format!("[redacted:{}]", pair_kind(key));
+                    true
+                }
+                _ => secrets_in_json(v),
+            }
+        } | changed),
         _ => false,
     }
 }
 
+/// What a value is, by its name (`DB_PASSWORD` → `password`).
 fn pair_kind(name: &str) -> &'static str {
     let name = name.to_ascii_lowercase();
-    if name.contains("pass") || name.contains("pwd") {
+    if name.contains("pass") || name.contains("pwd") || name.ends_with("pw") {
         "password"
-    } else if name.contains("secret") {
+    } else if name.contains("secret") || name.contains("salt") || name.ends_with("sig") {
         "secret"
     } else if name.contains("token") {
         "token"
+    } else if name.contains("cookie") {
+        "cookie"
+    } else if name.contains("cred") || name.contains("auth") || name.contains("dsn") || name.contains("docker") {
+        "credential"
     } else {
         "api-key"
     }
@@ -356,7 +700,8 @@ mod tests {
         assert_eq!(settled("the db_password = "), "the ", "a pair waiting for its value");
         assert_eq!(settled(r#"{"db_password": "c0rrect hor"#), r#"{""#);
         assert_eq!(settled("curl https://bob:s3"), "curl ");
-        assert_eq!(settled("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIi"), "Bearer ");
+        assert_eq!(settled("see eyJhbGciOiJIUzI1NiJ9.eyJzdWIi"), "see ");
+        assert_eq!(settled("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIi"), "", "an opaque bearer token as well");
         let pem = "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\n";
         assert_eq!(settled(&format!("{pem}{}", "x ".repeat(3000))), "key:\n", "a private key waits for its END");
         assert_eq!(
