@@ -446,11 +446,21 @@ static OPEN: LazyLock<Option<hybrid::dfa::DFA>> = LazyLock::new(|| {
 pub fn settled_len(text: &str, cuts: &[usize]) -> usize {
     let snap = |at: usize| cuts.iter().rev().find(|&&c| c <= at).copied().unwrap_or(0);
     let mut cut = snap(text.len());
-    for rule in RULES.iter() {
-        if let Some(m) = rule.re.find_iter(text).find(|m| m.end() == text.len()) {
-            cut = cut.min(snap(m.start()));
+    // A match that runs to the end may go on; one with a cut inside it would
+    // go out in two parts that no rule recognises alone (a private key's END
+    // line and the body line before it, once its BEGIN line has gone: the
+    // automaton below only knows a key by its BEGIN line).
+    let hits = ANY.matches(text);
+    let spans: Vec<(usize, usize)> =
+        hits.iter().flat_map(|i| RULES[i].re.find_iter(text).map(|m| (m.start(), m.end()))).collect();
+    let straddles = |&(start, end): &(usize, usize), cut: usize| start < cut && (end == text.len() || cut < end);
+    let past_spans = |mut cut: usize| {
+        while let Some(&(start, _)) = spans.iter().find(|span| straddles(span, cut)) {
+            cut = snap(start);
         }
-    }
+        cut
+    };
+    cut = past_spans(cut);
     let Some(dfa) = OPEN.as_ref() else { return 0 };
     let mut cache = dfa.create_cache();
     let bytes = text.as_bytes();
@@ -460,6 +470,10 @@ pub fn settled_len(text: &str, cuts: &[usize]) -> usize {
     // the final cut.
     for start in (from..text.len()).rev() {
         if start >= cut || !text.is_char_boundary(start) {
+            continue;
+        }
+        if spans.iter().any(|span| span.0 == start && straddles(span, cut)) {
+            cut = snap(start);
             continue;
         }
         let input = Input::new(bytes).range(start..).anchored(Anchored::Yes);
@@ -490,7 +504,8 @@ pub fn settled_len(text: &str, cuts: &[usize]) -> usize {
             cut = snap(start);
         }
     }
-    cut
+    // A match from before the window that a cut moved into.
+    past_spans(cut)
 }
 
 /// Redacts [`secrets`] in every string of a JSON value, and the whole string
@@ -722,6 +737,15 @@ mod tests {
         assert_eq!(settled_len(text, &[0, 3, 10, 27, text.len()]), text.len());
         assert_eq!(settled_len(text, &[0, 3, 10, 26]), 3);
         assert_eq!(settled_len("short", &[0]), 0);
+        // A private key whose END line came with more text: the automaton
+        // knows the key by its BEGIN line only, the match itself keeps the
+        // cut out of it (the body's last line would go with the END line,
+        // which no rule recognises alone).
+        let key =
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nMIIEpAIBAAKCAQEA8\n-----END RSA PRIVATE KEY-----\n";
+        let text = format!("{key}$ cat");
+        assert_eq!(settled_len(&text, &[0, 40, text.len()]), 0);
+        assert_eq!(settled_len(&text, &[0, 40, key.len(), text.len()]), key.len());
     }
 
     #[test]
