@@ -53,7 +53,7 @@ const NAME: &str = concat!(
 
 /// Between a name and its value: `=`, `:`, `:=`, `=>`, `==`, after the
 /// name's closing quote (`"password": `, `\"token\": `, `['key'] = `).
-const SEP: &str = r#"\\?["'`]?\]?[ \t]*(?::=|=>|==?|:)[ \t]*"#;
+const SEP: &str = r#"(?:\\?["'`]\]?)?[ \t]*(?::=|=>|==?|:)[ \t]*"#;
 
 /// A value: quoted (the closing quote may be missing: a truncated line), a
 /// YAML block (`key: |` and the indented lines after it), or a bare word.
@@ -62,7 +62,7 @@ const SEP: &str = r#"\\?["'`]?\]?[ \t]*(?::=|=>|==?|:)[ \t]*"#;
 const VALUE: &str = concat!(
     r#"(?P<s>\\"[^"\\\n]+\\"|"[^"$\[{<\n][^"\n]*"?|'[^'$\[{<\n][^'\n]*'?|`[^`$\[{<\n][^`\n]*`?"#,
     r"|[|>][-+]?[ \t]*(?:\r?\n[ \t]+[^\r\n]*)+",
-    r#"|[^\s"'`&,;$\[{}()<>|\\][^\s"'`&,;{}()<>]*)"#,
+    r#"|[^\s"'`&,;$\[\]{}()<>|\\:?=][^\s"'`&,;{}()<>\[\]]*)"#,
 );
 
 /// The rules, in the order they run (the specific before the general:
@@ -142,6 +142,8 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         ),
         // A bearer token anywhere (`curl -H "…: Bearer …"` split oddly, a log line).
         rule("bearer", r"(?i)(?-u:\b)(?:bearer|token)[ \t]+(?P<s>[A-Za-z0-9\-._~+/]{16,}=*)", random_looking),
+        // `curl -b 'session=…'` (not `-b cookies.txt`).
+        shape("cookie", r#"(?-u:\B)(?:-b|--cookie)[ \t]+["']?(?P<s>[^\s"'=;]+=[^\s"']+)"#),
         rule(
             "cookie",
             r#"(?i)(?-u:\b)(?:set-)?cookie\\?["']?[ \t]*:[ \t]*(?P<s>[^\s"'`\[][^\r\n"'`]*)"#,
@@ -184,7 +186,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             r#"(?i)(?-u:\b)define\([ \t]*["'](?P<n>[A-Za-z0-9_]*(?:pass|password|key|salt|secret|token|auth))["'][ \t]*,[ \t]*(?P<s>"[^"\n]*"|'[^'\n]*')"#,
         ),
         // XML: `<password>X</password>`.
-        named(&format!(r"(?i)<(?P<n>{NAME})(?:[ \t][^>\n]*)?>(?P<s>[^<\s][^<\n]*)</")),
+        rule(BY_NAME, &format!(r"(?i)<(?P<n>{NAME})(?:[ \t][^>\n]*)?>(?P<s>[^<\s][^<\n]*)</"), element_value),
         // name = value, name: value, "name": "value", --name=value, name := value.
         named(&format!(r"(?i)(?-u:\b)(?P<n>{NAME}){SEP}{VALUE}")),
     ]
@@ -249,10 +251,25 @@ fn always(_: &Captures<'_>, _: &str) -> bool {
     true
 }
 
-/// The value of a name that says secret, unless it is code or a placeholder.
+/// The value of a name that says secret, unless it is code, a placeholder or
+/// prose: not a shell expansion (`$PWD:/src`, `${DB_PASSWORD:?unset}`), not a
+/// `key` alone that is a word (`key: password` in a `secretKeyRef`, `let key
+/// = "name"`: a bare `key` says little, its value must look random).
 fn named_value(c: &Captures<'_>, text: &str) -> bool {
     let (Some(name), Some(value)) = (c.name("n"), c.name("s")) else { return false };
-    !not_secret_name(name.as_str()) && plausible(value.as_str(), &text[value.end()..])
+    let sep = &text[name.end()..value.start()];
+    let before = &text[..name.start()];
+    // `"Password: "`, `` `password=` ``: the quote is the end of the string the name is in.
+    let quote = before.chars().next_back().filter(|c| "\"'`".contains(*c));
+    let closes = quote.is_some_and(|q| value.as_str().starts_with(q) && !sep.contains(q));
+    let expansion = before.ends_with("${") || (before.ends_with('$') && !sep.contains('='));
+    let word_key = name.as_str().eq_ignore_ascii_case("key") && !random(value.as_str());
+    !(closes || expansion || word_key || not_secret_name(name.as_str()))
+        && plausible(
+            value.as_str(),
+            &text[value.end()..],
+            sep.trim_start_matches(['"', '\'', '`', '\\']).starts_with(':'),
+        )
 }
 
 /// A flag's value: not after `--no-…`, and not code or a placeholder.
@@ -262,16 +279,21 @@ fn flag_value(c: &Captures<'_>, text: &str) -> bool {
     !name.starts_with("no-") && named_value(c, text)
 }
 
+/// An XML element's text: what follows it is its end tag, not code.
+fn element_value(c: &Captures<'_>, _: &str) -> bool {
+    c.name("s").is_some_and(|v| plausible(&format!("\"{}\"", v.as_str()), "", false))
+}
+
 /// A header's credentials, not its scheme alone (what is left of
-/// `Bearer [redacted:jwt]` for this rule).
+/// `Bearer [redacted:jwt]` for this rule), nor a word of code (`f"Bearer {t}"`).
 fn authorization_value(c: &Captures<'_>, text: &str) -> bool {
-    const SCHEMES: [&str; 10] =
-        ["bearer", "basic", "token", "bot", "digest", "negotiate", "ntlm", "apikey", "sso-key", "key"];
-    c.name("s").is_some_and(|v| !SCHEMES.iter().any(|s| v.as_str().eq_ignore_ascii_case(s))) && plausible_value(c, text)
+    const SCHEMES: &str = "bearer basic token bot digest negotiate ntlm apikey sso-key key";
+    c.name("s").is_some_and(|v| v.len() >= 6 && !SCHEMES.split(' ').any(|s| v.as_str().eq_ignore_ascii_case(s)))
+        && plausible_value(c, text)
 }
 
 fn plausible_value(c: &Captures<'_>, text: &str) -> bool {
-    c.name("s").is_some_and(|v| plausible(v.as_str(), &text[v.end()..]))
+    c.name("s").is_some_and(|v| plausible(v.as_str(), &text[v.end()..], false))
 }
 
 /// `user:PASS`, but not `1000:1000` (`docker run -u`, a uid and gid).
@@ -279,131 +301,104 @@ fn user_password(c: &Captures<'_>, text: &str) -> bool {
     let Some(v) = c.name("s") else { return false };
     let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match v.as_str().split_once(':') {
-        Some((user, pass)) => !(numeric(user) && numeric(pass)) && plausible(pass, &text[v.end()..]),
+        Some((user, pass)) => !(numeric(user) && numeric(pass)) && plausible(pass, &text[v.end()..], false),
         None => false,
     }
 }
 
-/// A token after `Bearer`/`token`: one that looks random (a digit, or upper
-/// and lower case after its first letter), not a word (`Bearer authentication`).
+/// A token after `Bearer`/`token`: one that looks random, not a word
+/// (`Bearer authentication`).
 fn random_looking(c: &Captures<'_>, _: &str) -> bool {
-    let Some(v) = c.name("s") else { return false };
-    let v = v.as_str();
-    let rest = v.get(1..).unwrap_or("");
-    v.bytes().any(|b| b.is_ascii_digit())
+    c.name("s").is_some_and(|v| random(v.as_str()))
+}
+
+/// Whether a value looks random rather than a word: a digit, a symbol, or
+/// upper and lower case after its first letter.
+fn random(value: &str) -> bool {
+    let value = value.trim_matches(['"', '\'', '`']);
+    let rest = value.get(1..).unwrap_or("");
+    value.bytes().any(|b| b.is_ascii_digit() || b"!#%&*=?@^~/".contains(&b))
         || (rest.bytes().any(|b| b.is_ascii_uppercase()) && rest.bytes().any(|b| b.is_ascii_lowercase()))
 }
 
-/// Names that end like a secret's and are not one (the last word decides).
+/// Names that end like a secret's and are not one (their last word decides):
+/// database and cache keys, public keys.
 fn not_secret_name(name: &str) -> bool {
-    const NOT: [&str; 16] = [
-        "primary_key",
-        "primarykey",
-        "foreign_key",
-        "foreignkey",
-        "sort_key",
-        "sortkey",
-        "partition_key",
-        "partitionkey",
-        "hash_key",
-        "range_key",
-        "cache_key",
-        "cachekey",
-        "public_key",
-        "publickey",
-        "pubkey",
-        "lookup_key",
-    ];
+    const NOT: &str = "primary_key primarykey foreign_key foreignkey sort_key sortkey partition_key partitionkey \
+                       hash_key hashkey range_key rangekey cache_key cachekey lookup_key public_key publickey pubkey";
     let name = name.to_ascii_lowercase().replace('-', "_");
     let last = name.rsplit(['.', ':']).next().unwrap_or(&name);
-    NOT.iter().any(|n| last == *n || last.ends_with(&format!("_{n}")))
+    NOT.split_whitespace().any(|n| last == n || last.ends_with(&format!("_{n}")))
 }
 
 /// Values that are no secret (case aside): booleans, nothing, settings.
-const LITERALS: [&str; 20] = [
-    "true",
-    "false",
-    "null",
-    "none",
-    "nil",
-    "undefined",
-    "yes",
-    "no",
-    "on",
-    "off",
-    "inherit",
-    "required",
-    "optional",
-    "enabled",
-    "disabled",
-    "auto",
-    "default",
-    "empty",
-    "redacted",
-    "hidden",
-];
+const LITERALS: &str = "true false null none nil undefined yes no on off read write inherit required optional \
+                        enabled disabled auto default empty redacted hidden dummy fake mock example sample placeholder";
 
 /// The words of a secret's name, as a value: a variable (`password=password`).
-const WORDS: [&str; 13] = [
-    "password",
-    "passwd",
-    "pass",
-    "pwd",
-    "pw",
-    "secret",
-    "token",
-    "key",
-    "apikey",
-    "auth",
-    "credential",
-    "credentials",
-    "salt",
-];
+const WORDS: &str = "password passwd pass pwd pw secret token key apikey auth credential credentials salt";
 
 /// Words of code in a value's place: types, keywords.
-const CODE_WORDS: [&str; 46] = [
-    "String", "str", "string", "number", "boolean", "bool", "int", "integer", "float", "double", "bytes", "any",
-    "object", "unknown", "void", "char", "usize", "isize", "u8", "u16", "u32", "u64", "u128", "i8", "i16", "i32",
-    "i64", "i128", "f32", "f64", "Self", "self", "this", "match", "if", "await", "new", "async", "function", "lambda",
-    "require", "import", "yield", "typeof", "not", "fn",
-];
+const CODE_WORDS: &str = "String str string number boolean bool int integer float double bytes any object unknown \
+                          void char usize isize u8 u16 u32 u64 u128 i8 i16 i32 i64 i128 f32 f64 Self self this \
+                          match if await new async function lambda require import yield typeof not fn";
 
 /// Whether `value` (as matched, maybe quoted), followed by `after`, can be a
-/// secret: not a literal, a placeholder, or (bare) code: a call, a path, a
-/// type, a variable named like the secret (`password=password`, `api_key=
-/// api_key`, `token: self.token`).
-fn plausible(value: &str, after: &str) -> bool {
+/// secret: not a literal, a placeholder, a version, a template; if bare, not
+/// code (a call, a path, a type, a variable named like the secret:
+/// `password=password`, `api_key=api_key`, `token: self.token`) nor, after
+/// a colon, the first word of prose (`auth: user ana logged in`).
+fn plausible(value: &str, after: &str, colon: bool) -> bool {
     let quoted = value.starts_with(['"', '\'', '`', '\\']);
-    let inner = value.trim_start_matches('\\').trim_matches(['"', '\'', '`', '\\']).trim();
+    let untrimmed = value.trim_start_matches('\\').trim_matches(['"', '\'', '`', '\\']);
+    let inner = untrimmed.trim();
+    let version = inner.trim_start_matches(['^', '~', '=', '>', '<', 'v']);
     if inner.is_empty()
-        || LITERALS.iter().any(|l| inner.eq_ignore_ascii_case(l))
-        || inner.bytes().all(|b| b"*xX.#-_ ".contains(&b))
+        || LITERALS.split(' ').any(|l| inner.eq_ignore_ascii_case(l))
+        || inner.chars().all(|c| "*xX.#-_ …".contains(c))
         || (inner.starts_with('<') && inner.ends_with('>'))
+        || inner.contains("${")
+        || inner.contains("{{")
+        || (version.contains('.') && version.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
     {
         return false;
     }
-    if quoted || value.starts_with(['|', '>']) {
-        return true;
-    }
-    let next = after.chars().next();
-    let next_word = after.trim_start().chars().next();
     let ident = |s: &str| {
         s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     };
-    let path = inner.replace("::", ".").replace("->", ".").replace("?.", ".");
     let lower = inner.to_ascii_lowercase();
     let camel = inner.as_bytes().windows(2).any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase());
     let names_a_secret = ["pass", "pwd", "secret", "token", "key", "auth", "cred"].iter().any(|w| lower.contains(w));
+    // A variable or an environment variable's name: `api_key`, `apiKeySource`, `"OPENAI_API_KEY"`.
+    let variable =
+        ident(inner) && names_a_secret && (inner.contains('_') || camel || WORDS.split(' ').any(|w| w == lower));
+    if quoted {
+        // Not the closing quote of a string the name was in (`"Password: ")`),
+        // not a string added to (`'tandem-token:' + id`).
+        let digits = inner.bytes().any(|b| b.is_ascii_digit());
+        return !(untrimmed.starts_with([' ', ')', ',', ';', ']', '}'])
+            || after.trim_start().starts_with('+')
+            || (variable && !digits));
+    }
+    if value.starts_with(['|', '>']) {
+        return true;
+    }
+    let next = after.chars().next();
+    let next_word = after.trim_start_matches([' ', '\t']).chars().next();
+    let path = inner.replace("::", ".").replace("->", ".").replace("?.", ".");
     let pascal = inner.starts_with(|c: char| c.is_ascii_uppercase()) && inner.chars().all(|c| c.is_ascii_alphabetic());
     !(matches!(next, Some('(' | '[' | '<' | '!'))
-        || CODE_WORDS.contains(&inner)
+        || (ident(inner) && after.trim_start().starts_with('.'))
+        || inner.starts_with(':')
+        || CODE_WORDS.split_whitespace().any(|w| w == inner)
         || (inner.len() == 1 && inner.chars().all(|c| c.is_ascii_uppercase()))
         || (inner.len() <= 3 && inner.bytes().all(|b| b.is_ascii_digit()))
         || (path.contains('.') && path.split('.').all(ident))
-        || (ident(inner) && names_a_secret && (inner.contains('_') || camel || WORDS.contains(&lower.as_str())))
-        || (pascal && matches!(next_word, Some(',' | ';' | ')' | '>' | '=' | '|' | '{' | '&')))
-        || (ident(inner) && inner.len() <= 3 && matches!(next, Some(')' | ',' | ';'))))
+        || variable
+        || (ident(inner) && inner.len() <= 3 && matches!(next, Some(')' | ',' | ';')))
+        || (colon && pascal && matches!(next_word, Some(',' | ';' | ')' | '>' | '{' | '=')))
+        || (colon && next == Some(' ') && next_word.is_some_and(|c| !"#\r\n".contains(c))))
 }
 
 /// Bytes of the end of a text searched for a secret that may go on: longer
@@ -529,7 +524,8 @@ pub fn secrets_in_json(value: &mut serde_json::Value) -> bool {
                     if !s.starts_with("[redacted:")
                         && SECRET_NAME.is_match(key)
                         && !not_secret_name(key)
-                        && plausible(&format!("\"{s}\""), "") =>
+                        && (!key.eq_ignore_ascii_case("key") || random(s))
+                        && plausible(&format!("\"{s}\""), "", false) =>
                 {
                     *s = format!("[redacted:{}]", pair_kind(key));
                     true
@@ -620,6 +616,9 @@ fn is_secret(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     SECRET_PARAMS.iter().any(|s| name.contains(s))
 }
+
+#[cfg(test)]
+mod corpus;
 
 #[cfg(test)]
 mod tests {
