@@ -670,6 +670,22 @@ mod tests {
         ("export GITHUB_TOKEN='tok-123'", "export GITHUB_TOKEN=[redacted:token]"),
         ("curl https://bob:s3cret@example.com/x", "curl https://[redacted:url-credentials]@example.com/x"),
         ("postgres://app:pw@db:5432/main", "postgres://[redacted:url-credentials]@db:5432/main"),
+        (
+            "redis://:pw@cache:6379 and postgres://u:p@ss@db/x",
+            "redis://[redacted:url-credentials]@cache:6379 and postgres://[redacted:url-credentials]@db/x",
+        ),
+        (r#""SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY""#, r#""SecretAccessKey": "[redacted:aws]""#),
+        ("SLACK_APP_TOKEN=xapp-1-A0123456789-1234567890123-abcdef0123456789", "SLACK_APP_TOKEN=[redacted:slack]"),
+        ("STRIPE_SECRET_KEY=sk_live_51Hx0123456789abcdefgh", "STRIPE_SECRET_KEY=[redacted:stripe]"),
+        ("SECRET_KEY=d3adb33f and DB_PASS=hunter2", "SECRET_KEY=[redacted:secret] and DB_PASS=[redacted:password]"),
+        ("mysql -u root -phunter2 shop", "mysql -u root -p[redacted:password] shop"),
+        ("login --password hunter2 --user ana", "login --password [redacted:password] --user ana"),
+        ("Authorization: Bearer 8f2a0c9e1b7d4c3a9e8f7a6b5c4d3e2f", "Authorization: Bearer [redacted:authorization]"),
+        ("key=AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q", "key=[redacted:google]"),
+        (
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----\nok",
+            "[redacted:private-key]\nok",
+        ),
     ];
 
     /// Texts that look a bit like secrets and must come through untouched.
@@ -743,6 +759,13 @@ mod tests {
             format!("{pem}-----END RSA PRIVATE KEY-----\nok ")
         );
         assert_eq!(settled("-----BEG"), "");
+        // The new rules hold back as the old ones did.
+        assert_eq!(settled("then mysql -u root -phun"), "then ", "a password glued to -p");
+        assert_eq!(settled("run it --password hun"), "run it ", "a flag's value");
+        assert_eq!(settled("REDIS_URL=redis://:s3cr"), "REDIS_URL=", "an empty user's password");
+        assert_eq!(settled("use xapp-1-A0123"), "use ");
+        assert_eq!(settled("see -----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\n"), "see ");
+        assert_eq!(settled("curl -H 'Authorization: Basic dXNl"), "curl -H '");
         // Plain prose goes up to its last word, which may still grow.
         assert_eq!(settled("Hello there, see you "), "Hello there, see you ");
         assert_eq!(settled("héllo wörld pass"), "héllo wörld ");
