@@ -704,3 +704,49 @@ fn assert_forbidden_post(viewer: &mut common::web::WsRpc, thread: &str) {
     let r = viewer.request("turn/start", json!({"threadId": thread, "input": "hi"}));
     assert_eq!(r["error"]["code"], -32004, "{r}");
 }
+
+/// Shared, then its project directory swapped for a link to a directory
+/// outside `~/.claude/projects` that holds a file of the same name (with a
+/// marker) which then grows: the follower refuses to read through the link
+/// and says so in its log; nothing from outside reaches the thread. Put
+/// back, the session is followed on from where it was.
+#[test]
+fn a_project_directory_swapped_for_a_link_is_not_followed_out_of_the_root() {
+    let w = World::new();
+    let file = w.claude_file(CLAUDE_ID);
+    let lines = fixture_lines(&format!("claude/{CLAUDE_ID}.jsonl"));
+    std::fs::write(&file, lines[..8].concat()).unwrap();
+    let _server = w.serve();
+    w.allow(&[(CLAUDE_ID, &file)]);
+    let thread = w.wait_thread(CLAUDE_ID);
+    wait_outline(&w.home, &thread, &CLAUDE_OUTLINE[..3]);
+
+    let project = file.parent().unwrap().to_path_buf();
+    let moved = w.agents.path().join("moved-away");
+    let outside = w.agents.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let planted = outside.join(file.file_name().unwrap());
+    let marked: Vec<String> = lines.iter().map(|l| l.replace("say hello", "MARKER-FROM-OUTSIDE")).collect();
+    std::fs::write(&planted, marked[..8].concat()).unwrap();
+    std::fs::rename(&project, &moved).unwrap();
+    std::os::unix::fs::symlink(&outside, &project).unwrap();
+    for l in &marked[8..12] {
+        append_in_halves(&planted, l);
+    }
+    let log = w.home.path().join("logs/app-server.log");
+    let marker_in = |events: &[Value]| events.iter().any(|e| e.to_string().contains("MARKER"));
+    wait_for("the follower to refuse the swapped directory (or to read through it)", || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("replaced by a link")
+            || marker_in(&w.home.events(&thread))
+    });
+    assert!(!marker_in(&w.home.events(&thread)), "a file outside the root was mirrored");
+
+    // Put back, and written on: followed from where it stopped.
+    std::fs::remove_file(&project).unwrap();
+    std::fs::rename(&moved, &project).unwrap();
+    for l in &lines[8..] {
+        append_in_halves(&file, l);
+    }
+    let events = wait_outline(&w.home, &thread, CLAUDE_OUTLINE);
+    assert!(!marker_in(&events), "a file outside the root was mirrored");
+}

@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::allowlist;
 use super::convert::{AgentKind, Converter, thread_id_for};
-use super::locate::SessionRoots;
+use super::locate::{PinnedFile, SessionRoots};
 use tandem_engine::Engine;
 use tandem_home::{Home, fnv1a, write_atomic};
 use tandem_rpc::hub_sync::HubSync;
@@ -91,6 +90,10 @@ impl Progress {
 
 /// A session being followed now.
 struct Following {
+    /// Where its file is, pinned when following started: every read opens
+    /// it through this, never by the listed path (whose directories could
+    /// have been swapped for links since).
+    pinned: PinnedFile,
     /// Events still to drop because the thread has them (after a crash).
     skip: u64,
     /// The last problem logged, so a broken file is not logged every tick.
@@ -334,14 +337,14 @@ impl Mirrors {
     }
 
     async fn start(&mut self, id: &str, file: &Path) -> Result<(), String> {
-        let (kind, file_id) = self.roots.validate(file)?;
+        let (kind, file_id, pinned) = self.roots.pin(file)?;
         if !file_id.eq_ignore_ascii_case(id) {
             return Err(format!("the file is session {file_id}, not {id}"));
         }
         let mut progress = self.state.sessions.get(id).cloned().unwrap_or_else(|| Progress::new(id, kind, file));
         progress.file_path = file.to_owned();
         self.engine.set_external(&progress.thread_id, kind.display());
-        let title = title_for(kind, id, file);
+        let title = title_for(kind, id, &pinned);
         let last = self.engine.append_external(&progress.thread_id, &title, Vec::new()).await.map_err(|e| e.message)?;
         let skip = if last < progress.last_seq {
             // The thread lost events (a different database): mirror it anew.
@@ -356,7 +359,7 @@ impl Mirrors {
             tracing::info!(session = %id, events = skip, "resuming after an unclean stop; the thread already has these");
         }
         self.state.sessions.insert(id.to_owned(), progress);
-        self.following.insert(id.to_owned(), Following { skip, problem: None });
+        self.following.insert(id.to_owned(), Following { pinned, skip, problem: None });
         // Saved now, so the thread is known as a mirror after a restart
         // even before the session has a line.
         self.save();
@@ -396,11 +399,7 @@ impl Mirrors {
     async fn poll(&mut self, id: &str) -> Result<bool, String> {
         let progress = self.state.sessions.get_mut(id).expect("started");
         let path = progress.file_path.clone();
-        let mut file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&path)
-        {
+        let mut file = match self.following.get(id).expect("followed").pinned.open() {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(format!("{}: {e}", path.display())),
@@ -518,22 +517,17 @@ impl Mirrors {
 
 /// "Claude Code session c82a5d42 in widgets": the agent, the session, and
 /// the directory it runs in when its first records say (a listed file only).
-fn title_for(kind: AgentKind, id: &str, file: &Path) -> String {
+fn title_for(kind: AgentKind, id: &str, file: &PinnedFile) -> String {
     let base = format!("{} session {}", kind.display(), &id[..8]);
-    let cwd = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(file)
-        .ok()
-        .and_then(|f| {
-            let mut head = Vec::new();
-            f.take(64 * 1024).read_to_end(&mut head).ok()?;
-            String::from_utf8_lossy(&head).lines().find_map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).ok()?;
-                let cwd = v.get("cwd").or_else(|| v.get("payload")?.get("cwd"))?.as_str()?;
-                Path::new(cwd).file_name().map(|n| n.to_string_lossy().into_owned())
-            })
-        });
+    let cwd = file.open().ok().and_then(|f| {
+        let mut head = Vec::new();
+        f.take(64 * 1024).read_to_end(&mut head).ok()?;
+        String::from_utf8_lossy(&head).lines().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let cwd = v.get("cwd").or_else(|| v.get("payload")?.get("cwd"))?.as_str()?;
+            Path::new(cwd).file_name().map(|n| n.to_string_lossy().into_owned())
+        })
+    });
     match cwd {
         Some(dir) => format!("{base} in {dir}"),
         None => base,
