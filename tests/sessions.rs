@@ -143,6 +143,7 @@ const CLAUDE_OUTLINE: &[&str] = &[
     "text Ran it.",
     "end completed",
     "turn /compact",
+    "item status",
     "text Compacted",
     "end completed",
     "turn after compaction hello",
@@ -749,4 +750,47 @@ fn a_project_directory_swapped_for_a_link_is_not_followed_out_of_the_root() {
     }
     let events = wait_outline(&w.home, &thread, CLAUDE_OUTLINE);
     assert!(!marker_in(&events), "a file outside the root was mirrored");
+}
+
+/// A mirror reads `running` (`thread/read`, `share list`) while its
+/// session has a turn open — the prompt written, its end not yet — and
+/// `idle` once the turn's end is written.
+#[test]
+fn a_mirrored_thread_shows_running_while_its_session_has_an_open_turn() {
+    let w = World::new();
+    let file = w.claude_file(CLAUDE_ID);
+    let lines = fixture_lines(&format!("claude/{CLAUDE_ID}.jsonl"));
+    // Up to the prompt "say hello"; the answer has not come.
+    std::fs::write(&file, lines[..3].concat()).unwrap();
+    let _server = w.serve();
+    w.allow(&[(CLAUDE_ID, &file)]);
+    let thread = w.wait_thread(CLAUDE_ID);
+    let mut raw = w.home.raw();
+    let mut read = || raw.request("thread/read", json!({"threadId": thread}))["result"]["thread"].clone();
+    let mut t = Value::Null;
+    wait_for("the mirror to show running", || {
+        t = read();
+        t["status"] == "running"
+    });
+    assert_eq!(t["activeTurn"]["client"]["name"], "claude-code", "{t}");
+    let turn = &w.home.events(&thread)[1];
+    assert_eq!(turn["type"], "turn/started");
+    assert_eq!(t["activeTurn"]["id"], turn["turnId"], "{t}");
+    let list = w.home.run(&["share", "list", "--server", &w.home.endpoint()]).ok().stdout;
+    let row = list.lines().find(|l| l.contains(&CLAUDE_ID[..8])).unwrap();
+    assert!(row.contains("running") && row.contains("(turn by claude-code)"), "{list}");
+
+    // The answer, with its end: idle.
+    for l in &lines[3..7] {
+        append_in_halves(&file, l);
+    }
+    wait_for("the mirror to show idle", || {
+        t = read();
+        t["status"] == "idle"
+    });
+    assert!(t.get("activeTurn").is_none(), "{t}");
+    assert_eq!(outline(&w.home.events(&thread)), CLAUDE_OUTLINE[..3]);
+    let list = w.home.run(&["share", "list", "--server", &w.home.endpoint()]).ok().stdout;
+    let row = list.lines().find(|l| l.contains(&CLAUDE_ID[..8])).unwrap();
+    assert!(row.contains("idle"), "{list}");
 }
