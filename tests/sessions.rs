@@ -143,6 +143,7 @@ const CLAUDE_OUTLINE: &[&str] = &[
     "text Ran it.",
     "end completed",
     "turn /compact",
+    "item status",
     "text Compacted",
     "end completed",
     "turn after compaction hello",
@@ -703,4 +704,93 @@ fn a_session_shared_without_a_hub_gets_a_link_to_the_local_viewer() {
 fn assert_forbidden_post(viewer: &mut common::web::WsRpc, thread: &str) {
     let r = viewer.request("turn/start", json!({"threadId": thread, "input": "hi"}));
     assert_eq!(r["error"]["code"], -32004, "{r}");
+}
+
+/// Shared, then its project directory swapped for a link to a directory
+/// outside `~/.claude/projects` that holds a file of the same name (with a
+/// marker) which then grows: the follower refuses to read through the link
+/// and says so in its log; nothing from outside reaches the thread. Put
+/// back, the session is followed on from where it was.
+#[test]
+fn a_project_directory_swapped_for_a_link_is_not_followed_out_of_the_root() {
+    let w = World::new();
+    let file = w.claude_file(CLAUDE_ID);
+    let lines = fixture_lines(&format!("claude/{CLAUDE_ID}.jsonl"));
+    std::fs::write(&file, lines[..8].concat()).unwrap();
+    let _server = w.serve();
+    w.allow(&[(CLAUDE_ID, &file)]);
+    let thread = w.wait_thread(CLAUDE_ID);
+    wait_outline(&w.home, &thread, &CLAUDE_OUTLINE[..3]);
+
+    let project = file.parent().unwrap().to_path_buf();
+    let moved = w.agents.path().join("moved-away");
+    let outside = w.agents.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let planted = outside.join(file.file_name().unwrap());
+    let marked: Vec<String> = lines.iter().map(|l| l.replace("say hello", "MARKER-FROM-OUTSIDE")).collect();
+    std::fs::write(&planted, marked[..8].concat()).unwrap();
+    std::fs::rename(&project, &moved).unwrap();
+    std::os::unix::fs::symlink(&outside, &project).unwrap();
+    for l in &marked[8..12] {
+        append_in_halves(&planted, l);
+    }
+    let log = w.home.path().join("logs/app-server.log");
+    let marker_in = |events: &[Value]| events.iter().any(|e| e.to_string().contains("MARKER"));
+    wait_for("the follower to refuse the swapped directory (or to read through it)", || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("replaced by a link")
+            || marker_in(&w.home.events(&thread))
+    });
+    assert!(!marker_in(&w.home.events(&thread)), "a file outside the root was mirrored");
+
+    // Put back, and written on: followed from where it stopped.
+    std::fs::remove_file(&project).unwrap();
+    std::fs::rename(&moved, &project).unwrap();
+    for l in &lines[8..] {
+        append_in_halves(&file, l);
+    }
+    let events = wait_outline(&w.home, &thread, CLAUDE_OUTLINE);
+    assert!(!marker_in(&events), "a file outside the root was mirrored");
+}
+
+/// A mirror reads `running` (`thread/read`, `share list`) while its
+/// session has a turn open — the prompt written, its end not yet — and
+/// `idle` once the turn's end is written.
+#[test]
+fn a_mirrored_thread_shows_running_while_its_session_has_an_open_turn() {
+    let w = World::new();
+    let file = w.claude_file(CLAUDE_ID);
+    let lines = fixture_lines(&format!("claude/{CLAUDE_ID}.jsonl"));
+    // Up to the prompt "say hello"; the answer has not come.
+    std::fs::write(&file, lines[..3].concat()).unwrap();
+    let _server = w.serve();
+    w.allow(&[(CLAUDE_ID, &file)]);
+    let thread = w.wait_thread(CLAUDE_ID);
+    let mut raw = w.home.raw();
+    let mut read = || raw.request("thread/read", json!({"threadId": thread}))["result"]["thread"].clone();
+    let mut t = Value::Null;
+    wait_for("the mirror to show running", || {
+        t = read();
+        t["status"] == "running"
+    });
+    assert_eq!(t["activeTurn"]["client"]["name"], "claude-code", "{t}");
+    let turn = &w.home.events(&thread)[1];
+    assert_eq!(turn["type"], "turn/started");
+    assert_eq!(t["activeTurn"]["id"], turn["turnId"], "{t}");
+    let list = w.home.run(&["share", "list", "--server", &w.home.endpoint()]).ok().stdout;
+    let row = list.lines().find(|l| l.contains(&CLAUDE_ID[..8])).unwrap();
+    assert!(row.contains("running") && row.contains("(turn by claude-code)"), "{list}");
+
+    // The answer, with its end: idle.
+    for l in &lines[3..7] {
+        append_in_halves(&file, l);
+    }
+    wait_for("the mirror to show idle", || {
+        t = read();
+        t["status"] == "idle"
+    });
+    assert!(t.get("activeTurn").is_none(), "{t}");
+    assert_eq!(outline(&w.home.events(&thread)), CLAUDE_OUTLINE[..3]);
+    let list = w.home.run(&["share", "list", "--server", &w.home.endpoint()]).ok().stdout;
+    let row = list.lines().find(|l| l.contains(&CLAUDE_ID[..8])).unwrap();
+    assert!(row.contains("idle"), "{list}");
 }

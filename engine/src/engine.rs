@@ -11,7 +11,8 @@ use tandem_protocol::ids::normalize_uuid;
 use tandem_protocol::methods::*;
 use tandem_protocol::time::{format_millis, now_millis, parse_rfc3339};
 use tandem_protocol::{
-    AgentInfo, ClientInfo, EventBody, ImportedTurn, Item, MAX_PAGE, Position, RpcError, Thread, Turn, TurnStatus,
+    ActiveTurn, AgentInfo, ClientInfo, EventBody, ImportedTurn, Item, MAX_PAGE, Position, RpcError, Thread,
+    ThreadStatus, Turn, TurnStatus,
 };
 use tokio::sync::watch;
 
@@ -41,6 +42,10 @@ struct Inner {
     /// Threads fed from outside (id → the source's name, e.g. a mirrored
     /// agent session): only [`Engine::append_external`] adds to them.
     external: RwLock<HashMap<String, String>>,
+    /// The turn an outside agent is working on, per external thread (set by
+    /// its source, [`Engine::set_external_activity`]): what `status` and
+    /// `activeTurn` say there, since no turn of ours runs on it.
+    external_active: RwLock<HashMap<String, ActiveTurn>>,
     /// Bumped whenever a thread's title or `shared` flag changes.
     changes: watch::Sender<u64>,
 }
@@ -100,6 +105,7 @@ impl Engine {
             agent,
             stopping: AtomicBool::new(false),
             external: RwLock::new(HashMap::new()),
+            external_active: RwLock::new(HashMap::new()),
             changes: watch::Sender::new(0),
         })))
     }
@@ -158,7 +164,7 @@ impl Engine {
             if !imports.is_empty() {
                 done = self.import(&handle, &mut state, imports, client)?;
             }
-            let thread = handle.snapshot(&state);
+            let thread = self.snapshot(&handle, &state);
             drop(state);
             threads.insert(id, Arc::clone(&handle));
             (handle, done, thread)
@@ -186,7 +192,7 @@ impl Engine {
                 return Err(busy(&handle.id, active));
             }
             let done = self.import(&handle, &mut state, imports, client)?;
-            (done, handle.snapshot(&state))
+            (done, self.snapshot(&handle, &state))
         };
         wait_durable(done).await?;
         Ok(thread)
@@ -259,7 +265,7 @@ impl Engine {
                 more = true;
                 break;
             }
-            data.push(handle.snapshot(&handle.lock()));
+            data.push(self.snapshot(handle, &handle.lock()));
         }
         let next_cursor = if more { data.last().map(|t| t.id.clone()) } else { None };
         Ok(ThreadListResult { data, next_cursor })
@@ -269,7 +275,7 @@ impl Engine {
     pub fn thread_read(&self, p: ThreadReadParams) -> Result<Thread, RpcError> {
         let handle = self.thread(&p.thread_id)?;
         let state = handle.lock();
-        Ok(handle.snapshot(&state))
+        Ok(self.snapshot(&handle, &state))
     }
 
     /// `thread/update`.
@@ -294,7 +300,7 @@ impl Engine {
                 .map_err(store_error)?;
             state.title = title;
             state.shared = shared;
-            (done, handle.snapshot(&state), before)
+            (done, self.snapshot(&handle, &state), before)
         };
         if before != (thread.title.clone(), thread.shared) {
             // Links of this thread stop (or may start again) now, not once the
@@ -456,6 +462,32 @@ impl Engine {
     /// there, and only [`Engine::append_external`] adds to it.
     pub fn set_external(&self, thread_id: &str, source: &str) {
         self.0.external.write().unwrap_or_else(|p| p.into_inner()).insert(thread_id.to_owned(), source.to_owned());
+    }
+
+    /// Says whether the outside agent of an external thread is working on a
+    /// turn (`Some`: the thread reads `running` with that `activeTurn`) or
+    /// not (`None`: `idle`). Only the source knows; the events it appends
+    /// cannot say "still working" on their own.
+    pub fn set_external_activity(&self, thread_id: &str, active: Option<ActiveTurn>) {
+        let mut map = self.0.external_active.write().unwrap_or_else(|p| p.into_inner());
+        match active {
+            Some(a) => map.insert(thread_id.to_owned(), a),
+            None => map.remove(thread_id),
+        };
+    }
+
+    /// The wire view of a thread: its own running turn, else what its
+    /// outside source said it is doing.
+    fn snapshot(&self, handle: &ThreadHandle, state: &ThreadState) -> Thread {
+        let mut thread = handle.snapshot(state);
+        if thread.active_turn.is_none() {
+            let map = self.0.external_active.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(a) = map.get(&thread.id) {
+                thread.status = ThreadStatus::Running;
+                thread.active_turn = Some(a.clone());
+            }
+        }
+        thread
     }
 
     fn refuse_external(&self, thread_id: &str) -> Result<(), RpcError> {
@@ -663,5 +695,24 @@ mod tests {
         }
         assert_eq!(outlines[0], [2, 3, 5, 6]);
         assert_eq!(outlines[0], outlines[1]);
+    }
+
+    /// What an external source says about its thread shows in `thread/read`
+    /// and `thread/list` as the thread's own running turn would, and goes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_external_thread_reads_running_while_its_source_says_so() {
+        let engine = Engine::in_memory(Arc::new(EchoAgent::default())).await.unwrap();
+        let id = new_id();
+        engine.set_external(&id, "Claude Code");
+        engine.append_external(&id, "mirror", Vec::new()).await.unwrap();
+        let read = || engine.thread_read(ThreadReadParams { thread_id: id.clone() }).unwrap();
+        assert_eq!((read().status, read().active_turn), (ThreadStatus::Idle, None));
+        let active = ActiveTurn { id: new_id(), client: ClientInfo::new("claude-code", "2.1") };
+        engine.set_external_activity(&id, Some(active.clone()));
+        assert_eq!((read().status, read().active_turn), (ThreadStatus::Running, Some(active.clone())));
+        let listed = engine.thread_list(ThreadListParams::default()).unwrap().data;
+        assert_eq!(listed[0].active_turn, Some(active));
+        engine.set_external_activity(&id, None);
+        assert_eq!((read().status, read().active_turn), (ThreadStatus::Idle, None));
     }
 }

@@ -16,9 +16,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use notify::{RecursiveMode, Watcher};
 use serde::{Deserialize, Serialize};
@@ -29,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::allowlist;
 use super::convert::{AgentKind, Converter, thread_id_for};
-use super::locate::SessionRoots;
+use super::locate::{PinnedFile, SessionRoots};
 use tandem_engine::Engine;
 use tandem_home::{Home, fnv1a, write_atomic};
 use tandem_rpc::hub_sync::HubSync;
@@ -49,6 +48,13 @@ const MAX_BATCH: usize = 16 * 1024 * 1024;
 
 /// How much of a file's start identifies it when it is replaced.
 const PREFIX_LEN: u64 = 4096;
+
+/// A turn whose file has not been written for this long shows `idle`: an
+/// agent that crashed (or was killed) never writes its turn's end, and its
+/// mirror must not say `running` forever. Claude Code and Codex write a
+/// record at least per model reply or tool result; a tool that runs longer
+/// silently shows idle until its result comes.
+const QUIET: Duration = Duration::from_secs(60);
 
 /// The follower's state file in the data directory.
 pub const STATE_FILE: &str = "session-mirrors.json";
@@ -91,10 +97,16 @@ impl Progress {
 
 /// A session being followed now.
 struct Following {
+    /// Where its file is, pinned when following started: every read opens
+    /// it through this, never by the listed path (whose directories could
+    /// have been swapped for links since).
+    pinned: PinnedFile,
     /// Events still to drop because the thread has them (after a crash).
     skip: u64,
     /// The last problem logged, so a broken file is not logged every tick.
     problem: Option<String>,
+    /// When the file was last written (its mtime at the last look).
+    written: Option<SystemTime>,
 }
 
 /// How often the allowlist is looked at.
@@ -190,6 +202,8 @@ struct Mirrors {
     start_problems: BTreeMap<String, String>,
     /// Syncs mirrored threads to the hubs their entries list (`servers`).
     hub: Option<HubSync>,
+    /// How long a followed file may be quiet before its open turn shows idle.
+    quiet: Duration,
     /// (session, hub) pairs linked already, or whose failure was logged.
     hub_linked: BTreeSet<(String, String)>,
     hub_problems: BTreeSet<(String, String)>,
@@ -227,6 +241,7 @@ impl Mirrors {
             allowlist_problem: None,
             start_problems: BTreeMap::new(),
             hub: None,
+            quiet: QUIET,
             hub_linked: BTreeSet::new(),
             hub_problems: BTreeSet::new(),
         }
@@ -290,6 +305,7 @@ impl Mirrors {
         let gone: Vec<String> = self.following.keys().filter(|id| !list.sessions.contains_key(*id)).cloned().collect();
         for id in gone {
             self.following.remove(&id);
+            self.report_activity(&id);
             // Shared again later, it is linked again (the link may be gone).
             self.hub_linked.retain(|(s, _)| *s != id);
             self.hub_problems.retain(|(s, _)| *s != id);
@@ -329,19 +345,35 @@ impl Mirrors {
                     }
                 }
             }
+            self.report_activity(id);
         }
         self.rewatch();
     }
 
+    /// Tells the engine whether a session's agent is at work, which its
+    /// mirror's `status` / `activeTurn` show: a turn open (its prompt seen,
+    /// its end not yet) in a followed file written within `quiet`.
+    fn report_activity(&self, id: &str) {
+        let Some(progress) = self.state.sessions.get(id) else { return };
+        let recent = self
+            .following
+            .get(id)
+            .and_then(|f| f.written)
+            // A time in the future (a clock step) counts as now.
+            .is_some_and(|t| t.elapsed().map_or(true, |age| age < self.quiet));
+        let active = if recent { progress.converter.active() } else { None };
+        self.engine.set_external_activity(&progress.thread_id, active);
+    }
+
     async fn start(&mut self, id: &str, file: &Path) -> Result<(), String> {
-        let (kind, file_id) = self.roots.validate(file)?;
+        let (kind, file_id, pinned) = self.roots.pin(file)?;
         if !file_id.eq_ignore_ascii_case(id) {
             return Err(format!("the file is session {file_id}, not {id}"));
         }
         let mut progress = self.state.sessions.get(id).cloned().unwrap_or_else(|| Progress::new(id, kind, file));
         progress.file_path = file.to_owned();
         self.engine.set_external(&progress.thread_id, kind.display());
-        let title = title_for(kind, id, file);
+        let title = title_for(kind, id, &pinned);
         let last = self.engine.append_external(&progress.thread_id, &title, Vec::new()).await.map_err(|e| e.message)?;
         let skip = if last < progress.last_seq {
             // The thread lost events (a different database): mirror it anew.
@@ -356,7 +388,7 @@ impl Mirrors {
             tracing::info!(session = %id, events = skip, "resuming after an unclean stop; the thread already has these");
         }
         self.state.sessions.insert(id.to_owned(), progress);
-        self.following.insert(id.to_owned(), Following { skip, problem: None });
+        self.following.insert(id.to_owned(), Following { pinned, skip, problem: None, written: None });
         // Saved now, so the thread is known as a mirror after a restart
         // even before the session has a line.
         self.save();
@@ -396,11 +428,7 @@ impl Mirrors {
     async fn poll(&mut self, id: &str) -> Result<bool, String> {
         let progress = self.state.sessions.get_mut(id).expect("started");
         let path = progress.file_path.clone();
-        let mut file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&path)
-        {
+        let mut file = match self.following.get(id).expect("followed").pinned.open() {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(format!("{}: {e}", path.display())),
@@ -409,6 +437,7 @@ impl Mirrors {
         if !meta.is_file() {
             return Err(format!("{} is not a regular file", path.display()));
         }
+        self.following.get_mut(id).expect("followed").written = meta.modified().ok();
         let size = meta.len();
         // Appended to, it still starts with the bytes already mirrored;
         // truncated, rewritten in place or replaced, it may not (checked on
@@ -459,7 +488,7 @@ impl Mirrors {
                 session = %id,
                 skipped = progress.converter.skipped - skipped_before,
                 total = progress.converter.skipped,
-                "left out session records it does not know"
+                "left out session lines that are not JSON objects (or too long)"
             );
         }
         let following = self.following.get_mut(id).expect("followed");
@@ -518,22 +547,17 @@ impl Mirrors {
 
 /// "Claude Code session c82a5d42 in widgets": the agent, the session, and
 /// the directory it runs in when its first records say (a listed file only).
-fn title_for(kind: AgentKind, id: &str, file: &Path) -> String {
+fn title_for(kind: AgentKind, id: &str, file: &PinnedFile) -> String {
     let base = format!("{} session {}", kind.display(), &id[..8]);
-    let cwd = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(file)
-        .ok()
-        .and_then(|f| {
-            let mut head = Vec::new();
-            f.take(64 * 1024).read_to_end(&mut head).ok()?;
-            String::from_utf8_lossy(&head).lines().find_map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).ok()?;
-                let cwd = v.get("cwd").or_else(|| v.get("payload")?.get("cwd"))?.as_str()?;
-                Path::new(cwd).file_name().map(|n| n.to_string_lossy().into_owned())
-            })
-        });
+    let cwd = file.open().ok().and_then(|f| {
+        let mut head = Vec::new();
+        f.take(64 * 1024).read_to_end(&mut head).ok()?;
+        String::from_utf8_lossy(&head).lines().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let cwd = v.get("cwd").or_else(|| v.get("payload")?.get("cwd"))?.as_str()?;
+            Path::new(cwd).file_name().map(|n| n.to_string_lossy().into_owned())
+        })
+    });
     match cwd {
         Some(dir) => format!("{base} in {dir}"),
         None => base,
@@ -726,5 +750,48 @@ mod tests {
         allowlist::write(&allowlist::path(&s.home), &list).unwrap();
         m.sync().await;
         assert_eq!(s.events().await, reference(&all));
+    }
+
+    /// A mirror reads `running` from a prompt to its turn's end, and `idle`
+    /// once its file has been quiet too long (an agent that died mid-turn).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mirror_runs_while_its_turn_is_open_and_not_past_a_quiet_file() {
+        use tandem_protocol::ThreadStatus;
+        use tandem_protocol::methods::ThreadReadParams;
+        let s = setup().await;
+        let all = lines(ID);
+        let read = || s.engine.thread_read(ThreadReadParams { thread_id: thread_id_for(ID) }).unwrap();
+        let mut m = s.mirrors();
+        // Up to "say hello" (line 3): its answer has not come.
+        s.append(&all[..3]);
+        m.sync().await;
+        let t = read();
+        assert_eq!(t.status, ThreadStatus::Running);
+        let active = t.active_turn.unwrap();
+        assert_eq!(active.client.name, "claude-code");
+        assert_eq!(s.events().await[0], ("turn/started".to_owned(), format!("\"{}\"null", active.id)));
+
+        // The file goes quiet longer than allowed: idle, though still open.
+        let old = SystemTime::now() - Duration::from_secs(120);
+        std::fs::File::options().append(true).open(&s.file).unwrap().set_modified(old).unwrap();
+        m.sync().await;
+        assert_eq!(read().status, ThreadStatus::Idle);
+        assert!(read().active_turn.is_none());
+
+        // Written again: running again; the answer ends the turn: idle.
+        s.append(&all[3..5]);
+        m.sync().await;
+        assert_eq!(read().status, ThreadStatus::Running);
+        s.append(&all[5..7]);
+        m.sync().await;
+        assert_eq!(read().status, ThreadStatus::Idle);
+        s.append(&all[7..10]);
+        m.sync().await;
+        assert_eq!(read().status, ThreadStatus::Running);
+
+        // Unshared: not followed, not running.
+        allowlist::write(&allowlist::path(&s.home), &allowlist::Allowlist::default()).unwrap();
+        m.sync().await;
+        assert_eq!(read().status, ThreadStatus::Idle);
     }
 }

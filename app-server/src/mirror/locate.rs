@@ -3,7 +3,10 @@
 //! and `${CODEX_HOME:-~/.codex}/sessions/YYYY/MM/DD/rollout-…-<uuid>.jsonl`.
 //! Finding a session lists directory names only; it never opens a session.
 
-use std::path::{Path, PathBuf};
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
 
 use tandem_protocol::ids::normalize_uuid;
 
@@ -29,6 +32,13 @@ impl SessionRoots {
     /// Checks that `file` is a session file inside one of the roots (no `..`,
     /// no link out of them) and says whose it is and its session id.
     pub fn validate(&self, file: &Path) -> Result<(AgentKind, String), String> {
+        self.pin(file).map(|(kind, id, _)| (kind, id))
+    }
+
+    /// [`SessionRoots::validate`], and the file's place pinned: its real
+    /// path, resolved now, which every later open walks again without
+    /// following any link (a directory swapped for a link later is refused).
+    pub fn pin(&self, file: &Path) -> Result<(AgentKind, String, PinnedFile), String> {
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let (kind, root) = if codex_id(name).is_some() {
             (AgentKind::Codex, &self.codex)
@@ -62,7 +72,8 @@ impl SessionRoots {
             AgentKind::Codex => codex_id(name),
         }
         .unwrap_or_default();
-        Ok((kind, id))
+        let pinned = PinnedFile { dir: real_dir, name: OsString::from(name), root: real_root };
+        Ok((kind, id, pinned))
     }
 
     /// The session file with this id, if either agent has one.
@@ -105,6 +116,80 @@ impl SessionRoots {
             .max_by_key(|(t, _, _)| *t)
             .map(|(_, id, p)| (id, p))
     }
+}
+
+/// A session file at the real path it had when it was shared. Opening it
+/// walks that path from `/` one directory at a time with `O_NOFOLLOW`, so a
+/// directory replaced by a symbolic link afterwards (to a place outside the
+/// agents' directories) makes the open fail instead of reading what the link
+/// points at; checking the path first and opening it after would leave a
+/// window for the swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedFile {
+    /// The file's directory, canonical when pinned (no `..`, no link).
+    dir: PathBuf,
+    name: OsString,
+    /// The agent's root, canonical: named in refusals.
+    root: PathBuf,
+}
+
+/// How a directory of the pinned path is opened: never through a link.
+/// `O_PATH` (Linux) needs no read permission and reads nothing.
+#[cfg(target_os = "linux")]
+const DIR_FLAGS: libc::c_int = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+#[cfg(not(target_os = "linux"))]
+const DIR_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+
+impl PinnedFile {
+    /// Opens the file for reading, refusing a link anywhere on its path
+    /// (`ErrorKind::NotFound` when it or a directory does not exist).
+    pub fn open(&self) -> std::io::Result<std::fs::File> {
+        let mut dir = open_at(None, Path::new("/").as_os_str().as_bytes(), DIR_FLAGS)?;
+        for part in self.dir.components() {
+            match part {
+                Component::RootDir => {}
+                Component::Normal(name) => {
+                    dir = open_at(Some(&dir), name.as_bytes(), DIR_FLAGS).map_err(|e| self.refusal(e, name))?;
+                }
+                // Canonical paths have neither; refuse rather than guess.
+                _ => return Err(std::io::Error::other(format!("{} is not a canonical path", self.dir.display()))),
+            }
+        }
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        let file = open_at(Some(&dir), self.name.as_bytes(), flags).map_err(|e| self.refusal(e, &self.name))?;
+        Ok(std::fs::File::from(file))
+    }
+
+    /// A link met on the way (`ELOOP`) or a file turned into something else
+    /// (`ENOTDIR`) says the path was swapped: name it, and the root.
+    fn refusal(&self, e: std::io::Error, name: &std::ffi::OsStr) -> std::io::Error {
+        match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) => std::io::Error::other(format!(
+                "{} was replaced by a link (or something else) on the way to {}; refusing to read outside {}",
+                name.to_string_lossy(),
+                self.dir.join(&self.name).display(),
+                self.root.display()
+            )),
+            _ => e,
+        }
+    }
+}
+
+/// `openat(2)` of one name (no `/` in it) relative to `dir`, or `/` itself.
+fn open_at(dir: Option<&OwnedFd>, name: &[u8], flags: libc::c_int) -> std::io::Result<OwnedFd> {
+    if dir.is_some() && (name.contains(&b'/') || name.is_empty()) {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let name = CString::new(name).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let at = dir.map(|d| d.as_raw_fd()).unwrap_or(libc::AT_FDCWD);
+    // SAFETY: `name` is a valid NUL-terminated string and `at` is either
+    // AT_FDCWD or a descriptor `dir` owns and keeps open during the call.
+    let fd = unsafe { libc::openat(at, name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by openat, is open, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Claude Code's directory name for a working directory: every character
@@ -182,5 +267,53 @@ mod tests {
         let link = proj.join("11111111-1111-1111-1111-111111111111.jsonl");
         std::os::unix::fs::symlink(&outside, &link).unwrap();
         assert!(roots.validate(&link).unwrap_err().contains("symbolic link"));
+    }
+
+    /// Shared, then its directory swapped for a link to one outside the
+    /// roots holding a file of the same name: the pinned open refuses it
+    /// (Claude Code's project directory, and each of Codex's YYYY/MM/DD).
+    #[test]
+    fn a_directory_swapped_for_a_link_after_pinning_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots =
+            SessionRoots { claude: dir.path().join("claude/projects"), codex: dir.path().join("codex/sessions") };
+        let id = "c82a5d42-829f-4ee0-99c7-a5a4cd0fd679";
+        let cid = "01a208ed-6c51-7b12-90ed-4822e021b6a5";
+        let claude = roots.claude.join("-w").join(format!("{id}.jsonl"));
+        let codex = roots.codex.join("2026/11/23").join(format!("rollout-2026-11-23T15-01-47-{cid}.jsonl"));
+        let outside = dir.path().join("outside");
+        for (file, swap) in [(&claude, 1), (&codex, 1), (&codex, 2), (&codex, 3)] {
+            let _ = std::fs::remove_dir_all(&outside);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, "inside\n").unwrap();
+            let (_, _, pinned) = roots.pin(file).unwrap();
+            assert_eq!(std::io::read_to_string(pinned.open().unwrap()).unwrap(), "inside\n");
+
+            // The directory `swap` levels up is moved away and a link to a
+            // copy outside, with other content, takes its place.
+            let swapped = file.ancestors().nth(swap).unwrap().to_path_buf();
+            let moved = swapped.with_extension("moved");
+            std::fs::rename(&swapped, &moved).unwrap();
+            let relative = file.strip_prefix(&swapped).unwrap();
+            std::fs::create_dir_all(outside.join(relative).parent().unwrap()).unwrap();
+            std::fs::write(outside.join(relative), "MARKER outside\n").unwrap();
+            std::os::unix::fs::symlink(&outside, &swapped).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(file).unwrap(),
+                "MARKER outside\n",
+                "the link is followed by a path open"
+            );
+            let err = pinned.open().unwrap_err();
+            assert!(err.to_string().contains("replaced by a link"), "{err}");
+
+            // Put back: read again.
+            std::fs::remove_file(&swapped).unwrap();
+            std::fs::rename(&moved, &swapped).unwrap();
+            assert_eq!(std::io::read_to_string(pinned.open().unwrap()).unwrap(), "inside\n");
+        }
+        // A missing file is "not found", as before it is written.
+        std::fs::remove_file(&claude).unwrap();
+        let (_, _, pinned) = roots.pin(&claude).unwrap();
+        assert_eq!(pinned.open().unwrap_err().kind(), std::io::ErrorKind::NotFound);
     }
 }
