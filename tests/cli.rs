@@ -458,3 +458,41 @@ fn restart_keeps_the_flags_status_shows() {
     let status = home.run(&["app-server", "status"]).ok();
     assert!(status.stdout.contains("--echo-delay-ms 5") && !status.stdout.contains("150"), "{status:?}");
 }
+
+/// The server takes lines of at most 8 MiB (`MAX_FRAME_BYTES`). A bigger
+/// prompt — from a file or a pipe — is refused before anything is sent, and
+/// so is one that only the JSON escaping makes too big: exit 2 at once,
+/// saying the limit and the size, never a wait for an answer that cannot come.
+#[test]
+fn a_prompt_over_the_line_limit_exits_2_at_once_saying_the_limit() {
+    const LIMIT: usize = 8 * 1024 * 1024;
+    let home = Home::new();
+    let _server = home.serve(&[]);
+    let s = home.endpoint();
+    let id = home.new_thread();
+    let post = ["share", "post", "--thread", id.as_str(), "--prompt", "-", "--server", s.as_str()];
+    let quick = std::time::Duration::from_secs(30);
+
+    let big = words(LIMIT / 5);
+    assert!(big.len() > LIMIT);
+    let file = home.path().join("prompt.md");
+    std::fs::write(&file, &big).unwrap();
+    let out = home.run_within(&post, Input::File(file), quick);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains(&format!("the prompt is {} bytes", big.len())), "{out:?}");
+    assert!(out.stderr.contains(&format!("at most {LIMIT} bytes (8 MiB)")), "{out:?}");
+
+    let out = home.run_within(&post, Input::Bytes(big.into_bytes()), quick);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains(&format!("at most {LIMIT} bytes")), "{out:?}");
+
+    // 5 MiB of quotes is 10 MiB as JSON.
+    let quotes = "\"".repeat(5 << 20);
+    let out = home.run_within(&post, Input::Bytes(quotes.into_bytes()), quick);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("as a JSON request") && out.stderr.contains(&format!("at most {LIMIT}")), "{out:?}");
+
+    // Nothing was posted, and a prompt that fits still goes through.
+    assert_eq!(home.last_seq(&id), 1);
+    home.share(&["post", "--thread", &id, "--prompt", "fits"]).ok();
+}

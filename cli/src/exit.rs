@@ -46,13 +46,14 @@ pub fn code_for(e: &ClientError) -> u8 {
                 || rpc.reason() == Some("linkNotFound")
             {
                 NOT_FOUND
-            } else if rpc.is(ErrorCode::InvalidParams) {
+            } else if rpc.is(ErrorCode::InvalidParams) || rpc.reason() == Some("frameTooLarge") {
                 USAGE
             } else {
                 FAILURE
             }
         }
-        ClientError::Decode(_) => FAILURE,
+        ClientError::Decode(_) | ClientError::Unattributed { .. } => FAILURE,
+        ClientError::TooLarge { .. } => USAGE,
         // A token refused at the door (or a link that lost its access): the
         // server is there, the caller may not use it.
         ClientError::Refused { error, .. }
