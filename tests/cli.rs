@@ -496,3 +496,28 @@ fn a_prompt_over_the_line_limit_exits_2_at_once_saying_the_limit() {
     assert_eq!(home.last_seq(&id), 1);
     home.share(&["post", "--thread", &id, "--prompt", "fits"]).ok();
 }
+
+/// A server that exits as it starts (here: config.toml names an agent
+/// directory that does not exist) is noticed at once, not after the 20 s
+/// autostart wait: the CLI says why — once, however many attempts the
+/// server's stderr file holds — and exits 2, as `tandem app-server start` does.
+#[test]
+fn autostart_of_a_server_with_a_bad_config_fails_at_once_saying_why() {
+    let home = Home::new();
+    std::fs::write(home.path().join("config.toml"), "cwd = \"/nonexistent/tandem-agent-dir\"\n").unwrap();
+    let post = ["share", "post", "--thread", "00000000-0000-0000-0000-000000000000", "--prompt", "hi"];
+    for attempt in 0..2 {
+        let began = std::time::Instant::now();
+        let out = home.run_within(&post, Input::Null, std::time::Duration::from_secs(60));
+        let took = began.elapsed();
+        assert!(took < std::time::Duration::from_secs(10), "attempt {attempt} took {took:?}: {out:?}");
+        assert_eq!(out.code, 2, "{out:?}");
+        let reason = "the agent directory /nonexistent/tandem-agent-dir does not exist";
+        assert_eq!(out.stderr.matches(reason).count(), 1, "attempt {attempt}: {out:?}");
+        assert!(out.stderr.contains("app-server.stderr"), "{out:?}");
+    }
+    let log = std::fs::read_to_string(home.path().join("logs/app-server.stderr")).unwrap();
+    assert_eq!(log.matches("does not exist").count(), 2, "{log}");
+    // `app-server start` refuses the same config with the same code.
+    assert_eq!(home.run(&["app-server", "start"]).code, 2);
+}

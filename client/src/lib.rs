@@ -7,7 +7,7 @@ mod endpoint;
 mod threads;
 mod websocket;
 
-pub use autostart::{AUTOSTART_TIMEOUT, connect_or_start, start_background};
+pub use autostart::{AUTOSTART_TIMEOUT, Started, connect_or_start, start_background};
 pub use endpoint::Endpoint;
 pub use threads::{ResolveError, all_threads, by_activity, resolve_thread};
 
@@ -55,6 +55,20 @@ pub enum ClientError {
     Decode(String),
     #[error("could not start the app-server: {0}")]
     Autostart(String),
+    /// The server this client started exited before answering (a bad
+    /// `config.toml`, say): `said` is what it wrote to its stderr this time.
+    #[error(
+        "the app-server exited as it started ({status}){}; see {log}",
+        if said.is_empty() { String::new() } else { format!(": {said}") }
+    )]
+    ServerExited {
+        /// Its exit code (2: bad configuration or flags), if it exited rather
+        /// than being killed by a signal.
+        code: Option<i32>,
+        status: String,
+        said: String,
+        log: String,
+    },
     /// A request line longer than the server takes; nothing was sent.
     #[error(
         "the {method} request is {bytes} bytes as one JSON line; the app-server takes at most {limit} bytes ({} MiB) per line, so it was not sent",
