@@ -521,3 +521,26 @@ fn autostart_of_a_server_with_a_bad_config_fails_at_once_saying_why() {
     // `app-server start` refuses the same config with the same code.
     assert_eq!(home.run(&["app-server", "start"]).code, 2);
 }
+
+/// Revoking a link twice: the second time says it already was (and when),
+/// and succeeds — the link is revoked, as asked. An id never made is still
+/// "not found" (4).
+#[test]
+fn revoking_a_revoked_link_says_so_and_succeeds() {
+    let home = Home::new();
+    let _web = common::web::WebServer::start(&home, &[]);
+    let s = home.endpoint();
+    let id = home.new_thread();
+    let out = home.run(&["share", "link", "--thread", &id, "--json", "--server", &s]).ok();
+    let link: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let link_id = link["link"]["id"].as_str().unwrap().to_owned();
+
+    let out = home.run(&["share", "revoke", &link_id, "--server", &s]).ok();
+    assert_eq!(out.stdout.trim(), format!("revoked {link_id}"));
+    let again = home.run(&["share", "revoke", &link_id, "--server", &s]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains(&format!("link {link_id} was already revoked at 20")), "{again:?}");
+    let unknown = home.run(&["share", "revoke", "0123456789abcdef", "--server", &s]);
+    assert_eq!(unknown.code, 4, "{unknown:?}");
+    assert!(unknown.stderr.contains("no link 0123456789abcdef"), "{unknown:?}");
+}

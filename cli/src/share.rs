@@ -597,10 +597,18 @@ async fn revoke(id: Option<&str>, thread: Option<&str>, conn: &ConnArgs) -> Resu
         Some(q) => Some(resolve(&client, q).await?),
         None => None,
     };
-    let r = client
+    let r = match client
         .call::<LinkRevoke>(&LinkRevokeParams { link_id: id.map(str::to_owned), thread_id: thread.clone() })
         .await
-        .map_err(Fail::from)?;
+    {
+        Ok(r) => r,
+        // What was asked for is so: say since when, and succeed.
+        Err(ClientError::Rpc(e)) if e.reason() == Some("linkRevoked") => {
+            say!("{}", e.message);
+            return Ok(0);
+        }
+        Err(e) => return Err(Fail::from(e).into()),
+    };
     if r.revoked.is_empty() {
         say!("no links to revoke for thread {}", thread.unwrap_or_default());
     }
