@@ -458,3 +458,89 @@ fn restart_keeps_the_flags_status_shows() {
     let status = home.run(&["app-server", "status"]).ok();
     assert!(status.stdout.contains("--echo-delay-ms 5") && !status.stdout.contains("150"), "{status:?}");
 }
+
+/// The server takes lines of at most 8 MiB (`MAX_FRAME_BYTES`). A bigger
+/// prompt — from a file or a pipe — is refused before anything is sent, and
+/// so is one that only the JSON escaping makes too big: exit 2 at once,
+/// saying the limit and the size, never a wait for an answer that cannot come.
+#[test]
+fn a_prompt_over_the_line_limit_exits_2_at_once_saying_the_limit() {
+    const LIMIT: usize = 8 * 1024 * 1024;
+    let home = Home::new();
+    let _server = home.serve(&[]);
+    let s = home.endpoint();
+    let id = home.new_thread();
+    let post = ["share", "post", "--thread", id.as_str(), "--prompt", "-", "--server", s.as_str()];
+    let quick = std::time::Duration::from_secs(30);
+
+    let big = words(LIMIT / 5);
+    assert!(big.len() > LIMIT);
+    let file = home.path().join("prompt.md");
+    std::fs::write(&file, &big).unwrap();
+    let out = home.run_within(&post, Input::File(file), quick);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains(&format!("the prompt is {} bytes", big.len())), "{out:?}");
+    assert!(out.stderr.contains(&format!("at most {LIMIT} bytes (8 MiB)")), "{out:?}");
+
+    let out = home.run_within(&post, Input::Bytes(big.into_bytes()), quick);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains(&format!("at most {LIMIT} bytes")), "{out:?}");
+
+    // 5 MiB of quotes is 10 MiB as JSON.
+    let quotes = "\"".repeat(5 << 20);
+    let out = home.run_within(&post, Input::Bytes(quotes.into_bytes()), quick);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("as a JSON request") && out.stderr.contains(&format!("at most {LIMIT}")), "{out:?}");
+
+    // Nothing was posted, and a prompt that fits still goes through.
+    assert_eq!(home.last_seq(&id), 1);
+    home.share(&["post", "--thread", &id, "--prompt", "fits"]).ok();
+}
+
+/// A server that exits as it starts (here: config.toml names an agent
+/// directory that does not exist) is noticed at once, not after the 20 s
+/// autostart wait: the CLI says why — once, however many attempts the
+/// server's stderr file holds — and exits 2, as `tandem app-server start` does.
+#[test]
+fn autostart_of_a_server_with_a_bad_config_fails_at_once_saying_why() {
+    let home = Home::new();
+    std::fs::write(home.path().join("config.toml"), "cwd = \"/nonexistent/tandem-agent-dir\"\n").unwrap();
+    let post = ["share", "post", "--thread", "00000000-0000-0000-0000-000000000000", "--prompt", "hi"];
+    for attempt in 0..2 {
+        let began = std::time::Instant::now();
+        let out = home.run_within(&post, Input::Null, std::time::Duration::from_secs(60));
+        let took = began.elapsed();
+        assert!(took < std::time::Duration::from_secs(10), "attempt {attempt} took {took:?}: {out:?}");
+        assert_eq!(out.code, 2, "{out:?}");
+        let reason = "the agent directory /nonexistent/tandem-agent-dir does not exist";
+        assert_eq!(out.stderr.matches(reason).count(), 1, "attempt {attempt}: {out:?}");
+        assert!(out.stderr.contains("app-server.stderr"), "{out:?}");
+    }
+    let log = std::fs::read_to_string(home.path().join("logs/app-server.stderr")).unwrap();
+    assert_eq!(log.matches("does not exist").count(), 2, "{log}");
+    // `app-server start` refuses the same config with the same code.
+    assert_eq!(home.run(&["app-server", "start"]).code, 2);
+}
+
+/// Revoking a link twice: the second time says it already was (and when),
+/// and succeeds — the link is revoked, as asked. An id never made is still
+/// "not found" (4).
+#[test]
+fn revoking_a_revoked_link_says_so_and_succeeds() {
+    let home = Home::new();
+    let _web = common::web::WebServer::start(&home, &[]);
+    let s = home.endpoint();
+    let id = home.new_thread();
+    let out = home.run(&["share", "link", "--thread", &id, "--json", "--server", &s]).ok();
+    let link: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let link_id = link["link"]["id"].as_str().unwrap().to_owned();
+
+    let out = home.run(&["share", "revoke", &link_id, "--server", &s]).ok();
+    assert_eq!(out.stdout.trim(), format!("revoked {link_id}"));
+    let again = home.run(&["share", "revoke", &link_id, "--server", &s]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains(&format!("link {link_id} was already revoked at 20")), "{again:?}");
+    let unknown = home.run(&["share", "revoke", "0123456789abcdef", "--server", &s]);
+    assert_eq!(unknown.code, 4, "{unknown:?}");
+    assert!(unknown.stderr.contains("no link 0123456789abcdef"), "{unknown:?}");
+}

@@ -511,6 +511,33 @@ fn share_session_errors_have_their_exit_codes() {
     assert_eq!(w.cli(dir, &["share", "unshare"]).code, 4);
 }
 
+/// A session file that is a symbolic link is refused as a bad path (2, as
+/// the README says), however it is named: by id, as this directory's
+/// newest, or by a hook — never "not found" (4). Nothing is shared.
+#[test]
+fn a_symlinked_session_file_is_refused_with_exit_2() {
+    let w = World::new();
+    let repo = Repo::new("https://github.com/acme/widgets");
+    let _stop = StopOnDrop(&w.home);
+    let dir = repo.path();
+    w.cli(dir, &["repo", "allow", "github.com/acme/widgets"]).ok();
+    let real = w.agents.path().join("elsewhere.jsonl");
+    std::fs::write(&real, w.lines_in(&format!("claude/{CLAUDE_ID}.jsonl"), dir)[..3].concat()).unwrap();
+    let link = w.claude_project(dir).join(format!("{CLAUDE_ID}.jsonl"));
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+
+    let hook = json!({"session_id": CLAUDE_ID, "transcript_path": link}).to_string();
+    for out in [
+        w.cli(dir, &["share", "session", CLAUDE_ID]),
+        w.cli(dir, &["share", "session"]),
+        w.cli_stdin(dir, &["share", "session", "--hook"], &hook),
+    ] {
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(out.stderr.contains("is a symbolic link; share the session file itself"), "{out:?}");
+    }
+    assert!(!w.home.path().join("shared-sessions.json").exists());
+}
+
 #[test]
 fn plugin_install_puts_share_commands_where_the_agents_look() {
     let w = World::new();

@@ -245,7 +245,7 @@ async fn start_with(home: &Home, flags: Vec<OsString>) -> Result<u8> {
         return Ok(0);
     }
     let exe = std::env::current_exe()?;
-    let mut child = start_background(home, &exe, &flags)
+    let mut started = start_background(home, &exe, &flags)
         .map_err(|e| Fail::new(exit::FAILURE, format!("cannot start the app-server: {e}")))?;
     let deadline = tokio::time::Instant::now() + AUTOSTART_TIMEOUT;
     loop {
@@ -258,17 +258,8 @@ async fn start_with(home: &Home, flags: Vec<OsString>) -> Result<u8> {
             Err(ClientError::Unreachable { .. }) => {}
             Err(e) => return Err(Fail::from(e).into()),
         }
-        if let Ok(Some(status)) = child.try_wait()
-            && DataLock::holder(&home.lock_path()).is_none()
-        {
-            return Err(Fail::new(
-                exit::FAILURE,
-                format!(
-                    "the app-server exited ({status}); see {}",
-                    home.logs_dir().join("app-server.stderr").display()
-                ),
-            )
-            .into());
+        if let Some(failed) = started.failed(home) {
+            return Err(Fail::from(failed).into());
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(

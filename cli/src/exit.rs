@@ -46,13 +46,18 @@ pub fn code_for(e: &ClientError) -> u8 {
                 || rpc.reason() == Some("linkNotFound")
             {
                 NOT_FOUND
-            } else if rpc.is(ErrorCode::InvalidParams) {
+            } else if rpc.is(ErrorCode::InvalidParams) || rpc.reason() == Some("frameTooLarge") {
                 USAGE
             } else {
                 FAILURE
             }
         }
-        ClientError::Decode(_) => FAILURE,
+        ClientError::Decode(_) | ClientError::Unattributed { .. } => FAILURE,
+        ClientError::TooLarge { .. } => USAGE,
+        // The server it started said its configuration (config.toml, the
+        // environment) is wrong, as `tandem app-server start` would (2).
+        ClientError::ServerExited { code: Some(2), .. } => USAGE,
+        ClientError::ServerExited { .. } => FAILURE,
         // A token refused at the door (or a link that lost its access): the
         // server is there, the caller may not use it.
         ClientError::Refused { error, .. }

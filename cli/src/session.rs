@@ -240,6 +240,11 @@ fn resolve(roots: &SessionRoots, id: Option<String>, hook: bool) -> Result<Sessi
                 let file = roots.claude.join(claude_project_name(&cwd)).join(format!("{id}.jsonl"));
                 return Ok(Session { id, kind: AgentKind::Claude, file, unwritten: true });
             }
+            // A link in the agent's directory is not "no session": it is
+            // refused as what it is (2).
+            if let Some(link) = claude_link(roots, &format!("{id}.jsonl")) {
+                checked(roots, &link)?;
+            }
             return Err(not_found(format!("no session {id}")));
         };
         checked(roots, &file)?;
@@ -255,7 +260,7 @@ fn resolve(roots: &SessionRoots, id: Option<String>, hook: bool) -> Result<Sessi
             .map_err(|e| Fail::usage(format!("--hook: stdin is not the JSON of a Claude Code hook ({e})")))?;
         if let Some(path) = v["transcript_path"].as_str() {
             let file = PathBuf::from(path);
-            if !file.exists() {
+            if std::fs::symlink_metadata(&file).is_err() {
                 return Err(not_found(format!("no file {path}")));
             }
             let (kind, id) = checked(roots, &file)?;
@@ -272,11 +277,38 @@ fn resolve(roots: &SessionRoots, id: Option<String>, hook: bool) -> Result<Sessi
     let claude = roots.newest_claude_in(&cwd).and_then(|(id, f)| Some((mtime(&f)?, AgentKind::Claude, id, f)));
     let codex = newest_codex_in(roots, &cwd).and_then(|(id, f)| Some((mtime(&f)?, AgentKind::Codex, id, f)));
     let newest = [claude, codex].into_iter().flatten().max_by_key(|(t, ..)| *t);
-    let (_, kind, id, file) =
-        newest.ok_or_else(|| not_found(format!("no Claude Code or Codex session of {}", cwd.display())))?;
+    let Some((_, kind, id, file)) = newest else {
+        // Only links where the sessions would be: refused as links (2).
+        if let Some(link) = links_in(&roots.claude.join(claude_project_name(&cwd))).first() {
+            checked(roots, link)?;
+        }
+        return Err(not_found(format!("no Claude Code or Codex session of {}", cwd.display())));
+    };
     checked(roots, &file)?;
     eprintln!("Sharing the newest session of this directory: {} {id} ({})", kind.display(), file.display());
     Ok(Session { id, kind, file, unwritten: false })
+}
+
+/// A symbolic link named `name` in one of Claude Code's project directories
+/// (which [`SessionRoots::find`] passes over, as it must).
+fn claude_link(roots: &SessionRoots, name: &str) -> Option<PathBuf> {
+    std::fs::read_dir(&roots.claude)
+        .ok()?
+        .flatten()
+        .map(|project| project.path().join(name))
+        .find(|f| std::fs::symlink_metadata(f).is_ok_and(|m| m.file_type().is_symlink()))
+}
+
+/// The symbolic links named like sessions among the files of `dir`.
+fn links_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+        .map(|e| e.path())
+        .filter(|p| tandem_app_server::mirror::locate::kind_of(p).is_some())
+        .collect()
 }
 
 fn checked(roots: &SessionRoots, file: &Path) -> Result<(AgentKind, String), Fail> {

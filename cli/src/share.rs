@@ -9,7 +9,7 @@ use tandem_client::{Client, ClientError, Subscription, all_threads};
 use tandem_home::Home;
 use tandem_protocol::ids::unique_prefixes;
 use tandem_protocol::methods::*;
-use tandem_protocol::{ClientInfo, ErrorCode, Event, EventBody, Position, RpcError, TurnStatus};
+use tandem_protocol::{ClientInfo, ErrorCode, Event, EventBody, MAX_FRAME_BYTES, Position, RpcError, TurnStatus};
 
 use crate::conn::{ConnArgs, client_info, connect, resolve, thread_query};
 use crate::exit::{self, Fail};
@@ -78,10 +78,18 @@ pub(crate) async fn list(json: bool, conn: &ConnArgs) -> Result<u8> {
 
 fn read_prompt(prompt: &str) -> Result<String, Fail> {
     let text = if prompt == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| Fail::usage(format!("cannot read the prompt from stdin: {e}")))?;
+        let cannot = |e: std::io::Error| Fail::usage(format!("cannot read the prompt from stdin: {e}"));
+        // Never more than the server takes (and the newline) in memory: past
+        // that, only count the rest, to say how much it was.
+        let keep = MAX_FRAME_BYTES as u64 + 2;
+        let mut stdin = std::io::stdin().lock();
+        let mut bytes = Vec::new();
+        (&mut stdin).take(keep + 1).read_to_end(&mut bytes).map_err(cannot)?;
+        if bytes.len() as u64 > keep {
+            let rest = std::io::copy(&mut stdin, &mut std::io::sink()).map_err(cannot)?;
+            return Err(prompt_too_large(bytes.len() + rest as usize, None));
+        }
+        let s = String::from_utf8(bytes).map_err(|_| Fail::usage("the prompt on stdin is not UTF-8 text"))?;
         // `echo text |` ends with a newline that is not part of the prompt.
         let trimmed = s.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&s);
         trimmed.to_owned()
@@ -104,6 +112,9 @@ pub(crate) async fn post(
 ) -> Result<u8> {
     let query = thread_query(thread)?;
     let input = read_prompt(prompt)?;
+    if input.len() > MAX_FRAME_BYTES {
+        return Err(prompt_too_large(input.len(), None).into());
+    }
     let client = connect(conn).await?;
     let thread = resolve(&client, &query).await?;
     let params = TurnStartParams { thread_id: thread.clone(), input, client: None };
@@ -178,6 +189,19 @@ pub(crate) async fn post(
     }
 }
 
+/// A prompt the app-server would refuse (exit 2): `request` is the size of
+/// the request it makes, when that is what passes the limit.
+fn prompt_too_large(prompt: usize, request: Option<usize>) -> Fail {
+    let encoded = match request {
+        Some(r) => format!(", {r} bytes as a JSON request (quotes, backslashes and control characters are escaped)"),
+        None => String::new(),
+    };
+    Fail::usage(format!(
+        "the prompt is {prompt} bytes{encoded}; the app-server takes at most {MAX_FRAME_BYTES} bytes ({} MiB) per request, prompt included, so nothing was posted: shorten it",
+        MAX_FRAME_BYTES >> 20
+    ))
+}
+
 /// `turn/start`, and with `--wait-idle`, on `busy` wait (bounded) for the
 /// running turn to end and try again.
 async fn start_turn(
@@ -197,6 +221,7 @@ async fn start_turn(
                 return Ok(r.turn);
             }
             Err(ClientError::Rpc(e)) if e.is(ErrorCode::Busy) => e,
+            Err(ClientError::TooLarge { bytes, .. }) => return Err(prompt_too_large(params.input.len(), Some(bytes))),
             Err(e) => return Err(e.into()),
         };
         let Some(deadline) = deadline else {
@@ -497,10 +522,18 @@ pub(crate) async fn revoke(id: Option<&str>, thread: Option<&str>, conn: &ConnAr
         Some(q) => Some(resolve(&client, q).await?),
         None => None,
     };
-    let r = client
+    let r = match client
         .call::<LinkRevoke>(&LinkRevokeParams { link_id: id.map(str::to_owned), thread_id: thread.clone() })
         .await
-        .map_err(Fail::from)?;
+    {
+        Ok(r) => r,
+        // What was asked for is so: say since when, and succeed.
+        Err(ClientError::Rpc(e)) if e.reason() == Some("linkRevoked") => {
+            say!("{}", e.message);
+            return Ok(0);
+        }
+        Err(e) => return Err(Fail::from(e).into()),
+    };
     if r.revoked.is_empty() {
         say!("no links to revoke for thread {}", thread.unwrap_or_default());
     }

@@ -7,7 +7,7 @@ mod endpoint;
 mod threads;
 mod websocket;
 
-pub use autostart::{AUTOSTART_TIMEOUT, connect_or_start, start_background};
+pub use autostart::{AUTOSTART_TIMEOUT, Started, connect_or_start, start_background};
 pub use endpoint::Endpoint;
 pub use threads::{ResolveError, all_threads, by_activity, resolve_thread};
 
@@ -20,7 +20,9 @@ use serde_json::value::RawValue;
 use tandem_protocol::framing::Frame;
 use tandem_protocol::message::{Incoming, parse_line, request_line};
 use tandem_protocol::methods::*;
-use tandem_protocol::{ClientInfo, EVENT_NOTIFICATION, PROTOCOL_VERSION, RawEvent, RpcError};
+use tandem_protocol::{
+    ClientInfo, EVENT_NOTIFICATION, ErrorCode, MAX_FRAME_BYTES, PROTOCOL_VERSION, RawEvent, RpcError,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
@@ -53,18 +55,67 @@ pub enum ClientError {
     Decode(String),
     #[error("could not start the app-server: {0}")]
     Autostart(String),
+    /// The server this client started exited before answering (a bad
+    /// `config.toml`, say): `said` is what it wrote to its stderr this time.
+    #[error(
+        "the app-server exited as it started ({status}){}; see {log}",
+        if said.is_empty() { String::new() } else { format!(": {said}") }
+    )]
+    ServerExited {
+        /// Its exit code (2: bad configuration or flags), if it exited rather
+        /// than being killed by a signal.
+        code: Option<i32>,
+        status: String,
+        said: String,
+        log: String,
+    },
+    /// A request line longer than the server takes; nothing was sent.
+    #[error(
+        "the {method} request is {bytes} bytes as one JSON line; the app-server takes at most {limit} bytes ({} MiB) per line, so it was not sent",
+        limit >> 20
+    )]
+    TooLarge { method: String, bytes: usize, limit: usize },
+    /// The server refused one of several requests in flight with an error
+    /// that names none (`id: null`), so each of them gets it.
+    #[error(
+        "the app-server refused one of the {in_flight} requests in flight on this connection without saying which, so this one ends too (retry it): {error}"
+    )]
+    Unattributed { in_flight: usize, error: RpcError },
 }
 
 impl ClientError {
     /// Whether the server could not be reached (or was lost): a transport failure.
     pub fn is_transport(&self) -> bool {
-        !matches!(self, ClientError::Rpc(_) | ClientError::Decode(_))
+        !matches!(
+            self,
+            ClientError::Rpc(_)
+                | ClientError::Decode(_)
+                | ClientError::TooLarge { .. }
+                | ClientError::Unattributed { .. }
+        )
     }
 }
 
-enum Pending {
+/// A request waiting for its answer.
+struct Pending {
+    reply: Reply,
+    /// Its line's length (without the newline), to tell which request a
+    /// `frameTooLarge` answers.
+    bytes: usize,
+}
+
+enum Reply {
     Call(oneshot::Sender<Result<Box<RawValue>, ClientError>>),
     Subscribe(oneshot::Sender<Result<Subscription, ClientError>>),
+}
+
+impl Reply {
+    fn fail(self, error: ClientError) {
+        match self {
+            Reply::Call(tx) => drop(tx.send(Err(error))),
+            Reply::Subscribe(tx) => drop(tx.send(Err(error))),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -223,9 +274,16 @@ impl Client {
         self.inner.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn send_request<P: serde::Serialize>(&self, method: &str, params: &P, pending: Pending) -> Result<(), ClientError> {
+    fn send_request<P: serde::Serialize>(&self, method: &str, params: &P, reply: Reply) -> Result<(), ClientError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let line = request_line(id, method, params).map_err(|e| ClientError::Decode(e.to_string()))?;
+        // The server would skip it and answer `frameTooLarge` (id null):
+        // refuse it here, where the caller can be told which request it was.
+        let bytes = line.len() - 1;
+        if bytes > MAX_FRAME_BYTES {
+            return Err(ClientError::TooLarge { method: method.to_owned(), bytes, limit: MAX_FRAME_BYTES });
+        }
+        let pending = Pending { reply, bytes };
         let mut routes = self.routes();
         if routes.closed || self.inner.out.send(line).is_err() {
             return Err(match &routes.refused {
@@ -240,7 +298,7 @@ impl Client {
     /// Calls method `M` and waits for its typed result.
     pub async fn call<M: Method>(&self, params: &M::Params) -> Result<M::Result, ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.send_request(M::NAME, params, Pending::Call(tx))?;
+        self.send_request(M::NAME, params, Reply::Call(tx))?;
         let raw = rx.await.map_err(|_| ClientError::Disconnected { endpoint: self.inner.endpoint.clone() })??;
         serde_json::from_str(raw.get()).map_err(|e| ClientError::Decode(format!("{}: {e}", M::NAME)))
     }
@@ -248,7 +306,7 @@ impl Client {
     /// Subscribes to a thread; events follow in order.
     pub async fn subscribe(&self, params: &ThreadSubscribeParams) -> Result<Subscription, ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.send_request(ThreadSubscribe::NAME, params, Pending::Subscribe(tx))?;
+        self.send_request(ThreadSubscribe::NAME, params, Reply::Subscribe(tx))?;
         rx.await.map_err(|_| ClientError::Disconnected { endpoint: self.inner.endpoint.clone() })?
     }
 }
@@ -279,10 +337,7 @@ async fn read_loop<R: AsyncRead + Unpin>(inner: std::sync::Weak<Inner>, reader: 
                 Some(error) => ClientError::Refused { endpoint: inner.endpoint.clone(), error: error.clone() },
                 None => ClientError::Disconnected { endpoint: inner.endpoint.clone() },
             };
-            match p {
-                Pending::Call(tx) => drop(tx.send(Err(err()))),
-                Pending::Subscribe(tx) => drop(tx.send(Err(err()))),
-            }
+            p.reply.fail(err());
         }
     }
 }
@@ -292,20 +347,17 @@ async fn route(inner: &Inner, line: &[u8]) -> bool {
     match parse_line(line) {
         Some(Incoming::Response { id, result }) => {
             let Some(id) = id.as_u64() else {
-                // An error about the connection itself: keep it to tell the
-                // callers when the server closes.
                 if let Err(e) = result {
-                    tracing::debug!(error = %e, "the server reported a connection error");
-                    inner.routes.lock().unwrap_or_else(|p| p.into_inner()).refused = Some(e);
+                    unattributed(inner, e);
                 }
                 return true;
             };
             let mut routes = inner.routes.lock().unwrap_or_else(|p| p.into_inner());
-            match routes.pending.remove(&id) {
-                Some(Pending::Call(tx)) => {
+            match routes.pending.remove(&id).map(|p| p.reply) {
+                Some(Reply::Call(tx)) => {
                     let _ = tx.send(result.map_err(ClientError::Rpc));
                 }
-                Some(Pending::Subscribe(tx)) => {
+                Some(Reply::Subscribe(tx)) => {
                     // Register the route before reading on: the first
                     // notification may be the very next line.
                     let answer = result.map_err(ClientError::Rpc).and_then(|raw| {
@@ -362,5 +414,193 @@ async fn route(inner: &Inner, line: &[u8]) -> bool {
             true
         }
         _ => true,
+    }
+}
+
+/// An error the server sent with `id: null`, which names no request. The
+/// server sends those for two things:
+///
+/// - a line it could not read as a request (`frameTooLarge`, `parseError`:
+///   not JSON, `invalidRequest`: not a request object): it skipped
+///   that line and keeps the connection. One of the requests in flight was
+///   that line, and no answer will ever come for it. If only one is in
+///   flight, it is that one. A `frameTooLarge` names the server's limit, so
+///   when exactly one pending line is over it, it is that one. Otherwise
+///   the culprit cannot be told apart: every candidate gets the error as
+///   [`ClientError::Unattributed`], which says so (a caller may retry), rather
+///   than leaving the culprit waiting forever; an answer that still comes
+///   for one of the others is dropped. (The server answers lines in order,
+///   so the oldest pending request is most likely the culprit, but guessing
+///   wrong would hang the real one and fail another with the wrong error.)
+/// - a refusal of the connection itself (`tooManyConnections`, `overloaded`,
+///   `lineTimeout`, `unauthorized`…), after which the server closes it:
+///   it is kept, and the close ends every pending request (and any later
+///   one) with [`ClientError::Refused`] naming it.
+fn unattributed(inner: &Inner, error: RpcError) {
+    // A refusal has a reason of its own; a bad line has the code's (or none).
+    let about_a_line = match error.reason() {
+        Some("frameTooLarge") => true,
+        Some(r) => r == ErrorCode::ParseError.reason() || r == ErrorCode::InvalidRequest.reason(),
+        None => error.is(ErrorCode::ParseError) || error.is(ErrorCode::InvalidRequest),
+    };
+    let mut routes = inner.routes.lock().unwrap_or_else(|p| p.into_inner());
+    if !about_a_line {
+        tracing::debug!(%error, "the server reported a connection error");
+        routes.refused = Some(error);
+        return;
+    }
+    let mut candidates: Vec<u64> = routes.pending.keys().copied().collect();
+    let limit = error.data.as_ref().and_then(|d| d.get("limit")).and_then(serde_json::Value::as_u64);
+    if let Some(limit) = limit.filter(|_| error.reason() == Some("frameTooLarge")) {
+        let over: Vec<u64> = candidates.iter().copied().filter(|id| routes.pending[id].bytes as u64 > limit).collect();
+        if !over.is_empty() {
+            candidates = over;
+        }
+    }
+    tracing::debug!(%error, candidates = candidates.len(), "the server refused a line without naming it");
+    let in_flight = candidates.len();
+    for id in candidates {
+        let Some(p) = routes.pending.remove(&id) else { continue };
+        p.reply.fail(if in_flight == 1 {
+            ClientError::Rpc(error.clone())
+        } else {
+            ClientError::Unattributed { in_flight, error: error.clone() }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A scripted server on the other end of a real unix socket: what it
+    //! answers with `id: null` must end the calls in flight, never hang them.
+
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::UnixStream;
+    use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+
+    use super::*;
+
+    /// Long enough for a slow machine, short enough to call a hang a hang.
+    const NO_HANG: Duration = Duration::from_secs(10);
+
+    struct Script {
+        lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
+        w: OwnedWriteHalf,
+    }
+
+    impl Script {
+        /// The next request the client sent, and its length as a line.
+        async fn request(&mut self) -> (Value, usize) {
+            let line = tokio::time::timeout(NO_HANG, self.lines.next_line()).await.unwrap().unwrap().unwrap();
+            (serde_json::from_str(&line).unwrap(), line.len())
+        }
+        async fn send(&mut self, msg: Value) {
+            self.w.write_all(format!("{msg}\n").as_bytes()).await.unwrap();
+        }
+    }
+
+    fn pair() -> (Client, Script) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let (r, w) = ours.into_split();
+        let client = Client::over("test".into(), r, w, None);
+        let (tr, tw) = theirs.into_split();
+        (client, Script { lines: BufReader::new(tr).lines(), w: tw })
+    }
+
+    fn read(client: &Client, thread: &str) -> tokio::task::JoinHandle<Result<ThreadResult, ClientError>> {
+        let (client, params) = (client.clone(), ThreadReadParams { thread_id: thread.to_owned() });
+        tokio::spawn(async move { client.call::<ThreadRead>(&params).await })
+    }
+
+    async fn answer<T>(call: tokio::task::JoinHandle<T>) -> T {
+        tokio::time::timeout(NO_HANG, call).await.expect("the call hung").unwrap()
+    }
+
+    fn null_error(error: RpcError) -> Value {
+        json!({"jsonrpc": "2.0", "id": null, "error": error})
+    }
+
+    #[tokio::test]
+    async fn a_line_too_large_for_the_server_ends_the_one_call_in_flight() {
+        let (client, mut server) = pair();
+        let call = read(&client, "t1");
+        server.request().await;
+        server.send(null_error(RpcError::frame_too_large(10))).await;
+        match answer(call).await {
+            Err(ClientError::Rpc(e)) => assert_eq!(e.reason(), Some("frameTooLarge"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn of_several_in_flight_the_one_over_the_limit_gets_frame_too_large_and_the_others_their_answers() {
+        let (client, mut server) = pair();
+        let big = read(&client, &"b".repeat(200));
+        let (_, big_len) = server.request().await;
+        let small = read(&client, "s");
+        let (small_req, small_len) = server.request().await;
+        server.send(null_error(RpcError::frame_too_large((big_len + small_len) / 2))).await;
+        match answer(big).await {
+            Err(ClientError::Rpc(e)) => assert_eq!(e.reason(), Some("frameTooLarge"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        server.send(json!({"jsonrpc": "2.0", "id": small_req["id"], "error": RpcError::thread_not_found("s")})).await;
+        match answer(small).await {
+            Err(ClientError::Rpc(e)) => assert!(e.is(ErrorCode::ThreadNotFound), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_error_naming_no_request_of_several_ends_each_of_them_saying_so() {
+        let (client, mut server) = pair();
+        let one = read(&client, "t1");
+        server.request().await;
+        let two = read(&client, "t2");
+        server.request().await;
+        server.send(null_error(RpcError::parse_error("expected value at line 1 column 1"))).await;
+        for call in [one, two] {
+            match answer(call).await {
+                Err(e @ ClientError::Unattributed { in_flight: 2, .. }) => {
+                    assert!(e.to_string().contains("without saying which"), "{e}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // The connection is still good.
+        let three = read(&client, "t3");
+        let (req, _) = server.request().await;
+        server.send(json!({"jsonrpc": "2.0", "id": req["id"], "error": RpcError::thread_not_found("t3")})).await;
+        assert!(matches!(answer(three).await, Err(ClientError::Rpc(_))));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_ends_its_calls_as_refused() {
+        let (client, mut server) = pair();
+        let call = read(&client, "t1");
+        server.request().await;
+        let refusal = RpcError::new(ErrorCode::Internal, "too many connections").with_reason("tooManyConnections");
+        server.send(null_error(refusal)).await;
+        drop(server);
+        match answer(call).await {
+            Err(ClientError::Refused { error, .. }) => assert_eq!(error.reason(), Some("tooManyConnections")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_over_the_frame_limit_is_refused_before_it_is_sent() {
+        let (client, _server) = pair();
+        let huge = "x".repeat(MAX_FRAME_BYTES);
+        match answer(read(&client, &huge)).await {
+            Err(e @ ClientError::TooLarge { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("thread/read") && msg.contains(&MAX_FRAME_BYTES.to_string()), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

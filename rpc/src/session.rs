@@ -262,6 +262,13 @@ impl Session {
             (Some(id), None) => {
                 let revoked = links.revoke(id).map_err(|e| RpcError::internal(e.to_string()))?;
                 if revoked.is_empty() {
+                    if let Some(at) = links.revoked_at(id) {
+                        return Err(RpcError::invalid_params(format!(
+                            "link {id} was already revoked at {at}; nothing to do"
+                        ))
+                        .with_reason("linkRevoked")
+                        .with("revokedAt", at));
+                    }
                     return Err(RpcError::invalid_params(format!("no link {id}; `tandem share links` lists them"))
                         .with_reason("linkNotFound"));
                 }

@@ -112,6 +112,55 @@ impl Home {
         }
     }
 
+    /// Runs `tandem ARGS` with `stdin` (a file, or bytes written from a
+    /// thread), killing it and panicking if it has not finished within
+    /// `limit`: for what used to hang.
+    pub fn run_within(&self, args: &[&str], stdin: Input, limit: Duration) -> Out {
+        let mut cmd = self.tandem();
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let feed = match stdin {
+            Input::Null => None,
+            Input::File(path) => {
+                cmd.stdin(std::fs::File::open(path).expect("open the input file"));
+                None
+            }
+            Input::Bytes(bytes) => {
+                cmd.stdin(Stdio::piped());
+                Some(bytes)
+            }
+        };
+        let mut child = cmd.spawn().expect("run tandem");
+        if let Some(bytes) = feed {
+            let mut w = child.stdin.take().unwrap();
+            // It may stop reading early (and exit): a broken pipe is fine.
+            std::thread::spawn(move || drop(w.write_all(&bytes)));
+        }
+        let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = so.read_to_string(&mut s);
+            s
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = se.read_to_string(&mut s);
+            s
+        });
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`tandem {}` did not finish within {limit:?}", args.join(" "));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Out { code: status.code().unwrap_or(-1), stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+    }
+
     /// Starts `tandem app-server ARGS` in the foreground and waits until its
     /// default socket answers.
     pub fn serve(&self, args: &[&str]) -> Server {
@@ -166,6 +215,13 @@ impl Home {
     pub fn raw(&self) -> Raw {
         Raw::connect(&self.socket())
     }
+}
+
+/// What [`Home::run_within`] gives the command on stdin.
+pub enum Input {
+    Null,
+    File(PathBuf),
+    Bytes(Vec<u8>),
 }
 
 /// A foreground app-server; SIGTERMed (then killed) when dropped.

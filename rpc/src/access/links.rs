@@ -59,10 +59,23 @@ impl Record {
     }
 }
 
+/// A revoked link, remembered (the newest [`MAX_LINKS`]) so that revoking
+/// it again can say it was, rather than that there is no such link.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Revoked {
+    id: String,
+    thread_id: String,
+    revoked_at: String,
+}
+
 #[derive(Serialize, Deserialize)]
 struct LinksFile {
     version: u32,
     links: Vec<Record>,
+    /// Absent in files written before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    revoked: Vec<Revoked>,
 }
 
 /// Why a link does not let its holder in.
@@ -113,6 +126,8 @@ pub struct Links(Arc<Inner>);
 struct Inner {
     path: PathBuf,
     records: Mutex<Vec<Record>>,
+    /// Locked only while `records` is (after it).
+    revoked: Mutex<Vec<Revoked>>,
     /// Bumped whenever a link is revoked (so open connections look again).
     changed: watch::Sender<u64>,
 }
@@ -121,24 +136,29 @@ impl Links {
     /// The links kept at `path` (none if the file does not exist yet).
     pub fn open(path: &Path) -> Result<Links, LinksError> {
         let io_err = |source| LinksError::Io { path: path.to_owned(), source };
-        let records = match std::fs::symlink_metadata(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        let (records, revoked) = match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), Vec::new()),
             _ => {
                 let file = open_private(path, Access::ReadWrite).map_err(io_err)?;
                 let parsed: LinksFile = serde_json::from_reader(io::BufReader::new(file))
                     .map_err(|e| LinksError::Corrupt { path: path.to_owned(), why: e.to_string() })?;
-                parsed.links
+                (parsed.links, parsed.revoked)
             }
         };
         Ok(Links(Arc::new(Inner {
             path: path.to_owned(),
             records: Mutex::new(records),
+            revoked: Mutex::new(revoked),
             changed: watch::Sender::new(0),
         })))
     }
 
     fn records(&self) -> std::sync::MutexGuard<'_, Vec<Record>> {
         self.0.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn revoked(&self) -> std::sync::MutexGuard<'_, Vec<Revoked>> {
+        self.0.revoked.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Writes `records` to a temp file and renames it over the links file;
@@ -149,7 +169,8 @@ impl Links {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
-        let body = serde_json::to_vec_pretty(&LinksFile { version: 1, links: records.to_vec() })
+        let revoked = self.revoked().clone();
+        let body = serde_json::to_vec_pretty(&LinksFile { version: 1, links: records.to_vec(), revoked })
             .map_err(|e| io_err(io::Error::other(e)))?;
         let mut file = open_private(&tmp, Access::ReadWrite).map_err(io_err)?;
         file.set_len(0).map_err(io_err)?;
@@ -210,9 +231,23 @@ impl Links {
         if revoked.is_empty() {
             return Ok(revoked);
         }
+        let revoked_before = {
+            let mut gone = self.revoked();
+            let before = gone.clone();
+            let revoked_at = format_millis(now_millis());
+            gone.extend(records.iter().filter(|r| which(r)).map(|r| Revoked {
+                id: r.id.clone(),
+                thread_id: r.thread_id.clone(),
+                revoked_at: revoked_at.clone(),
+            }));
+            let excess = gone.len().saturating_sub(MAX_LINKS);
+            gone.drain(..excess);
+            before
+        };
         records.retain(|r| !which(r));
         if let Err(e) = self.save(&records, true) {
             *records = before;
+            *self.revoked() = revoked_before;
             return Err(e);
         }
         drop(records);
@@ -224,6 +259,12 @@ impl Links {
     /// Ends one link.
     pub fn revoke(&self, id: &str) -> Result<Vec<String>, LinksError> {
         self.revoke_where(|r| r.id == id)
+    }
+
+    /// When link `id` was revoked, if it was (and is still remembered).
+    pub fn revoked_at(&self, id: &str) -> Option<String> {
+        let _records = self.records();
+        self.revoked().iter().rev().find(|r| r.id == id).map(|r| r.revoked_at.clone())
     }
 
     /// Ends every link of a thread.
@@ -313,6 +354,11 @@ mod tests {
         assert!(changes.has_changed().unwrap());
         assert_eq!(again.admit(&token), Err(LinkRefusal::Unknown));
         assert_eq!(again.revoke_thread("t1").unwrap().len(), 1);
-        assert!(Links::open(&path).unwrap().list(None).is_empty());
+        let reopened = Links::open(&path).unwrap();
+        assert!(reopened.list(None).is_empty());
+        // Revoked links are remembered as such, across a restart.
+        assert!(reopened.revoke(&link.id).unwrap().is_empty());
+        assert!(reopened.revoked_at(&link.id).is_some());
+        assert!(reopened.revoked_at("never-made").is_none());
     }
 }
