@@ -1,12 +1,13 @@
 //! An app-server syncing linked threads to a real hub: what is posted shows
-//! up on the hub (redacted), only linked threads go, and a hub or app-server
-//! restart loses nothing and repeats nothing.
+//! up on the hub (redacted), only linked threads go, a hub or app-server
+//! restart loses nothing and repeats nothing, and an event too big for the
+//! hub goes truncated instead of stopping the link.
 
 mod common;
 
 use common::hub::Hub;
 use common::{Home, wait_for};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Every event the hub has for share `id`, through its poll WebSocket, once it has `upto`.
 fn hub_events(hub: &Hub, id: &str, upto: u64) -> Vec<Value> {
@@ -272,4 +273,80 @@ fn unlink_delete_removes_the_share_and_bad_input_is_refused() {
     let db = rusqlite::Connection::open(&hub.db).unwrap();
     let left: i64 = db.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
     assert_eq!(left, 0);
+}
+
+/// Every event the hub has for share `id`, through `GET /api/share/{id}/events`
+/// (page after page), and the share's last seq.
+fn hub_history(hub: &Hub, id: &str) -> (Vec<Value>, u64) {
+    let mut events = Vec::new();
+    let mut from = 1;
+    loop {
+        let page = hub.request("GET", &format!("/api/share/{id}/events?from={from}"), "");
+        assert_eq!(page.status, 200, "{}", page.body);
+        let page = page.json();
+        events.extend(page["events"].as_array().unwrap().iter().cloned());
+        match page["next"].as_u64() {
+            Some(next) => from = next,
+            None => return (events, page["lastSeq"].as_u64().unwrap()),
+        }
+    }
+}
+
+#[test]
+fn a_prompt_too_big_for_the_hub_goes_truncated_and_the_link_goes_on() {
+    let hub_home = Home::new();
+    let hub = Hub::start(&hub_home, &[]);
+    let home = Home::new();
+    // An agent that answers briefly: only the prompt's event is big.
+    let _server = home.serve(&["--agent", "exec", "--", "sh", "-c", "cat >/dev/null; printf ok"]);
+    let thread = home.new_thread();
+    let id = share_id(&home.share(&["link", "--thread", &thread, "--hub", &hub.url()]).ok().stdout);
+
+    // A prompt filling a frame, so the app-server takes it; its
+    // `turn/started`, with more fields and in a sync request, is more than
+    // the hub takes in one (`tandem hub` serves with this same limit).
+    let limit = tandem_protocol::hub::MAX_REQUEST_BYTES;
+    let mut raw = home.raw();
+    let empty = json!({"jsonrpc": "2.0", "id": 1, "method": "turn/start", "params": {"threadId": thread, "input": ""}});
+    let prompt = "y".repeat(limit - empty.to_string().len() - 16);
+    raw.call("turn/start", json!({"threadId": thread, "input": prompt}));
+    wait_for("the big turn to end", || last_type(&home, &thread) == "turn/completed");
+    home.share(&["post", "--thread", &thread, "--prompt", "after the big one"]).ok();
+    let n = home.last_seq(&thread);
+
+    let mut history = (Vec::new(), 0);
+    wait_for("the hub to have the thread's last seq", || {
+        history = hub_history(&hub, &id);
+        history.1 == n
+    });
+    let (events, _) = history;
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "no gap, no duplicate");
+    let big = events.iter().find(|e| e["type"] == "turn/started").unwrap();
+    let input = big["input"].as_str().unwrap();
+    assert!(input.starts_with("yyyy") && input.len() < limit, "{}", input.len());
+    let marker = "… [truncated by tandem: ";
+    assert!(input.contains(marker) && input.ends_with("-byte limit]"), "{}", &input[input.len() - 120..]);
+    assert!(big["truncated"]["originalBytes"].as_u64().unwrap() > input.len() as u64);
+    assert!(big["turnId"].is_string() && big["client"].is_object(), "the rest of the event stays");
+    let text = serde_json::to_string(&events[events.len() - 5..]).unwrap();
+    assert!(text.contains("after the big one") && !text.contains(marker), "the next turn whole: {text}");
+
+    wait_for("the link to be synced", || links(&home).contains("synced"));
+    let link = &home.share(&["links", "--json"]).ok().json_lines()[0];
+    let cuts = &link["cuts"];
+    assert_eq!((cuts["truncated"].as_u64(), cuts["withheld"].as_u64()), (Some(1), Some(0)), "{link}");
+    assert_eq!(cuts["lastSeq"], big["seq"], "{link}");
+    assert_eq!(link["state"], "synced");
+    let human = links(&home);
+    assert!(human.contains("synced; 1 truncated, 0 withheld to fit the hub"), "{human}");
+}
+
+/// The type of the thread's last event, read alone (a whole `share get`
+/// would carry the big event each time).
+fn last_type(home: &Home, thread: &str) -> String {
+    let mut raw = home.raw();
+    let last = raw.call("thread/read", json!({"threadId": thread}))["thread"]["lastSeq"].clone();
+    let page = raw.call("thread/events", json!({"threadId": thread, "from": last, "limit": 1}));
+    page["events"][0]["type"].as_str().unwrap_or_default().to_owned()
 }

@@ -86,6 +86,16 @@ fn state(link: &HubLink) -> String {
     }
 }
 
+/// Events the hub got altered so the rest could go on: `; 1 truncated, 0
+/// withheld to fit the hub (last: seq 5 truncated …)`, or nothing.
+fn cuts(link: &HubLink) -> String {
+    let c = &link.cuts;
+    if c.is_empty() {
+        return String::new();
+    }
+    format!("; {} truncated, {} withheld to fit the hub (last: {})", c.truncated, c.withheld, c.last)
+}
+
 pub async fn link(args: LinkArgs) -> Result<u8> {
     let query = thread_query(&args.thread)?;
     if let Some(expire) = &args.expire {
@@ -134,7 +144,7 @@ pub async fn links(args: LinksArgs) -> Result<u8> {
         if args.json {
             say!("{}", serde_json::to_string(link)?);
         } else {
-            say!("{}  {}  {}", &link.thread_id[..link.thread_id.len().min(13)], link.url, state(link));
+            say!("{}  {}  {}{}", &link.thread_id[..link.thread_id.len().min(13)], link.url, state(link), cuts(link));
         }
     }
     if links.is_empty() && !args.json {

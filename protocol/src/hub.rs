@@ -10,6 +10,23 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The most bytes of one request body a hub takes (a sync batch is one
+/// request): a frame, like every other message of the protocol. `tandem hub`
+/// serves with this limit and answers a bigger body with 413; the sending
+/// side builds no request larger, cutting or withholding an event that would
+/// not fit (see [`EventCuts`]).
+pub const MAX_REQUEST_BYTES: usize = crate::MAX_FRAME_BYTES;
+
+/// The longest thread id or title (bytes) a hub takes; a longer one is a 400.
+pub const MAX_FIELD_BYTES: usize = 1000;
+
+/// The `type` of the event a sender puts in place of one the hub would not
+/// take even cut to fit: same `seq`, `ts`, `threadId` (and `turnId`,
+/// `itemId` when it had them), so the share's log has no hole, and a
+/// `withheld` object saying what it was (`type`, `originalBytes`) and why
+/// (`reason`). Clients ignore types they do not know.
+pub const WITHHELD_EVENT: &str = "event/withheld";
+
 /// `POST /api/share`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -138,6 +155,36 @@ pub struct HubLink {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// Events the hub got altered, so the rest could go on.
+    #[serde(default, skip_serializing_if = "EventCuts::is_empty")]
+    pub cuts: EventCuts,
+}
+
+/// What a link had to do to events too big for its hub (or refused by it),
+/// so that they would not stop the rest. Counted once per event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventCuts {
+    /// Events sent with their longest texts cut to fit, each cut text ending
+    /// in a `… [truncated by tandem: …]` marker and the event carrying
+    /// `"truncated": {"originalBytes": N}`.
+    #[serde(default)]
+    pub truncated: u64,
+    /// Events sent as a [`WITHHELD_EVENT`] placeholder instead.
+    #[serde(default)]
+    pub withheld: u64,
+    /// The seq of the last event truncated or withheld.
+    #[serde(default)]
+    pub last_seq: u64,
+    /// What happened to it, in words.
+    #[serde(default)]
+    pub last: String,
+}
+
+impl EventCuts {
+    pub fn is_empty(&self) -> bool {
+        self.truncated == 0 && self.withheld == 0
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use tandem_protocol::hub::EventCuts;
 
 use tandem_home::{Access, Home, open_private};
 
@@ -31,6 +32,10 @@ pub struct LinkRecord {
     /// refused it for good (`refused`, `full`): syncing stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Events sent truncated or withheld so that the rest could go on; kept
+    /// here so `share links` still says so after a restart.
+    #[serde(default, skip_serializing_if = "EventCuts::is_empty")]
+    pub cuts: EventCuts,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -97,6 +102,7 @@ mod tests {
             redact: true,
             expires_at: None,
             stopped: None,
+            cuts: EventCuts { truncated: 1, withheld: 0, last_seq: 5, last: "truncated".into() },
         };
         let links = BTreeMap::from([("t1".to_owned(), rec)]);
         store.save(&links).unwrap();

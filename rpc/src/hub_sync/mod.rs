@@ -6,6 +6,7 @@
 //! It owns its links and their tasks; the engine does not know it exists
 //! (it reads threads through the engine's public API, like any client).
 
+mod fit;
 mod links;
 mod queue;
 mod uplink;
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use tandem_protocol::RpcError;
 use tandem_protocol::hub::{
-    CreateShare, HubLink, HubLinkParams, HubLinkResult, HubLinksParams, HubLinksResult, HubUnlinkParams,
+    CreateShare, EventCuts, HubLink, HubLinkParams, HubLinkResult, HubLinksParams, HubLinksResult, HubUnlinkParams,
     HubUnlinkResult, parse_duration,
 };
 use tandem_protocol::methods::ThreadReadParams;
@@ -60,6 +61,15 @@ pub enum Phase {
         failures: u32,
         wait: std::time::Duration,
     },
+}
+
+/// What was done to an event so that the hub would take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Cut {
+    /// Sent with its texts cut; it was `original` bytes.
+    Truncated { original: usize },
+    /// Sent as a placeholder, for `why`.
+    Withheld { original: usize, why: String },
 }
 
 struct Inner {
@@ -186,6 +196,31 @@ impl HubSync {
         self.save().await;
     }
 
+    /// Counts the events of a batch the hub now has that went truncated or
+    /// withheld (saved with the `ackedSeq` that follows). An event sent
+    /// again (the hub asked to resend) is not counted twice.
+    pub(crate) fn note_cuts(&self, thread: &str, cuts: &[(u64, Cut)]) {
+        let mut links = self.lock();
+        let Some(link) = links.get_mut(thread) else { return };
+        let noted = &mut link.record.cuts;
+        for (seq, cut) in cuts {
+            if *seq <= noted.last_seq {
+                continue;
+            }
+            noted.last_seq = *seq;
+            noted.last = match cut {
+                Cut::Truncated { original } => {
+                    noted.truncated += 1;
+                    format!("seq {seq} truncated to fit the hub ({original} bytes whole)")
+                }
+                Cut::Withheld { original, why } => {
+                    noted.withheld += 1;
+                    format!("seq {seq} withheld ({original} bytes): {why}")
+                }
+            };
+        }
+    }
+
     /// Ends a link's syncing for good (the share is gone or refused).
     pub(crate) fn stop(&self, thread: &str, state: &str, why: String) {
         if let Some(link) = self.lock().get_mut(thread) {
@@ -233,6 +268,7 @@ impl HubSync {
             state,
             error: link.error.clone(),
             expires_at: link.record.expires_at.clone(),
+            cuts: link.record.cuts.clone(),
         }
     }
 
@@ -270,7 +306,7 @@ impl HubSync {
         let redact = !p.no_redact;
         let title = found.title;
         let title = if redact { title.map(|t| tandem_engine::redact::secrets(&t).into_owned()) } else { title };
-        let req = CreateShare { thread_id: thread.clone(), title, expire: p.expire };
+        let req = CreateShare { thread_id: thread.clone(), title: fit::title(title), expire: p.expire };
         let created = self.0.uplink.create(&hub, &req).await.map_err(hub_unreachable)?;
         let record = LinkRecord {
             id: created.id,
@@ -281,6 +317,7 @@ impl HubSync {
             redact,
             expires_at: created.expires_at,
             stopped: None,
+            cuts: EventCuts::default(),
         };
         if let Some(old) = self.lock().insert(thread.clone(), Link::new(record))
             && let Some(task) = old.task

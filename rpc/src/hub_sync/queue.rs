@@ -14,6 +14,13 @@
 //! a batch ends where no secret can straddle the cut: the deltas whose text
 //! could be the start of one wait for the next batch ([`sendable`]). Only
 //! time moves through `tokio::time`, so tests run the queue on a paused clock.
+//!
+//! Nothing the hub refuses about a batch's content stops the link (issue 18):
+//! an event too big for a request goes cut to fit ([`fit`]), a batch the hub
+//! finds too big (or otherwise refuses, 4xx) is sent again in halves, and a
+//! single event it still refuses goes as a placeholder of the same seq. Only
+//! when the hub refuses even that placeholder alone is the share itself
+//! refused (full, for a 413), and the link stops.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,8 +30,9 @@ use tandem_protocol::Position;
 use tandem_protocol::hub::SyncItem;
 use tandem_protocol::methods::{ThreadEventsParams, ThreadReadParams};
 
+use super::fit::{self, Fit, MAX_EVENTS_BYTES};
 use super::uplink::Refusal;
-use super::{HubSync, Phase};
+use super::{Cut, HubSync, Phase};
 
 /// How long events gather before a batch leaves.
 pub const DEBOUNCE: Duration = Duration::from_secs(1);
@@ -36,7 +44,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Most events in one sync request.
 const BATCH_EVENTS: usize = tandem_protocol::MAX_PAGE;
 
-/// Bytes of events after which a batch is closed (a hub takes 8 MiB a request).
+/// Bytes of events (as logged) a batch is closed before reaching, unless it
+/// is one event: half of what a request may carry
+/// ([`fit::MAX_EVENTS_BYTES`]), leaving room for what redaction adds.
 const BATCH_BYTES: usize = 4 << 20;
 
 /// Syncs `thread_id` until it is unlinked or the hub ends the share.
@@ -60,6 +70,11 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
     // further deltas go blank until the message ends, whose `item/completed`
     // carries the whole text, redacted whole.
     let mut open_secrets: Vec<String> = Vec::new();
+    // Most events the next batch reads: halved when the hub refuses a batch
+    // (or it comes out too big once redacted), doubled back after a sync.
+    let mut cap = BATCH_EVENTS;
+    // An event the hub refused alone, and why: it goes as a placeholder.
+    let mut withhold: Option<(u64, String)> = None;
     loop {
         let Some(link) = sync.record(&thread_id) else { return };
         if link.stopped.is_some() {
@@ -69,7 +84,8 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
         let (title, shared) = (thread.title, thread.shared);
         let Ok(committed) = engine.committed_seq(&thread_id) else { return };
         let title = if link.redact { title.map(|t| tandem_engine::redact::secrets(&t).into_owned()) } else { title };
-        let meta = (title, shared);
+        // A hub refuses a longer title (400), which no split would help.
+        let meta = (fit::title(title), shared);
         // A thread that is not shared right now tells the hub so, and sends
         // no events until it is shared again.
         let events_due = shared && committed > link.acked_seq.max(held_upto);
@@ -91,11 +107,20 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
         let mut full = false;
         // Set when deltas were held back: the last seq read.
         let mut held = None;
+        // What this batch does to the open secrets, kept only once the hub
+        // has the batch: a batch refused and read again smaller may no
+        // longer hold the `item/completed` that ended one, and forgetting it
+        // anyway would send the rest of that secret's message unblanked.
+        let mut open_after = open_secrets.clone();
+        // The events of this batch sent truncated or as placeholders.
+        let mut cuts: Vec<(u64, Cut)> = Vec::new();
+        let mut placeholders = 0;
+        let mut events_bytes = 0;
         if events_due {
             let params = ThreadEventsParams {
                 thread_id: thread_id.clone(),
                 from: Some(Position::Seq(link.acked_seq + 1)),
-                limit: Some(BATCH_EVENTS),
+                limit: Some(cap),
             };
             let page = match engine.thread_events(params).await {
                 Ok(p) => p,
@@ -112,14 +137,17 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
             full = page.next.is_some();
             let mut events = Vec::new();
             for raw in page.events {
-                bytes += raw.get().len();
-                let Ok(event) = serde_json::from_str::<Value>(raw.get()) else { break };
-                let Some(seq) = event.get("seq").and_then(Value::as_u64) else { break };
-                events.push((seq, event));
-                if bytes > BATCH_BYTES {
+                // Closed before the event that would pass the mark, so that a
+                // big event goes alone rather than on top of a full batch.
+                let len = raw.get().len();
+                if !events.is_empty() && bytes + len > BATCH_BYTES {
                     full = true;
                     break;
                 }
+                bytes += len;
+                let Ok(event) = serde_json::from_str::<Value>(raw.get()) else { break };
+                let Some(seq) = event.get("seq").and_then(Value::as_u64) else { break };
+                events.push((seq, event));
             }
             if link.redact {
                 let keep = sendable(&events);
@@ -131,9 +159,9 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
                     tracing::warn!(thread = %thread_id, "a batch of nothing but a secret still streaming; its message goes blank until it ends (its item/completed carries the whole text, redacted)");
                     for (_, e) in &events {
                         if let Some(item) = delta_item(e)
-                            && !open_secrets.contains(&item)
+                            && !open_after.contains(&item)
                         {
-                            open_secrets.push(item);
+                            open_after.push(item);
                         }
                     }
                 } else if keep < events.len() {
@@ -141,8 +169,8 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
                     events.truncate(keep);
                 }
             }
-            if !open_secrets.is_empty() {
-                blank_open_secrets(&mut events, &mut open_secrets);
+            if !open_after.is_empty() {
+                blank_open_secrets(&mut events, &mut open_after);
             }
             last = events.last().map_or(link.acked_seq, |e| e.0);
             // Coalesce before redacting, so a key streamed across deltas is
@@ -152,8 +180,45 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
                 if link.redact {
                     tandem_engine::redact::secrets_in_json(&mut event);
                 }
+                // Cut after redaction: what is cut is redacted text, and
+                // cutting only removes, so it never shows more of a secret.
+                let event = match withhold.as_ref().filter(|(at, _)| *at == seq) {
+                    Some((_, why)) => {
+                        let original = fit::json_len(&event);
+                        cuts.push((seq, Cut::Withheld { original, why: why.clone() }));
+                        fit::withheld(&event, original, why)
+                    }
+                    None => match fit::fit(&mut event, MAX_EVENTS_BYTES) {
+                        Fit::Whole => event,
+                        Fit::Cut { original } => {
+                            tracing::warn!(thread = %thread_id, seq, original, "an event too big for the hub goes truncated");
+                            cuts.push((seq, Cut::Truncated { original }));
+                            event
+                        }
+                        Fit::TooBig { original } => {
+                            let why = format!(
+                                "{original} bytes, over the hub's {MAX_EVENTS_BYTES}-byte limit, with no long text to cut"
+                            );
+                            tracing::warn!(thread = %thread_id, seq, original, "an event too big for the hub goes withheld");
+                            cuts.push((seq, Cut::Withheld { original, why: why.clone() }));
+                            fit::withheld(&event, original, &why)
+                        }
+                    },
+                };
+                if event.get("type").and_then(Value::as_str) == Some(tandem_protocol::hub::WITHHELD_EVENT) {
+                    placeholders += 1;
+                }
+                events_bytes += fit::json_len(&event);
                 items.push(SyncItem::Event { seq, event });
             }
+        }
+        let sent = items.len() - 1;
+        if sent > 1 && events_bytes > MAX_EVENTS_BYTES {
+            // Redaction made the batch bigger than a request may be (a marker
+            // is longer than what it replaces): read fewer events again.
+            cap = (sent / 2).max(1);
+            tracing::info!(thread = %thread_id, events = sent, bytes = events_bytes, "a batch too big once redacted; sending it in halves");
+            continue;
         }
         if items.len() == 1 && meta_sent.as_ref() == Some(&meta) {
             // All that is new is held back: nothing to send until more comes.
@@ -169,6 +234,12 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
                 failures = 0;
                 settle = !full;
                 meta_sent = Some(meta);
+                open_secrets = open_after;
+                cap = (cap * 2).min(BATCH_EVENTS);
+                withhold = None;
+                if !cuts.is_empty() {
+                    sync.note_cuts(&thread_id, &cuts);
+                }
                 if last > link.acked_seq {
                     sync.ack(&thread_id, last).await;
                 }
@@ -187,6 +258,25 @@ pub(super) async fn run(sync: HubSync, thread_id: String) {
                 tracing::info!(thread = %thread_id, expected, "the hub asks to resend from an earlier seq");
                 held_upto = 0;
                 sync.ack(&thread_id, resume).await;
+            }
+            // The hub will not take something in this batch (too big, or
+            // refused as it is): find what, sending less, instead of
+            // retrying the same batch forever or stopping the link.
+            Err(refusal) if refusal.about_content() && (sent > 1 || (sent == 1 && placeholders == 0)) => {
+                held_upto = 0;
+                if sent > 1 {
+                    cap = (sent / 2).max(1);
+                    tracing::warn!(thread = %thread_id, %refusal, events = sent, "the hub refused a batch; sending it in halves");
+                } else {
+                    let seq = last;
+                    tracing::warn!(thread = %thread_id, %refusal, seq, "the hub refused an event; a placeholder goes in its place");
+                    let why = if link.redact {
+                        tandem_engine::redact::secrets(&refusal.to_string()).into_owned()
+                    } else {
+                        refusal.to_string()
+                    };
+                    withhold = Some((seq, why));
+                }
             }
             Err(refusal) => match refusal.stops() {
                 Some(state) => {

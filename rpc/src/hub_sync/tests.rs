@@ -2,7 +2,9 @@
 //! (skips what it has, refuses a gap with the seq it expects): only linked
 //! threads go, failures are retried, a gap answer resends, a restart resumes
 //! from `ackedSeq`, a deleted share stops its link, and a thread that is not
-//! shared sends nothing but that. Assertions are on content and order; waits
+//! shared sends nothing but that; and nothing in a batch the hub will not
+//! take stops the rest (an event too big is cut, a batch too big is halved,
+//! an event refused alone goes as a placeholder). Assertions are on content and order; waits
 //! are generous and never part of what is checked.
 //!
 //! The `clock_` tests run the queue on a paused clock that only `advance`
@@ -16,9 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tandem_protocol::hub::{CreateShare, CreatedShare, HubLinkParams, HubLinksParams, SyncItem};
+use std::collections::BTreeMap;
+
+use tandem_protocol::hub::{
+    CreateShare, CreatedShare, HubLinkParams, HubLinksParams, MAX_REQUEST_BYTES, SyncItem, SyncRequest, WITHHELD_EVENT,
+};
 use tandem_protocol::methods::{ThreadEventsParams, ThreadStartParams, ThreadUpdateParams, TurnStartParams};
-use tandem_protocol::{AgentInfo, ClientInfo, Thread};
+use tandem_protocol::{AgentInfo, ClientInfo, Position, Thread};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, advance};
 
@@ -50,6 +56,14 @@ struct FakeState {
     created: Vec<String>,
     /// Every sync request, in order.
     requests: Vec<Request>,
+    /// Stored events, by seq.
+    kept: BTreeMap<u64, Value>,
+    /// The most bytes of a request body taken, as a real hub's (413 past it).
+    body_limit: usize,
+    /// An event refused (422) wherever it comes, unless as a placeholder.
+    refuse_seq: Option<u64>,
+    /// Refuse every request as if the share were full.
+    share_full: bool,
 }
 
 struct FakeHub {
@@ -62,6 +76,7 @@ impl FakeHub {
     fn new() -> Arc<FakeHub> {
         let hub = FakeHub { state: Mutex::new(FakeState::default()), calls: watch::Sender::new(0) };
         hub.lock().next_seq = 1;
+        hub.lock().body_limit = MAX_REQUEST_BYTES;
         Arc::new(hub)
     }
 
@@ -108,6 +123,20 @@ impl FakeHub {
         if let Some(refusal) = st.script.pop_front() {
             return Err(refusal);
         }
+        let body = serde_json::to_vec(&SyncRequest { secret: "s".into(), data: data.clone() }).unwrap().len();
+        if body > st.body_limit {
+            return Err(Refusal::Full("HTTP 413: the request is too large".into()));
+        }
+        if st.share_full {
+            return Err(Refusal::Full("a share may hold at most 10 bytes of events".into()));
+        }
+        if let Some(bad) = st.refuse_seq
+            && data
+                .iter()
+                .any(|i| matches!(i, SyncItem::Event { seq, event } if *seq == bad && event["type"] != WITHHELD_EVENT))
+        {
+            return Err(Refusal::Rejected(format!("event {bad} is not to my taste")));
+        }
         let mut next = st.next_seq;
         let mut new = Vec::new();
         for seq in seqs {
@@ -121,8 +150,12 @@ impl FakeHub {
             next += 1;
         }
         for item in data {
-            if let SyncItem::Thread { title, shared } = item {
-                st.thread = Some((title, shared));
+            match item {
+                SyncItem::Thread { title, shared } => st.thread = Some((title, shared)),
+                SyncItem::Event { seq, event } if new.contains(&seq) => {
+                    st.kept.insert(seq, event);
+                }
+                SyncItem::Event { .. } => {}
             }
         }
         st.stored.extend(new);
@@ -688,4 +721,141 @@ async fn clock_a_key_streamed_across_two_batches_is_never_sent() {
         hub.requests.iter().flat_map(|r| r.events.iter().filter_map(|e| e.1["delta"].as_str())).collect();
     assert_eq!(text, "before the key. deploy with [redacted:aws] now");
     assert_eq!(hub.stored, (1..=last).collect::<Vec<_>>(), "no gap, no duplicate");
+}
+
+/// Every request the hub got fitted its limit.
+fn all_fit(hub: &FakeState) {
+    for r in &hub.requests {
+        let bytes: usize = r.events.iter().map(|e| super::fit::json_len(&e.1)).sum();
+        assert!(bytes <= hub.body_limit, "a request of {bytes} bytes of events");
+    }
+}
+
+#[tokio::test]
+async fn an_event_too_big_for_the_hub_goes_truncated_and_the_rest_follows() {
+    let s = setup().await;
+    let sync = s.sync();
+    let t = s.thread().await;
+    link(&sync, &t.id).await;
+    // One word a little over a request: the prompt, its echo (one delta)
+    // and the answer are each too big for the hub. The key in it is
+    // redacted before anything is cut.
+    let prompt = format!("AKIAIOSFODNN7EXAMPLE,{}", "x".repeat(MAX_REQUEST_BYTES));
+    let p = TurnStartParams { thread_id: t.id.clone(), input: prompt.clone(), client: None };
+    s.engine.turn_start(p, &ClientInfo::anonymous()).await.unwrap();
+    // Not `logged`: a page of the log stops at its first big event.
+    let done = loop {
+        let seen = s.engine.committed_seq(&t.id).unwrap();
+        let p = ThreadEventsParams { thread_id: t.id.clone(), from: Some(Position::Seq(seen)), limit: Some(1) };
+        let page = s.engine.thread_events(p).await.unwrap();
+        if page.events.first().is_some_and(|e| e.get().contains(r#""type":"turn/completed""#)) {
+            break seen;
+        }
+        s.engine.wait_committed_past(&t.id, seen).await.unwrap();
+    };
+    let last = s.event(&t.id, "after the big one").await;
+    until("everything on the hub", || s.stored().last() == Some(&last)).await;
+    {
+        let hub = s.hub.lock();
+        assert_eq!(hub.stored, (1..=last).collect::<Vec<_>>(), "no gap, no duplicate");
+        all_fit(&hub);
+        let big: Vec<&Value> = hub.kept.values().filter(|e| e.get("truncated").is_some()).collect();
+        let kinds: Vec<&str> = big.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        // The delta goes alone (it fills a batch) with its message unfinished and
+        // ending in what could be a key: it goes blank, and the message's
+        // `item/completed` carries the text, redacted whole, then cut.
+        assert_eq!(kinds, ["turn/started", "item/completed"]);
+        let delta = hub.kept.values().find(|e| e["type"] == "item/agentMessage/delta").unwrap();
+        assert_eq!(delta["delta"], "");
+        let answer = big[1]["item"]["text"].as_str().unwrap();
+        assert!(answer.starts_with("[redacted:aws],xxx") && answer.ends_with("-byte limit]"));
+        let started = big[0];
+        let input = started["input"].as_str().unwrap();
+        assert!(input.starts_with("[redacted:aws],xxx"), "{}", &input[..40]);
+        assert!(input.contains("… [truncated by tandem: "), "{}", &input[input.len() - 100..]);
+        assert!(input.ends_with("-byte limit]"));
+        assert!(started["truncated"]["originalBytes"].as_u64().unwrap() > MAX_REQUEST_BYTES as u64);
+        assert_eq!(started["turnId"], big[1]["turnId"], "the ids stay");
+        assert_eq!(hub.kept[&last]["title"], "after the big one");
+    }
+    until("synced", || sync.links(HubLinksParams::default()).unwrap().data[0].state == "synced").await;
+    let cuts = sync.links(HubLinksParams::default()).unwrap().data[0].cuts.clone();
+    assert_eq!((cuts.truncated, cuts.withheld), (2, 0), "{cuts:?}");
+    assert_eq!(cuts.last_seq, done - 1, "the last was the answer's item/completed");
+    until("the count saved", || LinkStore::new(&s.home).load().unwrap()[&t.id].cuts == cuts).await;
+}
+
+#[tokio::test]
+async fn a_batch_the_hub_finds_too_big_is_sent_in_halves() {
+    let s = setup().await;
+    let sync = s.sync();
+    let t = s.thread().await;
+    // A hub (or the proxy in front of it) that takes far less than ours.
+    s.hub.lock().body_limit = 3000;
+    let mut last = 0;
+    for i in 0..40 {
+        last = s.event(&t.id, &format!("title number {i} of forty")).await;
+    }
+    link(&sync, &t.id).await;
+    until("everything on the hub", || s.stored().last() == Some(&last)).await;
+    {
+        let hub = s.hub.lock();
+        assert_eq!(hub.stored, (1..=last).collect::<Vec<_>>());
+        let sizes: Vec<usize> = hub.requests.iter().map(|r| r.events.len()).collect();
+        assert_eq!(sizes[..2], [last as usize, last as usize / 2], "refused whole, then halved: {sizes:?}");
+        assert!(hub.kept.values().all(|e| e.get("truncated").is_none() && e["type"] != WITHHELD_EVENT));
+    }
+    until("synced", || sync.links(HubLinksParams::default()).unwrap().data[0].state == "synced").await;
+    assert!(sync.links(HubLinksParams::default()).unwrap().data[0].cuts.is_empty(), "no event was altered");
+}
+
+#[tokio::test]
+async fn an_event_the_hub_refuses_alone_goes_as_a_placeholder_and_the_rest_flows() {
+    let s = setup().await;
+    let sync = s.sync();
+    let t = s.thread().await;
+    let mut last = 0;
+    for i in 0..6 {
+        last = s.event(&t.id, &format!("title {i}")).await;
+    }
+    let bad = last - 2;
+    s.hub.lock().refuse_seq = Some(bad);
+    link(&sync, &t.id).await;
+    until("everything on the hub", || s.stored().last() == Some(&last)).await;
+    {
+        let hub = s.hub.lock();
+        assert_eq!(hub.stored, (1..=last).collect::<Vec<_>>());
+        let placeholder = &hub.kept[&bad];
+        assert_eq!(placeholder["type"], WITHHELD_EVENT);
+        assert_eq!(placeholder["seq"], bad);
+        assert_eq!(placeholder["threadId"], t.id.as_str());
+        assert_eq!(placeholder["withheld"]["type"], "thread/updated");
+        assert!(placeholder["withheld"]["reason"].as_str().unwrap().contains("not to my taste"), "{placeholder}");
+        assert!(!placeholder.to_string().contains("title 3"), "none of its text: {placeholder}");
+        assert_eq!(hub.kept[&(bad + 1)]["title"], "title 4", "the events after it are whole");
+    }
+    until("synced", || sync.links(HubLinksParams::default()).unwrap().data[0].state == "synced").await;
+    let cuts = sync.links(HubLinksParams::default()).unwrap().data[0].cuts.clone();
+    assert_eq!((cuts.truncated, cuts.withheld, cuts.last_seq), (0, 1, bad), "{cuts:?}");
+    assert!(cuts.last.contains("withheld") && cuts.last.contains("not to my taste"), "{}", cuts.last);
+}
+
+#[tokio::test]
+async fn a_share_that_refuses_even_a_placeholder_stops_its_link_as_full() {
+    let s = setup().await;
+    let sync = s.sync();
+    let t = s.thread().await;
+    let mut last = 0;
+    for i in 0..20 {
+        last = s.event(&t.id, &format!("title {i}")).await;
+    }
+    s.hub.lock().share_full = true;
+    link(&sync, &t.id).await;
+    until("the link to stop", || sync.links(HubLinksParams::default()).unwrap().data[0].state == "full").await;
+    let hub = s.hub.lock();
+    assert!(hub.stored.is_empty());
+    let sizes: Vec<usize> = hub.requests.iter().map(|r| r.events.len()).collect();
+    // Halved down to one event, then its placeholder: a few requests, not one per event.
+    assert_eq!(sizes, [last as usize, 10, 5, 2, 1, 1], "{sizes:?}");
+    assert_eq!(hub.requests.last().unwrap().events[0].1["type"], WITHHELD_EVENT);
 }

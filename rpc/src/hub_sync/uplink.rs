@@ -29,9 +29,13 @@ pub enum Refusal {
     /// 401 or another refusal that retrying will not change.
     #[error("the hub refused: {0}")]
     Refused(String),
-    /// 413: the share is full.
+    /// 413: the request is too big, or the share would be too full with it.
     #[error("the hub refused: {0}")]
     Full(String),
+    /// Another 4xx about what was sent (400, 422, …): the same request will
+    /// be refused again, but less of it may not.
+    #[error("the hub refused: {0}")]
+    Rejected(String),
     /// The hub is down or overloaded (unreachable, 5xx, 429): retry later.
     #[error("{0}")]
     Unavailable(String),
@@ -45,8 +49,15 @@ impl Refusal {
             Refusal::Expired => Some("expired"),
             Refusal::Refused(_) => Some("refused"),
             Refusal::Full(_) => Some("full"),
+            Refusal::Rejected(_) => Some("refused"),
             Refusal::Gap(_) | Refusal::Unavailable(_) => None,
         }
+    }
+
+    /// Whether the hub refused what a request carried rather than who sent
+    /// it or where: sending less (a split batch, a placeholder) may pass.
+    pub fn about_content(&self) -> bool {
+        matches!(self, Refusal::Full(_) | Refusal::Rejected(_))
     }
 }
 
@@ -145,11 +156,16 @@ impl Uplink {
             },
             404 => Refusal::Deleted,
             410 => Refusal::Expired,
+            // A body over the limit gets no JSON (the hub's HTTP layer, or a
+            // proxy in front of it, answers): say what it was.
+            413 if said.starts_with("HTTP ") => Refusal::Full(format!("{said}: the request is too large")),
             413 => Refusal::Full(said),
+            401 | 403 => Refusal::Refused(said),
             429 => Refusal::Unavailable(format!(
                 "hub {hub} is rate-limiting: {said}{}",
                 retry_after.map(|s| format!(" (retry after {s} s)")).unwrap_or_default()
             )),
+            400..=499 => Refusal::Rejected(said),
             s if s >= 500 => Refusal::Unavailable(format!("hub {hub} failed: {said}")),
             _ => Refusal::Refused(said),
         })
