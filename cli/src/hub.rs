@@ -103,7 +103,7 @@ pub async fn run(args: HubArgs) -> anyhow::Result<u8> {
         limits: Limits {
             creates_per_minute: args.create_limit.max(1),
             share_bytes: args.max_share_kib.saturating_mul(1024),
-            body_bytes: tandem_protocol::MAX_FRAME_BYTES,
+            body_bytes: tandem_protocol::hub::MAX_REQUEST_BYTES,
             trusted_proxies,
         },
     };

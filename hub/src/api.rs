@@ -20,8 +20,8 @@ use crate::secret;
 use crate::state::{Hub, Refusal, gone, internal, live_share, not_found, storage};
 use crate::store::{HubStore, NewShare, Share, StoredEvent, SyncBatch, SyncOutcome};
 
-/// The longest thread id or title a share accepts.
-const MAX_FIELD: usize = 1000;
+/// The longest thread id or title a share takes (the sender cuts titles to it).
+const MAX_FIELD: usize = tandem_protocol::hub::MAX_FIELD_BYTES;
 
 fn bad_request(e: impl std::fmt::Display) -> Refusal {
     Refusal(StatusCode::BAD_REQUEST, e.to_string())
