@@ -161,7 +161,14 @@ fn websockets_count_against_the_connection_limit() {
     let home = Home::new();
     let web = WebServer::start(&home, &["--max-connections", "1"]);
     let owner = owner_token(&home);
-    let mut first = WsRpc::connect(&web, &owner);
+    // The slot is every listener's: the readiness probe on the unix socket
+    // may hold it a moment longer.
+    let mut first = None;
+    wait_for("the probe's slot to free", || {
+        first = try_ws(&web, &owner).ok();
+        first.is_some()
+    });
+    let mut first = first.unwrap();
     first.call("thread/list", json!({}));
     let bearer = format!("Bearer {owner}");
     let refused = ws_handshake(web.host(), &[("Authorization", &bearer)]);
@@ -485,12 +492,13 @@ fn an_address_that_guesses_tokens_is_slowed_down() {
 fn websockets_are_capped_per_address() {
     let home = Home::new();
     let web = WebServer::start(&home, &["--max-connections-per-ip", "2"]);
-    let owner = owner_token(&home);
-    let mut first = WsRpc::connect(&web, &owner);
-    first.call("thread/list", json!({}));
-    let mut second = WsRpc::connect(&web, &owner);
-    second.call("thread/list", json!({}));
-    let bearer = format!("Bearer {owner}");
+    let id = home.new_thread();
+    let (_, link, _) = make_link(&home, &id, &[]);
+    let mut first = WsRpc::connect(&web, &link);
+    first.call("access/read", json!({}));
+    let mut second = WsRpc::connect(&web, &link);
+    second.call("access/read", json!({}));
+    let bearer = format!("Bearer {link}");
     let refused = ws_handshake(web.host(), &[("Authorization", &bearer)]);
     assert_eq!(refused.status, 503, "{refused:?}");
     let error = refused.json()["error"].clone();
@@ -502,6 +510,121 @@ fn websockets_are_capped_per_address() {
     });
     let out = home.run(&["app-server", "--listen", "http://127.0.0.1:0", "--max-connections-per-ip", "0"]);
     assert_eq!(out.code, 2, "{out:?}");
+}
+
+/// Runs `tandem ARGS`, killed after `limit`: `None` if it had not finished.
+fn run_within(home: &Home, args: &[&str], limit: std::time::Duration) -> Option<Out> {
+    let mut child = home
+        .tandem()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    Some(Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// Waits until every stream has been closed by the server (EOF or reset)
+/// or `deadline` passes; how many were closed.
+fn count_closed(conns: &mut [std::net::TcpStream], deadline: std::time::Instant) -> usize {
+    use std::io::Read;
+    let mut closed = 0;
+    for c in conns.iter_mut() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        c.set_read_timeout(Some(left.max(std::time::Duration::from_millis(1)))).unwrap();
+        let mut buf = [0u8; 1024];
+        loop {
+            match c.read(&mut buf) {
+                Ok(0) => {
+                    closed += 1;
+                    break;
+                }
+                Ok(_) => continue,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
+                Err(_) => {
+                    closed += 1;
+                    break;
+                }
+            }
+        }
+    }
+    closed
+}
+
+/// Issue 18.4: connections to the http listener that send nothing, or half a
+/// request, are closed by the header timeout, only a few are held at once,
+/// and the owner's CLI on the unix socket gets in meanwhile — under a small
+/// open-file limit, and also once web clients hold the whole http share.
+#[test]
+fn half_open_http_connections_time_out_and_never_lock_the_owner_out() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let home = Home::new();
+    // 256 descriptors: the server fits 96 connections, 48 of them for http
+    // (the rest is the socket's), 24 of those without a request yet.
+    let web = WebServer::start_with_file_limit(&home, &["--header-timeout", "2"], 256);
+    let host = web.host().to_owned();
+    let sock = home.endpoint();
+    let started = Instant::now();
+    let mut half_open: Vec<TcpStream> = (0..600)
+        .map(|i| {
+            let addr = host.parse().unwrap();
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("connection {i}: {e}: the listener stopped accepting"));
+            if i % 2 == 0 {
+                s.write_all(b"GET /t/x HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
+            }
+            s
+        })
+        .collect();
+    let out = run_within(&home, &["share", "list", "--server", &sock], Duration::from_secs(15));
+    assert_eq!(out.map(|o| o.code), Some(0), "the owner's CLI was locked out by half-open http connections");
+    let closed = count_closed(&mut half_open, started + Duration::from_secs(2 + 10));
+    assert_eq!(closed, half_open.len(), "half-open connections were not closed in time");
+    drop(half_open);
+
+    // Web clients that hold the whole http share: the next is told 503, the
+    // owner's CLI on the socket still gets in.
+    let owner = owner_token(&home);
+    let mut sockets = Vec::new();
+    let refused = loop {
+        match try_ws(&web, &owner) {
+            Ok(mut ws) => {
+                ws.call("thread/list", json!({}));
+                sockets.push(ws);
+                assert!(sockets.len() <= 48, "more WebSockets than the http share");
+            }
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(refused, 503);
+    assert!(sockets.len() >= 40, "only {} WebSockets got in", sockets.len());
+    let bearer = format!("Bearer {owner}");
+    let answer = ws_handshake(&host, &[("Authorization", &bearer)]);
+    assert_eq!(answer.json()["error"]["data"]["reason"], "tooManyConnections", "{answer:?}");
+    let more: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(&host).expect("connect")).collect();
+    let out = run_within(&home, &["share", "list", "--server", &sock], Duration::from_secs(15));
+    assert_eq!(out.map(|o| o.code), Some(0), "the owner's CLI was locked out with the http share full");
+    drop(more);
+    // The WebSockets were served all along.
+    for ws in sockets.iter_mut().take(3) {
+        ws.call("thread/list", json!({}));
+    }
 }
 
 /// A read-only link's WebSocket holds at most 64 KiB of a message; the owner

@@ -35,6 +35,10 @@ pub struct Limits {
     /// How long an unfinished line may go without a byte before its
     /// connection gets an error line and is closed.
     pub line_timeout: Duration,
+    /// How long an http connection may take to send a whole request head,
+    /// from its accept (so also how long it may sit idle before its first
+    /// request) or from the previous answer; then it is closed.
+    pub header_timeout: Duration,
 }
 
 /// Default [`Limits::max_connections`].
@@ -48,6 +52,9 @@ pub const OUTBOUND_BYTES: usize = 16 * 1024 * 1024;
 pub const LINE_BYTES: usize = 128 * 1024 * 1024;
 /// Default [`Limits::line_timeout`].
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`Limits::header_timeout`]: a real client sends its request
+/// within milliseconds of connecting.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -57,6 +64,7 @@ impl Default for Limits {
             outbound_bytes: OUTBOUND_BYTES,
             line_bytes: LINE_BYTES,
             line_timeout: LINE_TIMEOUT,
+            header_timeout: HEADER_TIMEOUT,
         }
     }
 }
