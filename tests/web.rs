@@ -512,6 +512,33 @@ fn websockets_are_capped_per_address() {
     assert_eq!(out.code, 2, "{out:?}");
 }
 
+/// Issue 18.7: links holding every WebSocket an address may open do not
+/// lock the owner out from that address (a valid owner token always gets
+/// in); the link's next socket is still refused.
+#[test]
+fn the_owner_gets_in_past_the_per_address_cap() {
+    let home = Home::new();
+    let web = WebServer::start(&home, &["--max-connections-per-ip", "3"]);
+    let id = home.new_thread();
+    let (_, link, _) = make_link(&home, &id, &[]);
+    let mut links: Vec<WsRpc> = (0..3).map(|_| WsRpc::connect(&web, &link)).collect();
+    for l in &mut links {
+        assert_eq!(l.call("access/read", json!({}))["owner"], false);
+    }
+    assert_eq!(try_ws(&web, &link).err(), Some(503), "a fourth link socket got in");
+    let owner = owner_token(&home);
+    let mut mine: Vec<WsRpc> = (0..2).map(|_| WsRpc::connect(&web, &owner)).collect();
+    for o in &mut mine {
+        assert_eq!(o.call("access/read", json!({}))["owner"], true);
+        assert_eq!(o.call("thread/read", json!({"threadId": id}))["thread"]["id"], id.as_str());
+    }
+    // The owner's sockets are not counted against the address either.
+    drop(mine);
+    assert_eq!(try_ws(&web, &link).err(), Some(503), "a link socket got in past the cap");
+    drop(links.pop());
+    wait_for("the link's slot to free", || try_ws(&web, &link).is_ok());
+}
+
 /// Runs `tandem ARGS`, killed after `limit`: `None` if it had not finished.
 fn run_within(home: &Home, args: &[&str], limit: std::time::Duration) -> Option<Out> {
     let mut child = home

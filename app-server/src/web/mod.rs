@@ -336,11 +336,13 @@ async fn rpc(State(web): State<Web>, ConnectInfo(peer): ConnectInfo<SocketAddr>,
         Err(res) => return *res,
     };
     // Behind a reverse proxy on this machine (`--public-url`) every client has
-    // the proxy's address: only the total limit applies then. The connection
-    // itself already holds one of the listener's slots (`http`), so the total
-    // limit is kept without a count here.
+    // the proxy's address: only the total limit applies then. The owner is
+    // never held to it either (as with the wrong-token throttle): a valid
+    // owner token always gets in, however many sockets links hold from its
+    // address. The connection itself already holds one of the listener's
+    // slots (`http`), so the total limit is kept without a count here.
     let behind_proxy = web.public.is_some() && peer.ip().is_loopback();
-    let exempt = behind_proxy;
+    let exempt = behind_proxy || matches!(grant, Grant::Owner);
     let slot = if exempt { None } else { web.per_ip.socket(peer.ip()) };
     if slot.is_none() && !exempt {
         let max = web.per_ip.max_sockets();
