@@ -716,3 +716,47 @@ fn a_public_url_is_where_links_point_and_pages_come_from() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("--listen http://"), "{}", out.stderr);
 }
+
+/// Issue 18.5, the part that is done: many read-link WebSockets that never
+/// read, on a thread that gets a big turn, while the owner is answered on the
+/// socket; once they close, the server gives their memory back to the system
+/// (glibc kept it: RSS stayed at its peak). What they hold while open is
+/// still above `--clients-buffer-mib` (see the README's limits: a waiting
+/// subscription holds the page and the piece it is trying to queue).
+#[test]
+fn memory_pinned_by_clients_that_never_read_is_given_back() {
+    use std::time::{Duration, Instant};
+    let home = Home::new();
+    let web = WebServer::start(&home, &["--clients-buffer-mib", "32"]);
+    let pid = web.server.pid();
+    let id = home.new_thread();
+    let (_, link, _) = make_link(&home, &id, &[]);
+    let mut sockets: Vec<WsRpc> = (0..100)
+        .map(|_| {
+            let mut ws = WsRpc::connect(&web, &link);
+            ws.call("thread/subscribe", json!({"threadId": id, "from": 1}));
+            ws
+        })
+        .collect();
+    let before = proc_kib(pid, "VmRSS");
+    let mut owner = home.raw();
+    let prompt = (0..100_000).map(|i| format!("w{i:06}")).collect::<Vec<_>>().join(" ");
+    owner.call("turn/start", json!({"threadId": id, "input": prompt}));
+    let mut slowest = Duration::ZERO;
+    loop {
+        let t = Instant::now();
+        let status = owner.call("thread/read", json!({"threadId": id}))["thread"]["status"].clone();
+        slowest = slowest.max(t.elapsed());
+        if status == "idle" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let peak = proc_kib(pid, "VmRSS");
+    assert!(peak > before + 100 * 1024, "the turn pinned too little to tell ({before} -> {peak} KiB)");
+    sockets.iter_mut().for_each(|s| s.send_text("{}"));
+    drop(sockets);
+    wait_for("the memory of the closed clients to be given back", || proc_kib(pid, "VmRSS") < before + 64 * 1024);
+    owner.call("thread/list", json!({}));
+    eprintln!("RSS {before} -> {peak} KiB; owner's slowest thread/read {slowest:?}");
+}

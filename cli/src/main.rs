@@ -196,6 +196,10 @@ struct ServeArgs {
     /// accept, or from the previous answer) before it is closed.
     #[arg(long, value_name = "SECS", env = "TANDEM_HEADER_TIMEOUT", default_value_t = limits::HEADER_TIMEOUT.as_secs())]
     header_timeout: u64,
+    /// MiB queued for all clients together; past it the subscriptions of
+    /// clients that do not read wait, then catch up from the log.
+    #[arg(long, value_name = "MIB", env = "TANDEM_CLIENTS_BUFFER_MIB", default_value_t = limits::CLIENTS_BYTES >> 20)]
+    clients_buffer_mib: usize,
     /// exec agent: the command to run per turn (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
