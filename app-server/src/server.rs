@@ -190,14 +190,17 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         .with_hub(hub.clone())
         .with_launch_args(opts.launch_args.clone())
         .with_shutdown(stopper.shutdown());
+    // One count of connections for every listener, so that the http one can
+    // never take the socket's reserve (see `transport::slots`).
+    let slots = transport::slots::Slots::new(ctx.limits.max_connections);
     let mut sockets = Vec::new();
     for (path, listener) in unix_listeners {
         sockets.push(path);
-        tokio::spawn(transport::unix::accept_loop(listener, ctx.clone(), stop_rx.clone()));
+        tokio::spawn(transport::unix::accept_loop(listener, ctx.clone(), slots.clone(), stop_rx.clone()));
     }
     let network = !http_listeners.is_empty();
     for listener in http_listeners {
-        tokio::spawn(crate::web::serve(listener, ctx.clone(), gate.clone(), stop_rx.clone()));
+        tokio::spawn(crate::web::serve(listener, ctx.clone(), gate.clone(), slots.clone(), stop_rx.clone()));
     }
     let stdio = serve_stdio.then(|| {
         tracing::info!("serving stdio");
@@ -259,7 +262,11 @@ fn fit_to_file_limit(mut limits: Limits) -> Limits {
             }
         }
     }
-    // Each connection may also need a descriptor to be refused with.
+    // Each connection may also need a descriptor to be refused with. Every
+    // listener counts against this one number (`transport::slots`), and a
+    // connection holds its slot from the accept, an http one before it has
+    // sent anything included: so the http listener can never use the
+    // descriptors the unix socket's reserve needs.
     let room = (rl.rlim_cur as usize).saturating_sub(RESERVED_FDS) / 2;
     if limits.max_connections > room {
         tracing::warn!(

@@ -155,6 +155,8 @@ fn limits(args: &ServeArgs) -> Result<Limits, Fail> {
         outbound_bytes: positive("client-buffer-mib", args.client_buffer_mib)?.saturating_mul(1 << 20),
         line_bytes: positive("line-buffer-mib", args.line_buffer_mib)?.saturating_mul(1 << 20),
         line_timeout: Duration::from_secs(positive("line-timeout", args.line_timeout as usize)? as u64),
+        header_timeout: Duration::from_secs(positive("header-timeout", args.header_timeout as usize)? as u64),
+        clients_bytes: positive("clients-buffer-mib", args.clients_buffer_mib)?.saturating_mul(1 << 20),
     })
 }
 
@@ -192,6 +194,8 @@ fn serve_flags(args: &ServeArgs) -> Vec<OsString> {
     limit("--client-buffer-mib", args.client_buffer_mib as u64, (defaults.outbound_bytes >> 20) as u64);
     limit("--line-buffer-mib", args.line_buffer_mib as u64, (defaults.line_bytes >> 20) as u64);
     limit("--line-timeout", args.line_timeout, defaults.line_timeout.as_secs());
+    limit("--header-timeout", args.header_timeout, defaults.header_timeout.as_secs());
+    limit("--clients-buffer-mib", args.clients_buffer_mib as u64, (defaults.clients_bytes >> 20) as u64);
     // The background server always listens on the default socket; more
     // listeners (http) come on top.
     for l in &args.listen {

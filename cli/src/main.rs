@@ -192,6 +192,14 @@ struct ServeArgs {
     /// is refused.
     #[arg(long, value_name = "SECS", env = "TANDEM_LINE_TIMEOUT", default_value_t = limits::LINE_TIMEOUT.as_secs())]
     line_timeout: u64,
+    /// Seconds an http connection may take to send a request's head (from its
+    /// accept, or from the previous answer) before it is closed.
+    #[arg(long, value_name = "SECS", env = "TANDEM_HEADER_TIMEOUT", default_value_t = limits::HEADER_TIMEOUT.as_secs())]
+    header_timeout: u64,
+    /// MiB queued for all clients together; past it the subscriptions of
+    /// clients that do not read wait, then catch up from the log.
+    #[arg(long, value_name = "MIB", env = "TANDEM_CLIENTS_BUFFER_MIB", default_value_t = limits::CLIENTS_BYTES >> 20)]
+    clients_buffer_mib: usize,
     /// exec agent: the command to run per turn (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,

@@ -5,7 +5,8 @@
 //! The budgets keep one client to what it is owed: the bytes queued for it
 //! ([`Limits::outbound_bytes`]), its share of the memory for unfinished lines
 //! ([`Limits::line_bytes`]) and how long such a line may stall
-//! ([`Limits::line_timeout`]); the listeners cap how many connections are
+//! ([`Limits::line_timeout`]), and what all clients' queues hold together
+//! ([`Limits::clients_bytes`]); the listeners cap how many connections are
 //! served at once ([`Limits::max_connections`]).
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use crate::access::Gate;
 use crate::hub_sync::HubSync;
+use crate::outbound::ClientsBudget;
 use crate::shutdown::Shutdown;
 use tandem_engine::Engine;
 use tandem_lines::LineBudget;
@@ -35,6 +37,14 @@ pub struct Limits {
     /// How long an unfinished line may go without a byte before its
     /// connection gets an error line and is closed.
     pub line_timeout: Duration,
+    /// How long an http connection may take to send a whole request head,
+    /// from its accept (so also how long it may sit idle before its first
+    /// request) or from the previous answer; then it is closed.
+    pub header_timeout: Duration,
+    /// Bytes queued for all clients together (DESIGN §9): past it a
+    /// subscription waits (and later catches up from the log) instead of
+    /// queueing more, whoever it is for.
+    pub clients_bytes: usize,
 }
 
 /// Default [`Limits::max_connections`].
@@ -48,6 +58,11 @@ pub const OUTBOUND_BYTES: usize = 16 * 1024 * 1024;
 pub const LINE_BYTES: usize = 128 * 1024 * 1024;
 /// Default [`Limits::line_timeout`].
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`Limits::header_timeout`]: a real client sends its request
+/// within milliseconds of connecting.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`Limits::clients_bytes`]: 32 clients' full budgets.
+pub const CLIENTS_BYTES: usize = 512 * 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -57,6 +72,8 @@ impl Default for Limits {
             outbound_bytes: OUTBOUND_BYTES,
             line_bytes: LINE_BYTES,
             line_timeout: LINE_TIMEOUT,
+            header_timeout: HEADER_TIMEOUT,
+            clients_bytes: CLIENTS_BYTES,
         }
     }
 }
@@ -67,6 +84,8 @@ pub struct Context {
     pub engine: Engine,
     pub limits: Limits,
     pub line_budget: LineBudget,
+    /// What all clients' outbound queues may hold together.
+    pub clients_budget: ClientsBudget,
     /// The hub links, when this server syncs threads to hubs.
     pub hub: Option<HubSync>,
     /// The owner token and links; `None` for an in-process engine (no links).
@@ -86,7 +105,9 @@ pub struct Context {
 impl Context {
     pub fn new(engine: Engine, limits: Limits) -> Context {
         let line_budget = LineBudget::new(limits.line_bytes, limits.line_timeout);
+        let clients_budget = ClientsBudget::new(limits.clients_bytes);
         Context {
+            clients_budget,
             engine,
             limits,
             line_budget,

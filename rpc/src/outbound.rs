@@ -1,10 +1,21 @@
 //! A connection's outbound queue, bounded by bytes: whoever answers or
 //! notifies a client queues lines here, and the connection's writer takes
 //! them off. A client that does not read stops being served past its budget.
+//!
+//! Every queue also draws on one budget for all clients together
+//! ([`ClientsBudget`], issue 18.5): without it any number of clients that
+//! never read each pinned their own budget's worth. Past the shared part of
+//! it a queue that still holds unwritten bytes — a client behind — waits
+//! until its writer has drained: its subscriptions stop queueing and catch up
+//! from the log once it reads, as a slow follower's do. The last part (the
+//! reserve) is only for queues that are empty, i.e. clients that have read
+//! everything sent them: so clients that read are still served (in turn,
+//! piece by piece) while clients that do not read hold all the rest, and an
+//! answer never waits for a client other than its own to read.
 
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use tandem_lines::LineQueue;
 
@@ -15,22 +26,78 @@ const LINE_OVERHEAD: usize = 64;
 /// ([`Outbound::send_within`]).
 pub const SUBSCRIPTION_AHEAD: usize = 256 * 1024;
 
+/// The bytes queued for all clients together (`Limits::clients_bytes`): a
+/// shared part, and a reserve only queues with nothing unwritten draw on.
+#[derive(Clone)]
+pub struct ClientsBudget {
+    shared: Arc<Semaphore>,
+    reserve: Arc<Semaphore>,
+    /// The reserve in permits: what one piece may cost of this budget at most
+    /// (a larger piece counts as this much, so that it can ever be sent).
+    reserve_max: usize,
+    total: usize,
+}
+
+impl ClientsBudget {
+    /// `bytes` for all clients: a quarter of it (at most 64 MiB) is the reserve.
+    pub fn new(bytes: usize) -> ClientsBudget {
+        let bytes = bytes.clamp(2, u32::MAX as usize);
+        let reserve = (bytes / 4).clamp(1, 64 << 20);
+        ClientsBudget {
+            shared: Arc::new(Semaphore::new(bytes - reserve)),
+            reserve: Arc::new(Semaphore::new(reserve)),
+            reserve_max: reserve,
+            total: bytes,
+        }
+    }
+
+    /// Bytes of it queued for clients now.
+    pub fn in_use(&self) -> usize {
+        let free = self.shared.available_permits() + self.reserve.available_permits();
+        self.total.saturating_sub(free)
+    }
+}
+
 /// A connection's outbound queue, bounded by bytes: [`Outbound::send`] waits
-/// while the client has `Limits::outbound_bytes` unread.
+/// while the client has `Limits::outbound_bytes` unread, or while it has
+/// anything unread and all clients together have the [`ClientsBudget`]'s
+/// shared part.
 #[derive(Clone)]
 pub struct Outbound {
     tx: mpsc::UnboundedSender<OutLine>,
     budget: Arc<Semaphore>,
     /// The budget in permits (one per byte, capped to fit a `u32`).
     max: usize,
+    clients: Option<ClientsBudget>,
+    /// Woken when the writer has written everything queued.
+    drained: Arc<Notify>,
+    /// The most bytes this client ever had unwritten at once.
+    peak: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// A queued line; its share of the budget is returned once it is written.
+/// A queued line; its share of the budgets is returned once it is written.
 pub struct OutLine {
     line: String,
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
     /// Its share of its subscription's own allowance ([`Outbound::send_within`]).
     _ahead: Option<OwnedSemaphorePermit>,
+    /// Its share of all clients' budget.
+    _clients: Option<OwnedSemaphorePermit>,
+    max: usize,
+    drained: Arc<Notify>,
+}
+
+impl Drop for OutLine {
+    fn drop(&mut self) {
+        let Some(permit) = self.permit.take() else { return };
+        let budget = Arc::clone(permit.semaphore());
+        drop(permit);
+        // Nothing of this client is unwritten: a send waiting for that (all
+        // clients' shared budget being spent) may now use the reserve.
+        if budget.available_permits() >= self.max {
+            self.drained.notify_waiters();
+        }
+    }
 }
 
 impl OutLine {
@@ -57,7 +124,23 @@ impl Outbound {
         let max = bytes.clamp(1, u32::MAX as usize);
         let (tx, rx) = mpsc::unbounded_channel();
         let budget = Arc::new(Semaphore::new(max));
-        (Outbound { tx, budget: Arc::clone(&budget), max }, OutQueue { rx, budget })
+        let out = Outbound {
+            tx,
+            budget: Arc::clone(&budget),
+            max,
+            clients: None,
+            drained: Arc::default(),
+            peak: Arc::default(),
+        };
+        let (drained, peak) = (Arc::clone(&out.drained), Arc::clone(&out.peak));
+        (out, OutQueue { rx, budget, drained, peak })
+    }
+
+    /// [`Outbound::new`], also drawing on all clients' budget.
+    pub fn with_clients(bytes: usize, clients: &ClientsBudget) -> (Outbound, OutQueue) {
+        let (mut out, queue) = Outbound::new(bytes);
+        out.clients = Some(clients.clone());
+        (out, queue)
     }
 
     /// Queues a line (or a run of newline-terminated lines, sent as one piece),
@@ -80,8 +163,52 @@ impl Outbound {
 
     async fn queue(&self, line: String, ahead: Option<OwnedSemaphorePermit>) -> Result<(), Closed> {
         let cost = (line.len() + LINE_OVERHEAD).min(self.max) as u32;
+        let clients = match &self.clients {
+            Some(c) => Some(self.clients_permit(c, line.len() + LINE_OVERHEAD).await?),
+            None => None,
+        };
         let permit = Arc::clone(&self.budget).acquire_many_owned(cost).await.map_err(|_| Closed)?;
-        self.tx.send(OutLine { line, _permit: permit, _ahead: ahead }).map_err(|_| Closed)
+        let unwritten = self.max.saturating_sub(self.budget.available_permits());
+        self.peak.fetch_max(unwritten, std::sync::atomic::Ordering::Relaxed);
+        let drained = Arc::clone(&self.drained);
+        let line = OutLine { line, permit: Some(permit), _ahead: ahead, _clients: clients, max: self.max, drained };
+        self.tx.send(line).map_err(|_| Closed)
+    }
+
+    /// Nothing queued for this client is unwritten.
+    fn is_drained(&self) -> bool {
+        self.budget.available_permits() >= self.max
+    }
+
+    /// `bytes` of all clients' budget: from the shared part when it has them;
+    /// from the reserve too once this client has read everything; else it
+    /// waits for either.
+    async fn clients_permit(&self, c: &ClientsBudget, bytes: usize) -> Result<OwnedSemaphorePermit, Closed> {
+        let want = bytes.min(c.reserve_max) as u32;
+        loop {
+            if let Ok(p) = Arc::clone(&c.shared).try_acquire_many_owned(want) {
+                return Ok(p);
+            }
+            // Register before looking, so a drain in between is not missed.
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.budget.is_closed() {
+                return Err(Closed);
+            }
+            if self.is_drained() {
+                tokio::select! {
+                    p = Arc::clone(&c.shared).acquire_many_owned(want) => return p.map_err(|_| Closed),
+                    p = Arc::clone(&c.reserve).acquire_many_owned(want) => return p.map_err(|_| Closed),
+                }
+            }
+            // Behind: wait for room in the shared part, or for this client to
+            // read what it has (then the reserve is open to it).
+            tokio::select! {
+                p = Arc::clone(&c.shared).acquire_many_owned(want) => return p.map_err(|_| Closed),
+                () = drained => {}
+            }
+        }
     }
 }
 
@@ -89,12 +216,48 @@ impl Outbound {
 pub struct OutQueue {
     rx: mpsc::UnboundedReceiver<OutLine>,
     budget: Arc<Semaphore>,
+    drained: Arc<Notify>,
+    peak: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Drop for OutQueue {
     fn drop(&mut self) {
         self.budget.close();
+        // A send waiting for this client to read gives up.
+        self.drained.notify_waiters();
+        if self.peak.load(std::sync::atomic::Ordering::Relaxed) >= TRIM_AFTER {
+            trim_soon();
+        }
     }
+}
+
+/// A connection that once had this much unwritten — a client that fell
+/// behind, whose subscriptions then also held pages and pieces waiting for
+/// room — gives the memory back to the system when it closes ([`trim_soon`]).
+/// Low on purpose: a behind client's queue is small when all clients' budget
+/// is spread over many, while what its pumps held was not.
+const TRIM_AFTER: usize = 64 * 1024;
+
+/// glibc keeps freed memory in its arenas: after many clients that never
+/// read had closed, the server's RSS stayed at its peak (measured: 748 of
+/// 788 MiB with 200 such WebSockets). `malloc_trim(0)` returns it. Called a
+/// moment after the connection's queue is gone (its lines and pumps are
+/// freed by then), on a blocking thread (it walks every arena), at most once
+/// a second however many connections close.
+fn trim_soon() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if LAST.swap(now, Ordering::Relaxed) == now {
+        return;
+    }
+    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+    rt.spawn(async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim has no preconditions.
+        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+    });
 }
 
 impl LineQueue for OutQueue {

@@ -21,6 +21,37 @@ impl WebServer {
         let mut args = vec!["--listen", "unix", "--listen", "http://127.0.0.1:0"];
         args.extend_from_slice(extra);
         let server = home.serve(&args);
+        WebServer::ready(home, server)
+    }
+
+    /// [`WebServer::start`] with the server's open-file limit (soft and hard)
+    /// set to `nofile`, as a small `ulimit -n` would.
+    pub fn start_with_file_limit(home: &Home, extra: &[&str], nofile: u64) -> WebServer {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = home.tandem();
+        cmd.args(["app-server", "--listen", "unix", "--listen", "http://127.0.0.1:0"]).args(extra);
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        // SAFETY: setrlimit is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                let rl = libc::rlimit { rlim_cur: nofile, rlim_max: nofile };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut server = Server { child: cmd.spawn().expect("spawn app-server") };
+        wait_for("the app-server to answer", || {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("app-server exited ({status}): {}", server.stderr());
+            }
+            std::os::unix::net::UnixStream::connect(home.socket()).is_ok()
+        });
+        WebServer::ready(home, server)
+    }
+
+    fn ready(home: &Home, server: Server) -> WebServer {
         // Under a connection limit of 1 the readiness probe's slot may not be
         // free yet: ask again until the answer is not a refusal.
         let mut init = Value::Null;

@@ -4,11 +4,12 @@
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
+
+use super::slots::Slots;
 
 use tandem_rpc::context::Context;
 
@@ -41,10 +42,11 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
 }
 
 /// Accepts connections until `stop` turns true; each is served on its own
-/// task. Past [`tandem_rpc::context::Limits::max_connections`] a new client is told so in an
-/// error line and closed, rather than left waiting in the accept queue.
-pub async fn accept_loop(listener: UnixListener, ctx: Context, mut stop: watch::Receiver<bool>) {
-    let limit = Arc::new(Semaphore::new(ctx.limits.max_connections));
+/// task. Past [`tandem_rpc::context::Limits::max_connections`] (all
+/// listeners together; the http one cannot take the socket's reserve, see
+/// `slots`) a new client is told so in an error line and closed, rather than
+/// left waiting in the accept queue.
+pub async fn accept_loop(listener: UnixListener, ctx: Context, slots: Slots, mut stop: watch::Receiver<bool>) {
     loop {
         let stream = tokio::select! {
             _ = stopped(&mut stop) => return,
@@ -58,8 +60,8 @@ pub async fn accept_loop(listener: UnixListener, ctx: Context, mut stop: watch::
                 }
             },
         };
-        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            let max = ctx.limits.max_connections;
+        let Some(permit) = slots.unix() else {
+            let max = slots.max();
             tracing::warn!(limit = max, "refusing a connection: at the connection limit");
             tokio::spawn(async move {
                 let mut stream = stream;

@@ -7,11 +7,11 @@
 //! This module never logs a token, and never puts one in a URL it serves.
 
 mod assets;
+mod http;
 mod per_ip;
 mod socket;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts, State, WebSocketUpgrade};
@@ -20,13 +20,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tandem_protocol::RpcError;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use per_ip::PerIp;
 pub use per_ip::{STRIKE_BURST, STRIKES_PER_SECOND};
 use tandem_rpc::access::{Gate, Grant, Refusal};
 use tandem_rpc::context::Context;
 
+use crate::transport::slots::Slots;
 use tandem_protocol::{WS_BEARER_PREFIX as BEARER_SUBPROTOCOL, WS_SUBPROTOCOL as SUBPROTOCOL};
 
 /// What every page may load: the viewer's policy (only this server's own
@@ -154,22 +155,16 @@ pub async fn bind(
 struct Web {
     ctx: Context,
     gate: Gate,
-    /// WebSocket connections served at once (`Limits::max_connections`).
-    connections: Arc<Semaphore>,
     /// What each peer address may open and guess.
     per_ip: PerIp,
     public: Option<PublicUrl>,
 }
 
-/// Serves `listener` until `stop` turns true.
-pub async fn serve(listener: HttpListener, ctx: Context, gate: Gate, mut stop: watch::Receiver<bool>) {
-    let web = Web {
-        connections: Arc::new(Semaphore::new(ctx.limits.max_connections)),
-        per_ip: PerIp::new(ctx.limits.max_connections_per_ip),
-        public: listener.public.clone(),
-        ctx,
-        gate,
-    };
+/// Serves `listener` until `stop` turns true. Every connection holds one of
+/// `slots`' http share from its accept to its close (see `http`).
+pub async fn serve(listener: HttpListener, ctx: Context, gate: Gate, slots: Slots, stop: watch::Receiver<bool>) {
+    let header_timeout = ctx.limits.header_timeout;
+    let web = Web { per_ip: PerIp::new(ctx.limits.max_connections_per_ip), public: listener.public.clone(), ctx, gate };
     let loopback = listener.loopback;
     let public_host = listener.public.as_ref().map(|p| p.host.clone());
     let app = Router::new()
@@ -181,13 +176,7 @@ pub async fn serve(listener: HttpListener, ctx: Context, gate: Gate, mut stop: w
         .layer(axum::middleware::from_fn(move |req, next| loopback_host(loopback, public_host.clone(), req, next)))
         .layer(axum::middleware::map_response(tandem_viewer::security_headers))
         .with_state(web);
-    let stopped = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener.listener, app).with_graceful_shutdown(stopped).await {
-        tracing::error!(error = %e, "the http listener failed");
-    }
+    http::serve(listener.listener, app, slots, header_timeout, stop).await;
 }
 
 /// A loopback listener answers only to loopback names in `Host`: a web page
@@ -338,10 +327,15 @@ async fn rpc(State(web): State<Web>, ConnectInfo(peer): ConnectInfo<SocketAddr>,
         Err(res) => return *res,
     };
     // Behind a reverse proxy on this machine (`--public-url`) every client has
-    // the proxy's address: only the total limit applies then.
+    // the proxy's address: only the total limit applies then. The owner is
+    // never held to it either (as with the wrong-token throttle): a valid
+    // owner token always gets in, however many sockets links hold from its
+    // address. The connection itself already holds one of the listener's
+    // slots (`http`), so the total limit is kept without a count here.
     let behind_proxy = web.public.is_some() && peer.ip().is_loopback();
-    let slot = if behind_proxy { None } else { web.per_ip.socket(peer.ip()) };
-    if slot.is_none() && !behind_proxy {
+    let exempt = behind_proxy || matches!(grant, Grant::Owner);
+    let slot = if exempt { None } else { web.per_ip.socket(peer.ip()) };
+    if slot.is_none() && !exempt {
         let max = web.per_ip.max_sockets();
         tracing::warn!(peer = %peer.ip(), limit = max, "refusing a WebSocket: its address has the most open");
         let mut error = RpcError::too_many_connections(max);
@@ -350,11 +344,6 @@ async fn rpc(State(web): State<Web>, ConnectInfo(peer): ConnectInfo<SocketAddr>,
         );
         return refuse(StatusCode::SERVICE_UNAVAILABLE, &error);
     }
-    let Ok(permit) = Arc::clone(&web.connections).try_acquire_owned() else {
-        let max = web.ctx.limits.max_connections;
-        tracing::warn!(limit = max, "refusing a WebSocket: at the connection limit");
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, &RpcError::too_many_connections(max));
-    };
     let mut parts = parts;
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(u) => u,
@@ -372,7 +361,6 @@ async fn rpc(State(web): State<Web>, ConnectInfo(peer): ConnectInfo<SocketAddr>,
         move |ws| async move {
             socket::serve(ws, ctx, grant).await;
             drop(slot);
-            drop(permit);
         },
     )
 }
