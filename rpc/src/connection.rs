@@ -29,7 +29,7 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (out, queue) = Outbound::with_clients(ctx.limits.outbound_bytes, &ctx.clients_budget);
+    let (out, queue) = Outbound::with_clients(ctx.limits.outbound_bytes, &ctx.clients_budget, true);
     let writer = tokio::spawn(write_lines(writer, queue));
     let mut session = Session::new(&ctx, Grant::Owner, out);
     let mut frames = LineReader::new(reader);

@@ -4,18 +4,24 @@
 //!
 //! Every queue also draws on one budget for all clients together
 //! ([`ClientsBudget`], issue 18.5): without it any number of clients that
-//! never read each pinned their own budget's worth. Past the shared part of
-//! it a queue that still holds unwritten bytes — a client behind — waits
-//! until its writer has drained: its subscriptions stop queueing and catch up
-//! from the log once it reads, as a slow follower's do. The last part (the
-//! reserve) is only for queues that are empty, i.e. clients that have read
-//! everything sent them: so clients that read are still served (in turn,
-//! piece by piece) while clients that do not read hold all the rest, and an
-//! answer never waits for a client other than its own to read.
+//! never read each pinned their own budget's worth. A subscription's piece
+//! waits for room in its shared part: past it subscriptions stop queueing and
+//! catch up from the log once there is room, as a slow follower's do. Answers
+//! to requests may also use the last part (the reserve), so that a client's
+//! requests are still answered while subscriptions of clients that do not
+//! read hold all the rest; the owner's answers are held only to the owner's
+//! own budget (the session stops reading a client's requests while that is
+//! spent), so clients that never read can never keep the owner waiting. No
+//! send waits for anything but room: a client's own writer drains without
+//! its session, so there is no deadlock.
+//!
+//! (An earlier design opened the reserve to any queue with nothing
+//! unwritten; 1,000 idle subscribers each took one piece of it the first
+//! time they were sent anything, and then the owner waited for ever.)
 
 use std::sync::Arc;
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use tandem_lines::LineQueue;
 
@@ -27,7 +33,7 @@ const LINE_OVERHEAD: usize = 64;
 pub const SUBSCRIPTION_AHEAD: usize = 256 * 1024;
 
 /// The bytes queued for all clients together (`Limits::clients_bytes`): a
-/// shared part, and a reserve only queues with nothing unwritten draw on.
+/// shared part, and a reserve only answers to requests draw on.
 #[derive(Clone)]
 pub struct ClientsBudget {
     shared: Arc<Semaphore>,
@@ -59,9 +65,8 @@ impl ClientsBudget {
 }
 
 /// A connection's outbound queue, bounded by bytes: [`Outbound::send`] waits
-/// while the client has `Limits::outbound_bytes` unread, or while it has
-/// anything unread and all clients together have the [`ClientsBudget`]'s
-/// shared part.
+/// while the client has `Limits::outbound_bytes` unread, or while all
+/// clients together have the [`ClientsBudget`].
 #[derive(Clone)]
 pub struct Outbound {
     tx: mpsc::UnboundedSender<OutLine>,
@@ -69,8 +74,8 @@ pub struct Outbound {
     /// The budget in permits (one per byte, capped to fit a `u32`).
     max: usize,
     clients: Option<ClientsBudget>,
-    /// Woken when the writer has written everything queued.
-    drained: Arc<Notify>,
+    /// Answers are not held to `clients` (the owner's).
+    answers_exempt: bool,
     /// The most bytes this client ever had unwritten at once.
     peak: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -78,26 +83,11 @@ pub struct Outbound {
 /// A queued line; its share of the budgets is returned once it is written.
 pub struct OutLine {
     line: String,
-    permit: Option<OwnedSemaphorePermit>,
+    _permit: OwnedSemaphorePermit,
     /// Its share of its subscription's own allowance ([`Outbound::send_within`]).
     _ahead: Option<OwnedSemaphorePermit>,
     /// Its share of all clients' budget.
     _clients: Option<OwnedSemaphorePermit>,
-    max: usize,
-    drained: Arc<Notify>,
-}
-
-impl Drop for OutLine {
-    fn drop(&mut self) {
-        let Some(permit) = self.permit.take() else { return };
-        let budget = Arc::clone(permit.semaphore());
-        drop(permit);
-        // Nothing of this client is unwritten: a send waiting for that (all
-        // clients' shared budget being spent) may now use the reserve.
-        if budget.available_permits() >= self.max {
-            self.drained.notify_waiters();
-        }
-    }
 }
 
 impl OutLine {
@@ -129,17 +119,19 @@ impl Outbound {
             budget: Arc::clone(&budget),
             max,
             clients: None,
-            drained: Arc::default(),
+            answers_exempt: false,
             peak: Arc::default(),
         };
-        let (drained, peak) = (Arc::clone(&out.drained), Arc::clone(&out.peak));
-        (out, OutQueue { rx, budget, drained, peak })
+        let peak = Arc::clone(&out.peak);
+        (out, OutQueue { rx, budget, peak })
     }
 
-    /// [`Outbound::new`], also drawing on all clients' budget.
-    pub fn with_clients(bytes: usize, clients: &ClientsBudget) -> (Outbound, OutQueue) {
+    /// [`Outbound::new`], also drawing on all clients' budget; `owner`: its
+    /// answers do not (see the module notes).
+    pub fn with_clients(bytes: usize, clients: &ClientsBudget, owner: bool) -> (Outbound, OutQueue) {
         let (mut out, queue) = Outbound::new(bytes);
         out.clients = Some(clients.clone());
+        out.answers_exempt = owner;
         (out, queue)
     }
 
@@ -163,51 +155,35 @@ impl Outbound {
 
     async fn queue(&self, line: String, ahead: Option<OwnedSemaphorePermit>) -> Result<(), Closed> {
         let cost = (line.len() + LINE_OVERHEAD).min(self.max) as u32;
+        let answer = ahead.is_none();
         let clients = match &self.clients {
-            Some(c) => Some(self.clients_permit(c, line.len() + LINE_OVERHEAD).await?),
+            Some(_) if answer && self.answers_exempt => None,
+            Some(c) => Some(c.permit(line.len() + LINE_OVERHEAD, answer).await?),
             None => None,
         };
         let permit = Arc::clone(&self.budget).acquire_many_owned(cost).await.map_err(|_| Closed)?;
         let unwritten = self.max.saturating_sub(self.budget.available_permits());
         self.peak.fetch_max(unwritten, std::sync::atomic::Ordering::Relaxed);
-        let drained = Arc::clone(&self.drained);
-        let line = OutLine { line, permit: Some(permit), _ahead: ahead, _clients: clients, max: self.max, drained };
-        self.tx.send(line).map_err(|_| Closed)
+        self.tx.send(OutLine { line, _permit: permit, _ahead: ahead, _clients: clients }).map_err(|_| Closed)
     }
+}
 
-    /// Nothing queued for this client is unwritten.
-    fn is_drained(&self) -> bool {
-        self.budget.available_permits() >= self.max
-    }
-
-    /// `bytes` of all clients' budget: from the shared part when it has them;
-    /// from the reserve too once this client has read everything; else it
-    /// waits for either.
-    async fn clients_permit(&self, c: &ClientsBudget, bytes: usize) -> Result<OwnedSemaphorePermit, Closed> {
-        let want = bytes.min(c.reserve_max) as u32;
-        loop {
-            if let Ok(p) = Arc::clone(&c.shared).try_acquire_many_owned(want) {
+impl ClientsBudget {
+    /// `bytes` of it (at most the reserve's size, so that any piece can be
+    /// sent): from the shared part, or for an answer from the reserve too.
+    async fn permit(&self, bytes: usize, answer: bool) -> Result<OwnedSemaphorePermit, Closed> {
+        let want = bytes.min(self.reserve_max) as u32;
+        if !answer {
+            return Arc::clone(&self.shared).acquire_many_owned(want).await.map_err(|_| Closed);
+        }
+        for part in [&self.shared, &self.reserve] {
+            if let Ok(p) = Arc::clone(part).try_acquire_many_owned(want) {
                 return Ok(p);
             }
-            // Register before looking, so a drain in between is not missed.
-            let drained = self.drained.notified();
-            tokio::pin!(drained);
-            drained.as_mut().enable();
-            if self.budget.is_closed() {
-                return Err(Closed);
-            }
-            if self.is_drained() {
-                tokio::select! {
-                    p = Arc::clone(&c.shared).acquire_many_owned(want) => return p.map_err(|_| Closed),
-                    p = Arc::clone(&c.reserve).acquire_many_owned(want) => return p.map_err(|_| Closed),
-                }
-            }
-            // Behind: wait for room in the shared part, or for this client to
-            // read what it has (then the reserve is open to it).
-            tokio::select! {
-                p = Arc::clone(&c.shared).acquire_many_owned(want) => return p.map_err(|_| Closed),
-                () = drained => {}
-            }
+        }
+        tokio::select! {
+            p = Arc::clone(&self.shared).acquire_many_owned(want) => p.map_err(|_| Closed),
+            p = Arc::clone(&self.reserve).acquire_many_owned(want) => p.map_err(|_| Closed),
         }
     }
 }
@@ -216,15 +192,12 @@ impl Outbound {
 pub struct OutQueue {
     rx: mpsc::UnboundedReceiver<OutLine>,
     budget: Arc<Semaphore>,
-    drained: Arc<Notify>,
     peak: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Drop for OutQueue {
     fn drop(&mut self) {
         self.budget.close();
-        // A send waiting for this client to read gives up.
-        self.drained.notify_waiters();
         if self.peak.load(std::sync::atomic::Ordering::Relaxed) >= TRIM_AFTER {
             trim_soon();
         }

@@ -24,7 +24,8 @@ pub const READ_ONLY_LIMIT: usize = 64 * 1024;
 /// Serves one WebSocket until either side closes it.
 pub async fn serve(ws: WebSocket, ctx: Context, grant: Grant) {
     let (mut sink, mut stream) = ws.split();
-    let (out, mut queue) = Outbound::with_clients(ctx.limits.outbound_bytes, &ctx.clients_budget);
+    let (out, mut queue) =
+        Outbound::with_clients(ctx.limits.outbound_bytes, &ctx.clients_budget, matches!(grant, Grant::Owner));
     let writer = tokio::spawn(async move {
         while let Some(piece) = queue.recv().await {
             // A queued piece is one line or a run of them (a subscription's
